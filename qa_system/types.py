@@ -1,0 +1,126 @@
+"""Frozen dataclasses at every stage boundary: document -> chunk -> passage -> answer.
+
+Offsets are always character offsets into the *original document text* (``Document.text``),
+so ``document.text[x.start:x.end] == x.text`` holds for chunks, passages and answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping, Union
+
+MetadataValue = Union[str, int, float, bool]
+Metadata = Mapping[str, MetadataValue]
+
+_EMPTY: Metadata = MappingProxyType({})
+
+
+def document_id_for(source: str, text: str) -> str:
+    """Content-derived id: the same source with the same text always gets the same id."""
+    digest = hashlib.sha256()
+    digest.update(source.encode("utf-8"))
+    digest.update(b"\x00")
+    digest.update(text.encode("utf-8"))
+    return digest.hexdigest()[:32]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Document:
+    """A parsed input document, before or after storage.
+
+    ``source`` is the stable key of the document's origin (a file path, or ``path#record-id`` for
+    a record of a JSON lines/CSV file). Re-ingesting the same source with new text replaces the
+    old document.
+    """
+
+    source: str
+    text: str
+    title: str | None = None
+    metadata: Metadata = field(default=_EMPTY)
+
+    @property
+    def id(self) -> str:
+        return document_id_for(self.source, self.text)
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.text)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document; ``text == document.text[start:end]``."""
+
+    document_id: str
+    index: int
+    start: int
+    end: int
+    text: str
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its retrieval score and where it came from."""
+
+    chunk_id: int
+    document_id: str
+    source: str
+    title: str | None
+    text: str
+    start: int
+    end: int
+    score: float
+    metadata: Metadata = field(default=_EMPTY)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extracted answer span. ``start``/``end`` index the source document's text."""
+
+    text: str
+    score: float
+    document_id: str
+    source: str
+    title: str | None
+    start: int
+    end: int
+    context: str
+    chunk_id: int | None = None
+    passage_score: float | None = None
+
+
+@dataclass(frozen=True)
+class ReaderResult:
+    """The reader's output for one question: answers best first, and the no-answer score.
+
+    ``answers`` are ranked by ``score`` (start + end logits, comparable across passages).
+    ``no_answer_score`` is the model's score for "no answer"; the question counts as answerable
+    when ``answers[0].score - no_answer_score > no_answer_threshold``.
+    """
+
+    answers: tuple[Answer, ...]
+    no_answer_score: float
+    no_answer_threshold: float
+
+    @property
+    def has_answer(self) -> bool:
+        return bool(self.answers) and (
+            self.answers[0].score - self.no_answer_score > self.no_answer_threshold
+        )
+
+
+@dataclass(frozen=True)
+class AskResult:
+    question: str
+    answers: tuple[Answer, ...]
+    passages: tuple[Passage, ...]
+    no_answer_score: float
+    has_answer: bool
+    timings: Mapping[str, float] = field(default=_EMPTY)
