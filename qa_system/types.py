@@ -42,7 +42,7 @@ class Document:
     source: str
     text: str
     title: str | None = None
-    metadata: Metadata = field(default=_EMPTY)
+    metadata: Metadata = field(default_factory=lambda: _EMPTY)
 
     @property
     def id(self) -> str:
@@ -77,7 +77,7 @@ class Passage:
     start: int
     end: int
     score: float
-    metadata: Metadata = field(default=_EMPTY)
+    metadata: Metadata = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True)
@@ -123,4 +123,4 @@ class AskResult:
     passages: tuple[Passage, ...]
     no_answer_score: float
     has_answer: bool
-    timings: Mapping[str, float] = field(default=_EMPTY)
+    timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))

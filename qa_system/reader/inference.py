@@ -1,0 +1,118 @@
+"""The torch side of the reader: loading a Hugging Face QA model and running windows through it.
+
+torch and transformers are imported only inside these functions, so importing the reader
+package stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Sequence, cast
+
+import numpy as np
+
+from ..errors import ConfigError
+from .answers import WindowLogits
+from .windows import Window, pad_batch, plan_batches
+
+
+def _looks_like_path(name: str) -> bool:
+    return os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name
+
+
+def load_pretrained(name_or_path: str) -> tuple[Any, Any]:
+    """Load ``(tokenizer, model)`` from a local folder or a model hub name.
+
+    Raises ConfigError when the model cannot be loaded, is not a question-answering model with
+    trained weights (e.g. a bare encoder, whose QA head would be random), or has no fast
+    tokenizer (offsets are needed to map answers back to the text).
+    """
+    if _looks_like_path(name_or_path) and not Path(name_or_path).expanduser().is_dir():
+        raise ConfigError(f"reader model folder {name_or_path!r} does not exist")
+    path = str(Path(name_or_path).expanduser()) if _looks_like_path(name_or_path) else name_or_path
+    from safetensors import SafetensorError
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model, info = AutoModelForQuestionAnswering.from_pretrained(path, output_loading_info=True)
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+        raise ConfigError(f"cannot load reader model {name_or_path!r}: {e}") from e
+    missing = sorted(info.get("missing_keys", ()))
+    if missing:
+        raise ConfigError(
+            f"{name_or_path!r} is not a trained question-answering model: "
+            f"weights missing for {', '.join(missing)}"
+        )
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"{name_or_path!r} has no fast tokenizer (character offsets are needed)")
+    return tokenizer, model
+
+
+def prepare_model(model: Any, *, device: str, quantize: bool, torch_threads: int | None) -> Any:
+    """Eval mode on ``device``; optionally int8 dynamic quantisation of the Linear layers (CPU)."""
+    import torch
+
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
+    try:
+        model = model.to(torch.device(device))
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise ConfigError(f"cannot use device {device!r} for the reader: {e}") from e
+    model.eval()
+    if quantize:
+        if torch.device(device).type != "cpu":
+            raise ConfigError("quantize=True works on the CPU only")
+        ao_quantization = getattr(getattr(torch, "ao", None), "quantization", None)
+        if ao_quantization is None or not hasattr(ao_quantization, "quantize_dynamic"):
+            raise ConfigError("this torch build has no torch.ao.quantization.quantize_dynamic")
+        with warnings.catch_warnings():  # deprecated in favour of torchao, still shipped
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            model = ao_quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
+
+
+@contextlib.contextmanager
+def _precision(device: str, bf16: bool) -> Iterator[None]:
+    import torch
+
+    if not bf16:
+        yield
+        return
+    with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
+        yield
+
+
+def run_windows(
+    model: Any,
+    windows: Sequence[Window],
+    *,
+    batch_size: int,
+    pad_token_id: int,
+    device: str = "cpu",
+    bf16: bool = False,
+) -> list[WindowLogits]:
+    """Start/end logits (float32, unpadded) of every window, in the order of ``windows``.
+
+    Windows are batched by similar length; the model runs under ``torch.inference_mode()``,
+    reading its weights only, so several threads may call this with the same model.
+    """
+    import torch
+
+    results: list[WindowLogits | None] = [None] * len(windows)
+    target = torch.device(device)
+    with torch.inference_mode(), _precision(device, bf16):
+        for batch in plan_batches([w.length for w in windows], batch_size):
+            arrays = pad_batch([windows[i] for i in batch], pad_token_id)
+            inputs = {k: torch.from_numpy(v).to(target) for k, v in arrays.items()}
+            output = model(**inputs)
+            starts = output.start_logits.float().cpu().numpy()
+            ends = output.end_logits.float().cpu().numpy()
+            for row, i in enumerate(batch):
+                n = windows[i].length
+                results[i] = (np.array(starts[row, :n]), np.array(ends[row, :n]))
+    return cast("list[WindowLogits]", results)

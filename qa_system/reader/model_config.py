@@ -1,0 +1,179 @@
+"""The reader's companion file ``qa_system_reader.json``, kept in the model folder.
+
+Training writes it next to the weights; the reader reads it at ``load()``. It holds the
+no-answer threshold fitted on development data and, optionally, the window settings the model
+was trained with. Unknown keys are ignored so older readers can open newer files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..config import Settings
+from ..errors import ConfigError
+
+READER_CONFIG_FILENAME = "qa_system_reader.json"
+
+
+@dataclass(frozen=True)
+class ReaderModelConfig:
+    """Defaults fitted at training time; ``None`` means "use the reader's settings"."""
+
+    no_answer_threshold: float = 0.0
+    max_seq_length: int | None = None
+    doc_stride: int | None = None
+    max_answer_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.no_answer_threshold):
+            raise ConfigError(f"no_answer_threshold must be finite, got {self.no_answer_threshold}")
+        for name in ("max_seq_length", "doc_stride", "max_answer_tokens"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+
+
+def reader_config_path(model_dir: str | Path) -> Path:
+    return Path(model_dir) / READER_CONFIG_FILENAME
+
+
+def _from_mapping(raw: Mapping[str, Any], where: str) -> ReaderModelConfig:
+    def number(key: str) -> float:
+        value = raw.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: {key!r} must be a number, got {value!r}")
+        return float(value)
+
+    def optional_int(key: str) -> int | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: {key!r} must be an integer, got {value!r}")
+        return value
+
+    threshold = number("no_answer_threshold")
+    seq, stride, answer = (
+        optional_int(k) for k in ("max_seq_length", "doc_stride", "max_answer_tokens")
+    )
+    try:
+        return ReaderModelConfig(threshold, seq, stride, answer)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from e
+
+
+def load_reader_config(model_dir: str | Path) -> ReaderModelConfig:
+    """Read ``qa_system_reader.json`` from a model folder.
+
+    A missing file, or a model name that is not a local folder, gives the defaults
+    (threshold 0.0, no window overrides). A file that exists but is unreadable raises ConfigError.
+    """
+    path = reader_config_path(model_dir)
+    if not path.is_file():
+        return ReaderModelConfig()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot read reader config {path}: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    return _from_mapping(raw, str(path))
+
+
+def save_reader_config(model_dir: str | Path, config: ReaderModelConfig) -> Path:
+    """Write ``qa_system_reader.json`` into ``model_dir`` atomically; returns the file's path."""
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        raise ConfigError(f"cannot write reader config: {directory} is not a folder")
+    payload = {k: v for k, v in asdict(config).items() if v is not None}
+    path = reader_config_path(directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".qa_system_reader.", suffix=".json", dir=directory)
+    except OSError as e:
+        raise ConfigError(f"cannot write reader config {path}: {e}") from e
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write reader config {path}: {e}") from e
+    return path
+
+
+MIN_SEQ_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class ReaderParams:
+    """The reader's effective settings once its model folder has been read."""
+
+    max_seq_length: int
+    doc_stride: int
+    max_answer_tokens: int
+    top_n: int
+    batch_size: int
+    no_answer_threshold: float
+
+
+def resolve_params(
+    settings: Settings,
+    file_config: ReaderModelConfig,
+    *,
+    model_max_length: int | None = None,
+    max_seq_length: int | None = None,
+    doc_stride: int | None = None,
+    max_answer_tokens: int | None = None,
+    top_n: int | None = None,
+    batch_size: int | None = None,
+    no_answer_threshold: float | None = None,
+) -> ReaderParams:
+    """Resolve each window setting: an explicit argument, else a ``settings`` value the user
+    changed from its default, else the model folder's ``qa_system_reader.json``, else the
+    settings default. ``max_seq_length`` is capped at the tokenizer's ``model_max_length``.
+    """
+    defaults = Settings()
+
+    def pick(explicit: int | None, from_file: int | None, name: str) -> int:
+        configured = getattr(settings, name)
+        if explicit is not None:
+            return explicit
+        if configured != getattr(defaults, name) or from_file is None:
+            return int(configured)
+        return from_file
+
+    seq = pick(max_seq_length, file_config.max_seq_length, "reader_max_seq_length")
+    if model_max_length is not None and 0 < model_max_length < seq:
+        seq = model_max_length
+    stride = pick(doc_stride, file_config.doc_stride, "reader_doc_stride")
+    params = ReaderParams(
+        max_seq_length=seq,
+        doc_stride=stride,
+        max_answer_tokens=pick(
+            max_answer_tokens, file_config.max_answer_tokens, "max_answer_tokens"
+        ),
+        top_n=top_n if top_n is not None else settings.top_k_reader,
+        batch_size=batch_size if batch_size is not None else settings.reader_batch_size,
+        no_answer_threshold=(
+            no_answer_threshold
+            if no_answer_threshold is not None
+            else file_config.no_answer_threshold
+        ),
+    )
+    if params.max_seq_length < MIN_SEQ_LENGTH:
+        raise ConfigError(f"max_seq_length must be at least {MIN_SEQ_LENGTH}, got {seq}")
+    if not 0 < params.doc_stride < params.max_seq_length:
+        raise ConfigError(f"doc_stride must be in 1..{seq - 1}, got {stride}")
+    for name in ("max_answer_tokens", "top_n", "batch_size"):
+        if getattr(params, name) <= 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(params, name)}")
+    if not math.isfinite(params.no_answer_threshold):
+        raise ConfigError("no_answer_threshold must be finite")
+    return params

@@ -1,0 +1,155 @@
+"""Question + passage -> overlapping model windows, and windows -> padded batches.
+
+Pure given a tokenizer: the tokenizer is any Hugging Face *fast* tokenizer (or a fake with the
+same call signature) that supports ``return_overflowing_tokens`` and ``return_offsets_mapping``.
+Offsets in a window are character offsets into its passage's text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+MIN_CONTEXT_TOKENS = 8
+
+
+@dataclass(frozen=True, eq=False)
+class Window:
+    """One model input: a question with (part of) one passage.
+
+    ``offsets[t]`` is token ``t``'s character range in the passage text; only tokens where
+    ``context_mask`` is True belong to the passage. ``cls_index`` is where the no-answer score
+    is read.
+    """
+
+    question_index: int
+    passage_index: int
+    input_ids: IntArray
+    token_type_ids: IntArray | None
+    offsets: IntArray
+    context_mask: BoolArray
+    cls_index: int
+
+    @property
+    def length(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def question_first(tokenizer: Any) -> bool:
+    """Models padded on the right read "question, context"; the others "context, question"."""
+    return getattr(tokenizer, "padding_side", "right") == "right"
+
+
+def truncate_question(tokenizer: Any, question: str, max_tokens: int) -> str:
+    """Cut ``question`` after its first ``max_tokens`` tokens (at a token's end character)."""
+    encoded = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = encoded["offset_mapping"]
+    if len(offsets) <= max_tokens:
+        return question
+    return question[: offsets[max_tokens - 1][1]]
+
+
+def _cls_index(input_ids: Sequence[int], cls_token_id: int | None) -> int:
+    if cls_token_id is not None:
+        for i, token in enumerate(input_ids):
+            if token == cls_token_id:
+                return i
+    return 0
+
+
+def encode_windows(
+    tokenizer: Any,
+    question: str,
+    contexts: Sequence[str],
+    *,
+    question_index: int,
+    passage_indices: Sequence[int],
+    max_seq_length: int,
+    doc_stride: int,
+) -> list[Window]:
+    """Tokenise one question with each context into windows of at most ``max_seq_length``.
+
+    Contexts longer than a window are split into windows that overlap by ``doc_stride`` tokens.
+    The question keeps at most half the window; when a long question leaves less room, the
+    overlap shrinks to half of the context room so windows still advance.
+    """
+    if len(contexts) != len(passage_indices):
+        raise ValueError("contexts and passage_indices differ in length")
+    if not contexts:
+        return []
+    question = truncate_question(tokenizer, question, max_seq_length // 2)
+    question_tokens = len(tokenizer(question, add_special_tokens=False)["input_ids"])
+    room = max_seq_length - question_tokens - tokenizer.num_special_tokens_to_add(pair=True)
+    if room < MIN_CONTEXT_TOKENS:
+        raise ValueError(f"max_seq_length {max_seq_length} leaves {room} tokens for the passage")
+    stride = min(doc_stride, room // 2)
+
+    q_first = question_first(tokenizer)
+    questions = [question] * len(contexts)
+    encoded = tokenizer(
+        questions if q_first else list(contexts),
+        list(contexts) if q_first else questions,
+        truncation="only_second" if q_first else "only_first",
+        max_length=max_seq_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
+    )
+    context_sequence = 1 if q_first else 0
+    input_names = set(getattr(tokenizer, "model_input_names", ("input_ids", "token_type_ids")))
+    with_types = "token_type_ids" in encoded and "token_type_ids" in input_names
+    cls_token_id = getattr(tokenizer, "cls_token_id", None)
+
+    windows: list[Window] = []
+    for i, sample in enumerate(encoded["overflow_to_sample_mapping"]):
+        ids = encoded["input_ids"][i]
+        sequence_ids = encoded.sequence_ids(i)
+        windows.append(
+            Window(
+                question_index=question_index,
+                passage_index=passage_indices[sample],
+                input_ids=np.asarray(ids, dtype=np.int64),
+                token_type_ids=(
+                    np.asarray(encoded["token_type_ids"][i], dtype=np.int64) if with_types else None
+                ),
+                offsets=np.asarray(encoded["offset_mapping"][i], dtype=np.int64).reshape(-1, 2),
+                context_mask=np.array([s == context_sequence for s in sequence_ids], dtype=bool),
+                cls_index=_cls_index(ids, cls_token_id),
+            )
+        )
+    return windows
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Group window indices into batches of similar length (longest first) to limit padding."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(windows: Sequence[Window], pad_token_id: int) -> dict[str, IntArray]:
+    """Right-pad windows into model inputs: input_ids, attention_mask (and token_type_ids)."""
+    if not windows:
+        raise ValueError("cannot pad an empty batch")
+    width = max(w.length for w in windows)
+    input_ids = np.full((len(windows), width), pad_token_id, dtype=np.int64)
+    attention_mask = np.zeros((len(windows), width), dtype=np.int64)
+    with_types = all(w.token_type_ids is not None for w in windows)
+    token_type_ids = np.zeros((len(windows), width), dtype=np.int64)
+    for row, window in enumerate(windows):
+        input_ids[row, : window.length] = window.input_ids
+        attention_mask[row, : window.length] = 1
+        if with_types and window.token_type_ids is not None:
+            token_type_ids[row, : window.length] = window.token_type_ids
+    arrays = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if with_types:
+        arrays["token_type_ids"] = token_type_ids
+    return arrays

@@ -1,0 +1,103 @@
+"""SQLAlchemy models of the store. The schema itself comes from the Alembic migrations.
+
+These models must match ``migrations/versions``; ``tests/store_suite.py`` compares them with
+the migrated database, so a model change without a migration fails the tests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Chunk ids are the faiss vector ids (int64). On SQLite only ``INTEGER PRIMARY KEY`` is a rowid
+#: alias, and AUTOINCREMENT keeps ids of deleted chunks from ever being reused.
+ChunkId = BigInteger().with_variant(Integer(), "sqlite")
+
+SOURCE_LENGTH = 2048
+METADATA_KEY_LENGTH = 255
+#: Metadata values up to this length are looked up by value; longer ones by a digest (see codec).
+METADATA_LOOKUP_LENGTH = 80
+STATE_ROW_ID = 1
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(String(SOURCE_LENGTH), unique=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    n_chars: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DocumentMetadataRow(Base):
+    __tablename__ = "document_metadata"
+    __table_args__ = (Index(None, "key", "value_lookup"),)
+
+    document_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(METADATA_KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    value_type: Mapped[str] = mapped_column(String(8))
+    value_lookup: Mapped[str] = mapped_column(String(METADATA_LOOKUP_LENGTH))
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (
+        UniqueConstraint("document_id", "idx"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(ChunkId, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("documents.id", ondelete="CASCADE")
+    )
+    idx: Mapped[int] = mapped_column(Integer)
+    start_char: Mapped[int] = mapped_column(Integer)
+    end_char: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    n_tokens: Mapped[int] = mapped_column(Integer)
+
+
+class StoreStateRow(Base):
+    """The single row (id 1) describing the vector index that matches the SQL rows."""
+
+    __tablename__ = "store_state"
+    __table_args__ = (CheckConstraint(f"id = {STATE_ROW_ID}", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    embedding_model: Mapped[str | None] = mapped_column(String(512))
+    dimension: Mapped[int | None] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

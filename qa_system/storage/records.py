@@ -1,0 +1,116 @@
+"""Frozen dataclasses crossing the store's boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+import numpy as np
+
+from ..types import Chunk, Document, Metadata
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """One document to store, with its chunks and one vector per chunk (row i ↔ chunks[i])."""
+
+    document: Document
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray  # (len(chunks), dimension) float32, L2-normalised
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    added: int = 0  # documents whose source was new
+    updated: int = 0  # documents that replaced an older version of the same source
+    unchanged: int = 0  # upserts whose document id was already stored (no-ops)
+    deleted: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    generation: int = 0  # the store generation after the call
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted)
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: str
+    source: str
+    title: str | None
+    text: str
+    content_hash: str
+    metadata: Metadata
+    chunk_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DocumentSummary:
+    """A stored document without its text (for listings)."""
+
+    id: str
+    source: str
+    title: str | None
+    n_chars: int
+    chunk_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    documents: int
+    chunks: int
+    vectors: int
+    generation: int
+    embedding_model: str
+    dimension: int
+    db_url: str  # password redacted
+    directory: str
+    index_bytes: int
+
+
+@dataclass(frozen=True)
+class ConsistencyReport:
+    """How the SQL rows and the vector index file of the current generation compare."""
+
+    sql_chunks: int
+    index_vectors: int
+    missing_vectors: tuple[int, ...] = ()  # chunk ids in SQL without a vector
+    orphan_vectors: tuple[int, ...] = ()  # vector ids without a chunk row
+    manifest_problems: tuple[str, ...] = ()  # index file / manifest / state row problems
+    sql_generation: int = 0
+    index_generation: int | None = None  # from the manifest; None when unreadable
+
+    @property
+    def generation_mismatch(self) -> bool:
+        return self.index_generation is not None and self.index_generation != self.sql_generation
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.missing_vectors
+            or self.orphan_vectors
+            or self.manifest_problems
+            or self.generation_mismatch
+        )
+
+    def summary(self, *, max_ids: int = 10) -> str:
+        if self.ok:
+            return f"consistent: {self.sql_chunks} chunks, {self.index_vectors} vectors"
+        parts = [f"{self.sql_chunks} chunks in SQL, {self.index_vectors} vectors in the index"]
+        if self.missing_vectors:
+            parts.append(f"{len(self.missing_vectors)} chunks without a vector "
+                         f"(e.g. {list(self.missing_vectors[:max_ids])})")
+        if self.orphan_vectors:
+            parts.append(f"{len(self.orphan_vectors)} vectors without a chunk "
+                         f"(e.g. {list(self.orphan_vectors[:max_ids])})")
+        if self.generation_mismatch:
+            parts.append(f"index generation {self.index_generation} != SQL generation "
+                         f"{self.sql_generation}")
+        parts.extend(self.manifest_problems)
+        return "; ".join(parts)

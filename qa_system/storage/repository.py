@@ -1,0 +1,257 @@
+"""Queries and writes on one open session. Nothing here commits: the Store owns transactions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Iterable, Iterator, Mapping, Sequence, TypeVar, Union
+
+import numpy as np
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..errors import StoreError
+from ..types import Chunk, Document, Metadata, MetadataValue, Passage
+from .codec import check_key, decode_value, encode_value, filter_candidates, lookup_key
+from .models import STATE_ROW_ID, ChunkRow, DocumentMetadataRow, DocumentRow, StoreStateRow
+from .records import DocumentSummary, StoredDocument
+
+T = TypeVar("T")
+#: Bound parameters per IN (...) list; well under every database's limit.
+IN_BATCH = 500
+#: Filter keys that name document columns rather than metadata.
+COLUMN_FILTERS = ("document_id", "source")
+
+Filters = Mapping[str, Union[MetadataValue, Sequence[MetadataValue]]]
+
+
+def batched(items: Sequence[T], size: int = IN_BATCH) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; every datetime leaving the store is UTC-aware."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+# ------------------------------------------------------------------------------ state
+
+
+def state(session: Session, *, lock: bool = False) -> StoreStateRow:
+    """The single state row; ``lock`` takes a row lock on databases that have them."""
+    query = select(StoreStateRow).where(StoreStateRow.id == STATE_ROW_ID)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).one_or_none()
+    if row is None:
+        raise StoreError("the store_state row is missing; the database was not migrated by qa_system")
+    return row
+
+
+def current_generation(session: Session) -> int:
+    value = session.scalar(select(StoreStateRow.generation).where(StoreStateRow.id == STATE_ROW_ID))
+    if value is None:
+        raise StoreError("the store_state row is missing; the database was not migrated by qa_system")
+    return int(value)
+
+
+# -------------------------------------------------------------------------- documents
+
+
+def documents_by_id(session: Session, ids: Sequence[str]) -> dict[str, DocumentRow]:
+    found: dict[str, DocumentRow] = {}
+    for batch in batched(list(dict.fromkeys(ids))):
+        for row in session.scalars(select(DocumentRow).where(DocumentRow.id.in_(batch))):
+            found[row.id] = row
+    return found
+
+
+def documents_by_source(session: Session, sources: Sequence[str]) -> dict[str, DocumentRow]:
+    found: dict[str, DocumentRow] = {}
+    for batch in batched(list(dict.fromkeys(sources))):
+        for row in session.scalars(select(DocumentRow).where(DocumentRow.source.in_(batch))):
+            found[row.source] = row
+    return found
+
+
+def source_states(session: Session, sources: Sequence[str]) -> dict[str, tuple[str, str]]:
+    states: dict[str, tuple[str, str]] = {}
+    columns = (DocumentRow.source, DocumentRow.id, DocumentRow.content_hash)
+    for batch in batched(list(dict.fromkeys(sources))):
+        for source, doc_id, digest in session.execute(select(*columns).where(DocumentRow.source.in_(batch))):
+            states[source] = (doc_id, digest)
+    return states
+
+
+def insert_documents(session: Session, documents: Sequence[tuple[Document, datetime]], *,
+                     now: datetime) -> None:
+    """Insert ``(document, created_at)`` rows, then their metadata rows (parents flushed first)."""
+    session.add_all([
+        DocumentRow(id=doc.id, source=doc.source, title=doc.title, content_hash=doc.content_hash,
+                    text=doc.text, n_chars=len(doc.text), created_at=created_at, updated_at=now)
+        for doc, created_at in documents
+    ])
+    session.flush()
+    rows = []
+    for doc, _ in documents:
+        for key, value in doc.metadata.items():
+            value_type, encoded = encode_value(value)
+            rows.append(DocumentMetadataRow(document_id=doc.id, key=check_key(key), value=encoded,
+                                            value_type=value_type, value_lookup=lookup_key(encoded)))
+    session.add_all(rows)
+    session.flush()
+
+
+def delete_documents(session: Session, document_ids: Sequence[str]) -> list[int]:
+    """Delete documents with their chunks and metadata; returns the removed chunk ids."""
+    removed: list[int] = []
+    for batch in batched(list(dict.fromkeys(document_ids))):
+        removed.extend(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(batch))))
+        # Explicit deletes (not only ON DELETE CASCADE), so no database setting can leave orphans.
+        session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(batch)))
+        session.execute(delete(DocumentMetadataRow).where(DocumentMetadataRow.document_id.in_(batch)))
+        session.execute(delete(DocumentRow).where(DocumentRow.id.in_(batch)))
+    return removed
+
+
+def insert_chunks(session: Session, chunks: Sequence[Chunk]) -> list[int]:
+    """Insert chunk rows and return their new ids (the vector ids), in the given order."""
+    rows = [
+        ChunkRow(document_id=c.document_id, idx=c.index, start_char=c.start, end_char=c.end,
+                 text=c.text, n_tokens=c.n_tokens)
+        for c in chunks
+    ]
+    session.add_all(rows)
+    session.flush()
+    return [int(row.id) for row in rows]
+
+
+def _metadata(session: Session, document_ids: Sequence[str]) -> dict[str, Metadata]:
+    found: dict[str, dict[str, MetadataValue]] = {}
+    for batch in batched(list(dict.fromkeys(document_ids))):
+        query = select(DocumentMetadataRow).where(DocumentMetadataRow.document_id.in_(batch))
+        for row in session.scalars(query):
+            found.setdefault(row.document_id, {})[row.key] = decode_value(row.value_type, row.value)
+    return {doc_id: MappingProxyType(values) for doc_id, values in found.items()}
+
+
+def _chunk_counts(session: Session, document_ids: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for batch in batched(list(dict.fromkeys(document_ids))):
+        query = (select(ChunkRow.document_id, func.count(ChunkRow.id))
+                 .where(ChunkRow.document_id.in_(batch)).group_by(ChunkRow.document_id))
+        counts.update({doc_id: int(n) for doc_id, n in session.execute(query)})
+    return counts
+
+
+def stored_documents(session: Session, ids: Sequence[str]) -> dict[str, StoredDocument]:
+    rows = documents_by_id(session, ids)
+    metadata = _metadata(session, list(rows))
+    counts = _chunk_counts(session, list(rows))
+    return {
+        doc_id: StoredDocument(
+            id=row.id, source=row.source, title=row.title, text=row.text,
+            content_hash=row.content_hash, metadata=metadata.get(doc_id, MappingProxyType({})),
+            chunk_count=counts.get(doc_id, 0), created_at=utc(row.created_at),
+            updated_at=utc(row.updated_at),
+        )
+        for doc_id, row in rows.items()
+    }
+
+
+def document_summaries(session: Session, *, limit: int, offset: int) -> list[DocumentSummary]:
+    counts = (select(ChunkRow.document_id, func.count(ChunkRow.id).label("n"))
+              .group_by(ChunkRow.document_id).subquery())
+    query = (
+        select(DocumentRow.id, DocumentRow.source, DocumentRow.title, DocumentRow.n_chars,
+               func.coalesce(counts.c.n, 0), DocumentRow.created_at, DocumentRow.updated_at)
+        .outerjoin(counts, counts.c.document_id == DocumentRow.id)
+        .order_by(DocumentRow.source).limit(limit).offset(offset)
+    )
+    return [
+        DocumentSummary(id=i, source=s, title=t, n_chars=n, chunk_count=int(c),
+                        created_at=utc(ca), updated_at=utc(ua))
+        for i, s, t, n, c, ca, ua in session.execute(query)
+    ]
+
+
+def count_documents(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(DocumentRow)) or 0)
+
+
+# ----------------------------------------------------------------------------- chunks
+
+
+def count_chunks(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(ChunkRow)) or 0)
+
+
+def all_chunk_ids(session: Session) -> np.ndarray:
+    ids = session.scalars(select(ChunkRow.id).order_by(ChunkRow.id)).all()
+    return np.asarray(ids, dtype=np.int64)
+
+
+def chunk_texts(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    texts: dict[int, str] = {}
+    for batch in batched([int(i) for i in ids]):
+        texts.update({int(i): t for i, t in session.execute(
+            select(ChunkRow.id, ChunkRow.text).where(ChunkRow.id.in_(batch)))})
+    return texts
+
+
+PassageRow = tuple[ChunkRow, str, Union[str, None], Metadata]
+
+
+def passage_rows(session: Session, chunk_ids: Iterable[int]) -> dict[int, PassageRow]:
+    """Chunk rows with their document's source, title and metadata, by chunk id."""
+    found: dict[int, tuple[ChunkRow, str, str | None]] = {}
+    for batch in batched(sorted({int(i) for i in chunk_ids})):
+        query = (select(ChunkRow, DocumentRow.source, DocumentRow.title)
+                 .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+                 .where(ChunkRow.id.in_(batch)))
+        for chunk, source, title in session.execute(query):
+            found[int(chunk.id)] = (chunk, source, title)
+    metadata = _metadata(session, [chunk.document_id for chunk, _, _ in found.values()])
+    empty: Metadata = MappingProxyType({})
+    return {cid: (c, s, t, metadata.get(c.document_id, empty)) for cid, (c, s, t) in found.items()}
+
+
+def allowed_chunk_ids(session: Session, filters: Filters) -> np.ndarray:
+    """Ids of the chunks whose document matches every filter (a list value means any of)."""
+    conditions: list[ColumnElement[bool]] = []
+    for key, wanted in filters.items():
+        values: list[MetadataValue] = (
+            [wanted] if isinstance(wanted, (str, int, float, bool)) else list(wanted))
+        if not values:
+            return np.zeros(0, dtype=np.int64)
+        if key in COLUMN_FILTERS:
+            column = DocumentRow.id if key == "document_id" else DocumentRow.source
+            conditions.append(column.in_([str(v) for v in values]))
+            continue
+        pairs = [pair for value in values for pair in filter_candidates(value)]
+        matches = or_(*(and_(DocumentMetadataRow.value_type == t, DocumentMetadataRow.value_lookup == v)
+                        for t, v in pairs))
+        documents = select(DocumentMetadataRow.document_id).where(
+            DocumentMetadataRow.key == check_key(key), matches)
+        conditions.append(DocumentRow.id.in_(documents))
+    query = (select(ChunkRow.id).join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+             .where(*conditions))
+    return np.asarray(session.scalars(query).all(), dtype=np.int64)
+
+
+def to_passages(scores: np.ndarray, ids: np.ndarray, rows: Mapping[int, PassageRow]) -> list[Passage]:
+    """Passages for one query's hits, best first; ids without a row (or -1) are skipped."""
+    passages: list[Passage] = []
+    for score, chunk_id in zip(scores.tolist(), ids.tolist(), strict=True):
+        row = rows.get(int(chunk_id)) if chunk_id >= 0 else None
+        if row is None:
+            continue
+        chunk, source, title, metadata = row
+        passages.append(Passage(
+            chunk_id=int(chunk.id), document_id=chunk.document_id, source=source, title=title,
+            text=chunk.text, start=chunk.start_char, end=chunk.end_char, score=float(score),
+            metadata=metadata,
+        ))
+    return passages

@@ -1,0 +1,137 @@
+"""What one `Store.apply` does inside its transaction: validate, then change rows and vectors.
+
+The steps run in one open SQL transaction. Chunk ids are allocated by inserting and flushing the
+chunk rows, and only then are the vectors added -- under those ids -- to a *copy* of the current
+index, so the index file the Store writes next carries exactly the ids the transaction commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Sequence, TypeVar
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from ..errors import DocumentNotFoundError, InputError
+from ..types import Document
+from ..vector_index import VectorIndex
+from . import repository as repo
+from .records import ApplyResult, DocumentWrite
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Change(Generic[R]):
+    """The outcome of a write step: the new index (None: nothing changed) and the result."""
+
+    index: VectorIndex | None
+    chunk_count: int
+    result: R
+
+
+def validate_write(write: DocumentWrite, dimension: int) -> None:
+    document = write.document
+    if not isinstance(document, Document):
+        raise InputError(f"DocumentWrite.document must be a Document, got {type(document).__name__}")
+    vectors = np.asarray(write.vectors)
+    if vectors.ndim != 2 or vectors.shape != (len(write.chunks), dimension):
+        raise InputError(f"{document.source}: expected vectors of shape "
+                         f"({len(write.chunks)}, {dimension}), got {vectors.shape}")
+    if not np.isfinite(vectors).all():
+        raise InputError(f"{document.source}: vectors contain NaN or infinite values")
+    seen: set[int] = set()
+    for chunk in write.chunks:
+        if chunk.document_id != document.id:
+            raise InputError(f"{document.source}: chunk {chunk.index} belongs to document "
+                             f"{chunk.document_id}, not {document.id}")
+        if chunk.index in seen:
+            raise InputError(f"{document.source}: two chunks have index {chunk.index}")
+        seen.add(chunk.index)
+        if not (0 <= chunk.start <= chunk.end <= len(document.text)) or (
+            document.text[chunk.start:chunk.end] != chunk.text
+        ):
+            raise InputError(f"{document.source}: chunk {chunk.index} text does not match "
+                             f"document.text[{chunk.start}:{chunk.end}]")
+
+
+def _unique_writes(upserts: Sequence[DocumentWrite]) -> tuple[list[DocumentWrite], int]:
+    """Drop repeated document ids; two different ids for one source is an error."""
+    by_source: dict[str, str] = {}
+    unique: list[DocumentWrite] = []
+    repeats = 0
+    for write in upserts:
+        doc = write.document
+        known = by_source.get(doc.source)
+        if known is None:
+            by_source[doc.source] = doc.id
+            unique.append(write)
+        elif known == doc.id:
+            repeats += 1
+        else:
+            raise InputError(f"two different versions of {doc.source!r} in one apply")
+    return unique, repeats
+
+
+def apply_change(
+    session: Session,
+    base: VectorIndex,
+    *,
+    upserts: Sequence[DocumentWrite],
+    delete_ids: Sequence[str],
+    delete_sources: Sequence[str],
+    now: datetime,
+) -> Change[ApplyResult]:
+    for write in upserts:
+        validate_write(write, base.dimension)
+    writes, unchanged = _unique_writes(upserts)
+
+    doomed = _resolve_deletions(session, delete_ids, delete_sources)
+    existing = repo.documents_by_id(session, [w.document.id for w in writes])
+    by_source = repo.documents_by_source(session, [w.document.source for w in writes])
+    removed = set(doomed)
+    pending: list[tuple[DocumentWrite, datetime]] = []
+    added = updated = 0
+    for write in writes:
+        doc = write.document
+        if doc.id in existing and doc.id not in removed:
+            unchanged += 1
+            continue
+        old = by_source.get(doc.source)
+        if old is not None and old.id not in removed:
+            removed.add(old.id)
+            updated += 1
+            pending.append((write, repo.utc(old.created_at)))
+        else:
+            added += 1
+            pending.append((write, now))
+    if not pending and not removed:
+        return Change(None, 0, ApplyResult(unchanged=unchanged))
+
+    removed_chunk_ids = repo.delete_documents(session, sorted(removed))
+    session.flush()
+    repo.insert_documents(session, [(w.document, created_at) for w, created_at in pending], now=now)
+    new_ids = repo.insert_chunks(session, [c for write, _ in pending for c in write.chunks])
+
+    index = base.copy()
+    index.remove(removed_chunk_ids)
+    if new_ids:
+        index.add(np.concatenate([np.asarray(w.vectors, dtype=np.float32) for w, _ in pending]), new_ids)
+    result = ApplyResult(
+        added=added, updated=updated, unchanged=unchanged, deleted=len(doomed),
+        chunks_added=len(new_ids), chunks_removed=len(removed_chunk_ids),
+    )
+    return Change(index, repo.count_chunks(session), result)
+
+
+def _resolve_deletions(session: Session, ids: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """Document ids to delete; raises DocumentNotFoundError naming every one that is missing."""
+    found_ids = repo.documents_by_id(session, list(ids))
+    found_sources = repo.documents_by_source(session, list(sources))
+    missing = [f"id {i}" for i in dict.fromkeys(ids) if i not in found_ids]
+    missing += [f"source {s}" for s in dict.fromkeys(sources) if s not in found_sources]
+    if missing:
+        raise DocumentNotFoundError("no such document: " + ", ".join(missing))
+    return list(dict.fromkeys([*found_ids, *(row.id for row in found_sources.values())]))

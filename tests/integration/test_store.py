@@ -1,0 +1,60 @@
+"""The store contract on SQLite, and on PostgreSQL when QA_SYSTEM_TEST_POSTGRES_URL is set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from qa_system.storage import migrate
+from qa_system.storage.engine import create_store_engine, redact_url
+from tests.store_suite import StoreContract, StoreEnv  # needs the repository root on sys.path
+
+POSTGRES_URL_VARIABLE = "QA_SYSTEM_TEST_POSTGRES_URL"
+
+
+class TestSQLiteStore(StoreContract):
+    @pytest.fixture
+    def store_env(self, tmp_path: Path) -> StoreEnv:
+        return StoreEnv(directory=tmp_path / "store", db_url=None)
+
+    def test_sqlite_uses_wal_and_foreign_keys(self, store_env: StoreEnv) -> None:
+        store_env.open().close()
+        engine = store_env.engine()
+        try:
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.skipif(not os.environ.get(POSTGRES_URL_VARIABLE),
+                    reason=f"set {POSTGRES_URL_VARIABLE} to run the store suite on PostgreSQL")
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    def store_env(self, tmp_path: Path) -> Iterator[StoreEnv]:
+        url = os.environ[POSTGRES_URL_VARIABLE]
+        self._reset(url)
+        yield StoreEnv(directory=tmp_path / "store", db_url=url)
+        self._reset(url)
+
+    @staticmethod
+    def _reset(url: str) -> None:
+        """Each test starts on an empty database: migrate down to nothing."""
+        engine = create_store_engine(url)
+        try:
+            migrate.downgrade(engine, "base")
+        finally:
+            engine.dispose()
+
+    def test_stats_redact_the_password(self, store_env: StoreEnv) -> None:
+        with store_env.open() as store:
+            assert "***" in store.stats().db_url or "@" not in store.stats().db_url
+
+
+def test_redact_url_hides_passwords() -> None:
+    assert redact_url("postgresql+psycopg://qa:s3cret@db:5432/qa") == "postgresql+psycopg://qa:***@db:5432/qa"
+    assert redact_url("sqlite:////tmp/x.sqlite3") == "sqlite:////tmp/x.sqlite3"

@@ -1,0 +1,489 @@
+"""The Store contract, as a reusable test suite.
+
+Every database the store supports runs the same tests: subclass :class:`StoreContract` and
+provide a ``store_env`` fixture returning a :class:`StoreEnv` on an empty database and an empty
+directory (see ``tests/integration/test_store.py``: SQLite always, PostgreSQL when
+``QA_SYSTEM_TEST_POSTGRES_URL`` is set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from qa_system.errors import (
+    DocumentNotFoundError,
+    IndexMismatchError,
+    InputError,
+    StoreError,
+    StoreInconsistentError,
+)
+from qa_system.storage import DocumentWrite, Store, index_files, migrate
+from qa_system.storage.engine import create_store_engine
+from qa_system.types import Chunk, Document, MetadataValue
+from qa_system.vector_index import VectorIndex
+
+MODEL = "fake-hash-embedder"
+DIM = 16
+TABLES = {"documents", "document_metadata", "chunks", "store_state"}
+
+
+class FakeEmbedder:
+    """Deterministic: each text maps to a random unit vector seeded by its SHA-256."""
+
+    def __init__(self, model_name: str = MODEL, dimension: int = DIM) -> None:
+        self._name, self._dimension = model_name, dimension
+        self.encoded = 0
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return 510
+
+    @property
+    def tokenizer(self) -> Any:
+        return None
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        self.encoded += len(texts)
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+            vector = np.random.default_rng(seed).standard_normal(self._dimension)
+            rows.append(vector / np.linalg.norm(vector))
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), self._dimension)
+
+
+EMBEDDER = FakeEmbedder()
+
+
+def write_for(source: str, text: str, metadata: Mapping[str, MetadataValue] | None = None, *,
+              size: int = 24) -> DocumentWrite:
+    """A document cut into ``size``-character chunks, embedded with the fake embedder."""
+    document = Document(source=source, text=text, title=source.upper(), metadata=dict(metadata or {}))
+    chunks = [Chunk(document.id, i, start, min(start + size, len(text)), text[start:start + size], 5)
+              for i, start in enumerate(range(0, len(text), size))]
+    return DocumentWrite(document, chunks, EMBEDDER.encode([c.text for c in chunks]))
+
+
+def corpus(n: int, prefix: str = "doc", **metadata: MetadataValue) -> list[DocumentWrite]:
+    return [write_for(f"{prefix}-{i}", f"{prefix} number {i} says {i * 7919 % 1000} things about "
+                      f"topic {i % 5} and more.", metadata) for i in range(n)]
+
+
+def vector(text: str) -> np.ndarray:
+    return EMBEDDER.encode([text])
+
+
+def result_ids(results: list[list[Any]]) -> list[list[int]]:
+    return [[p.chunk_id for p in row] for row in results]
+
+
+@dataclass(frozen=True)
+class StoreEnv:
+    directory: Path
+    db_url: str | None
+
+    def open(self, **kwargs: Any) -> Store:
+        options = {"embedding_model": MODEL, "dimension": DIM, "db_url": self.db_url, **kwargs}
+        return Store.open(self.directory, **options)
+
+    def engine(self) -> Engine:
+        url = self.db_url or f"sqlite:///{self.directory / 'qa.sqlite3'}"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return create_store_engine(url)
+
+    def index_file(self, generation: int) -> Path:
+        return index_files.generation_path(self.directory, generation)
+
+
+class StoreContract:
+    """Subclasses provide a ``store_env`` fixture (an empty database and directory)."""
+
+    @pytest.fixture
+    def store(self, store_env: StoreEnv) -> Any:
+        store = store_env.open()
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def filled(self, store: Store) -> Store:
+        store.apply(corpus(6))
+        return store
+
+    # -------------------------------------------------------------------- migrations
+
+    def test_migrations_upgrade_downgrade_and_match_the_models(self, store_env: StoreEnv) -> None:
+        from alembic.autogenerate import compare_metadata
+        from alembic.runtime.migration import MigrationContext
+
+        from qa_system.storage.models import Base
+
+        engine = store_env.engine()
+        try:
+            migrate.upgrade(engine)
+            assert TABLES <= set(inspect(engine).get_table_names())
+            assert migrate.current_revision(engine) == migrate.head_revision()
+            with engine.connect() as connection:
+                context = MigrationContext.configure(connection, opts={"compare_type": True})
+                assert compare_metadata(context, Base.metadata) == []
+            migrate.downgrade(engine, "base")
+            assert not TABLES & set(inspect(engine).get_table_names())
+            assert migrate.current_revision(engine) is None
+            migrate.upgrade(engine)
+            assert TABLES <= set(inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+
+    def test_model_or_dimension_mismatch_raises(self, store_env: StoreEnv) -> None:
+        store_env.open().close()
+        with pytest.raises(IndexMismatchError, match=MODEL):
+            store_env.open(embedding_model="another-model")
+        with pytest.raises(IndexMismatchError, match="dimension"):
+            store_env.open(dimension=DIM * 2)
+        store_env.open().close()
+
+    # ------------------------------------------------------------------------ writes
+
+    def test_apply_adds_then_no_op_then_replaces(self, store: Store) -> None:
+        first = store.apply(corpus(3))
+        assert (first.added, first.updated, first.unchanged, first.generation) == (3, 0, 0, 1)
+        assert first.chunks_added == store.stats().chunks == store.stats().vectors > 3
+        again = store.apply(corpus(3))
+        assert (again.added, again.unchanged, again.generation) == (0, 3, 1)
+
+        old = store.get_document(corpus(3)[1].document.id)
+        new_write = write_for("doc-1", "a completely new text for document one", {"colour": "blue"})
+        replaced = store.apply([new_write])
+        assert (replaced.updated, replaced.added, replaced.chunks_removed) == (1, 0, old.chunk_count)
+        assert replaced.chunks_added == len(new_write.chunks) and replaced.generation == 2
+        with pytest.raises(DocumentNotFoundError):
+            store.get_document(old.id)
+        new = store.get_document(new_write.document.id)
+        assert new.created_at == old.created_at and new.updated_at >= old.updated_at
+        assert dict(new.metadata) == {"colour": "blue"} and new.chunk_count == len(new_write.chunks)
+        assert store.source_states(["doc-1", "nope"]) == {
+            "doc-1": (new.id, new_write.document.content_hash)}
+        stats = store.stats()
+        assert stats.chunks == stats.vectors and store.check().ok
+
+    def test_search_returns_passages_that_point_into_the_document(self, filled: Store) -> None:
+        target = corpus(6)[4]
+        results = filled.search(np.vstack([target.vectors[1], target.vectors[0]]), 3)
+        best = results[0][0]
+        assert (best.document_id, best.source, best.title) == (target.document.id, "doc-4", "DOC-4")
+        assert best.score == pytest.approx(1.0, abs=1e-5)
+        assert target.document.text[best.start:best.end] == best.text == target.chunks[1].text
+        assert results[1][0].text == target.chunks[0].text
+        assert all(len(row) == 3 for row in results)
+        assert all(row[i].score >= row[i + 1].score for row in results for i in range(2))
+        with pytest.raises(InputError):
+            filled.search(np.zeros((1, DIM + 1), dtype=np.float32), 3)
+        with pytest.raises(InputError):
+            filled.search(vector("x"), 0)
+
+    def test_invalid_writes_change_nothing(self, filled: Store) -> None:
+        before = filled.stats()
+        good = write_for("new", "some new text")
+        bad_vectors = DocumentWrite(good.document, good.chunks, good.vectors[:, :3])
+        wrong_text = DocumentWrite(good.document, [Chunk(good.document.id, 0, 0, 4, "xxxx", 1)],
+                                   good.vectors[:1])
+        for upserts, deletes in [
+            ([good, bad_vectors], []),
+            ([good, wrong_text], []),
+            ([good, write_for("new", "another version of new")], []),
+            ([good], ["0" * 32]),
+        ]:
+            with pytest.raises((InputError, DocumentNotFoundError)):
+                filled.apply(upserts, deletes)
+        after = filled.stats()
+        assert (after.documents, after.chunks, after.generation) == (
+            before.documents, before.chunks, before.generation)
+
+    def test_delete_by_id_and_by_source_removes_rows_and_vectors(self, filled: Store) -> None:
+        writes = corpus(6)
+        gone = [writes[0].document.id, writes[1].document.id]
+        vectors_before = filled.stats().vectors
+        assert filled.delete(document_ids=[gone[0]], sources=["doc-1"]) == 2
+        assert filled.get_documents(gone) == {}
+        stats = filled.stats()
+        removed = len(writes[0].chunks) + len(writes[1].chunks)
+        assert stats.vectors == stats.chunks == vectors_before - removed
+        hits = filled.search(np.vstack([writes[0].vectors, writes[1].vectors]), 50)
+        assert not {p.document_id for row in hits for p in row} & set(gone)
+        assert filled.check().ok
+
+        with pytest.raises(DocumentNotFoundError, match="doc-404") as error:
+            filled.delete(document_ids=[writes[2].document.id], sources=["doc-404"])
+        assert writes[2].document.id not in str(error.value)
+        assert filled.get_document(writes[2].document.id).source == "doc-2"  # nothing deleted
+        assert filled.delete() == 0
+
+    def test_chunk_ids_are_never_reused(self, store: Store) -> None:
+        store.apply(corpus(2))
+        high = max(p.chunk_id for p in store.search(vector("doc"), 50)[0])
+        store.delete(sources=["doc-0", "doc-1"])
+        store.apply([write_for("other", "fresh text")])
+        assert min(p.chunk_id for p in store.search(vector("doc"), 50)[0]) > high
+
+    def test_documents_listing_and_lookup(self, filled: Store) -> None:
+        writes = corpus(6)
+        page = filled.list_documents(limit=4)
+        assert [d.source for d in page] == [f"doc-{i}" for i in range(4)]
+        assert [d.source for d in filled.list_documents(limit=4, offset=4)] == ["doc-4", "doc-5"]
+        assert page[0].chunk_count == len(writes[0].chunks)
+        assert page[0].n_chars == len(writes[0].document.text)
+        found = filled.get_documents([writes[2].document.id, "missing"])
+        assert list(found) == [writes[2].document.id]
+        assert found[writes[2].document.id].text == writes[2].document.text
+        with pytest.raises(DocumentNotFoundError):
+            filled.get_document("missing")
+
+    # ----------------------------------------------------------------------- filters
+
+    def test_filters_return_full_k_among_many_non_matching(self, store: Store) -> None:
+        red = corpus(4, prefix="red", colour="red", year=2020, draft=False)
+        store.apply(corpus(120, colour="blue", year=2021, draft=True) + red)
+        red_chunks = {c.text for w in red for c in w.chunks}
+        assert len(red_chunks) >= 8
+        query = corpus(120)[7].vectors[:1]  # its nearest neighbours are all blue
+        hits = store.search(query, 8, filters={"colour": "red"})[0]
+        assert len(hits) == 8 and all(p.metadata["colour"] == "red" for p in hits)
+        everything = np.vstack([w.vectors for w in red])
+        texts = [c.text for w in red for c in w.chunks]
+        expected = [texts[i] for i in np.argsort(-(everything @ query[0]), kind="stable")[:8]]
+        assert [p.text for p in hits] == expected
+
+        matching: list[dict[str, Any]] = [
+            {"year": 2020}, {"year": 2020.0}, {"draft": False}, {"colour": ["green", "red"]},
+            {"source": [w.document.source for w in red]}, {"colour": "red", "year": [2020, 1999]},
+        ]
+        for filters in matching:
+            found = store.search(query, 8, filters=filters)[0]
+            assert {p.source for p in found} <= {w.document.source for w in red} and len(found) == 8
+        one = store.search(query, 3, filters={"document_id": red[2].document.id})[0]
+        assert {p.document_id for p in one} == {red[2].document.id}
+        nothing_matching: list[dict[str, Any]] = [
+            {"colour": "purple"}, {"colour": []}, {"unknown": 1}, {"year": "2020"},
+            {"colour": "red", "year": 2021},
+        ]
+        for nothing in nothing_matching:
+            assert store.search(query, 5, filters=nothing) == [[]]
+
+    def test_metadata_values_round_trip_and_long_values_filter(self, store: Store) -> None:
+        long_value = "x" * 5000
+        metadata: dict[str, MetadataValue] = {
+            "n": 3, "f": 0.5, "flag": True, "s": "str", "long": long_value}
+        write = write_for("meta", "metadata text", metadata)
+        store.apply([write])
+        assert dict(store.get_document(write.document.id).metadata) == metadata
+        assert len(store.search(vector("q"), 2, filters={"long": long_value})[0]) == 1
+        assert store.search(vector("q"), 2, filters={"long": long_value[:-1]}) == [[]]
+
+    # ---------------------------------------------------------------------- failures
+
+    def _assert_unchanged(self, store: Store, store_env: StoreEnv, before: Any, queries: np.ndarray,
+                          results: list[list[Any]]) -> None:
+        after = store.stats()
+        assert (after.documents, after.chunks, after.vectors, after.generation) == (
+            before.documents, before.chunks, before.vectors, before.generation)
+        assert store.check().ok
+        assert result_ids(store.search(queries, 5)) == result_ids(results)
+        assert index_files.generations_on_disk(store_env.directory) == {before.generation}
+        reopened = store_env.open()
+        assert reopened.check().ok and reopened.stats().chunks == before.chunks
+        reopened.close()
+
+    def test_failed_index_write_leaves_the_previous_generation(
+        self, filled: Store, store_env: StoreEnv, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        before, queries = filled.stats(), np.vstack([w.vectors[0] for w in corpus(6)])
+        results = filled.search(queries, 5)
+
+        def broken(path: Path, data: Any) -> None:
+            Path(path).write_bytes(b"half a file")  # a partial write, then the failure
+            raise OSError("no space left on device")
+
+        monkeypatch.setattr("qa_system.vector_index.atomic_write_bytes", broken)
+        with pytest.raises(StoreError, match="no space left"):
+            filled.apply([write_for("new", "new document text")], [corpus(6)[0].document.id])
+        monkeypatch.undo()
+        self._assert_unchanged(filled, store_env, before, queries, results)
+
+    def test_failed_commit_leaves_the_previous_generation(
+        self, filled: Store, store_env: StoreEnv, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        before, queries = filled.stats(), np.vstack([w.vectors[0] for w in corpus(6)])
+        results = filled.search(queries, 5)
+
+        def broken_commit(self: Session) -> None:
+            raise OperationalError("COMMIT", {}, Exception("connection lost"))
+
+        monkeypatch.setattr(Session, "commit", broken_commit)
+        with pytest.raises(StoreError, match="connection lost"):
+            filled.apply([write_for("new", "new document text")], [corpus(6)[0].document.id])
+        monkeypatch.undo()
+        self._assert_unchanged(filled, store_env, before, queries, results)
+        assert filled.apply([write_for("new", "new document text")]).added == 1
+
+    def test_reopen_after_a_crash_removes_stray_generations(self, filled: Store, store_env: StoreEnv) -> None:
+        queries = np.vstack([w.vectors[0] for w in corpus(6)])
+        results = filled.search(queries, 5)
+        generation = filled.stats().generation
+        current = store_env.index_file(generation)
+        # A crash after writing the next generation's file but before the commit ...
+        orphaned, _ = VectorIndex.load(current)
+        orphaned.add(vector("orphan"), [10**9])
+        orphaned.save(store_env.index_file(generation + 1), embedding_model=MODEL, generation=generation + 1)
+        # ... and one right after an earlier commit, before the old file was removed.
+        shutil.copy(current, store_env.index_file(generation - 1))
+        (current.parent / ".vectors-00000099.faiss.abc.tmp").write_bytes(b"partial")
+        filled.close()
+
+        reopened = store_env.open()
+        assert reopened.stats().generation == generation and reopened.check().ok
+        assert result_ids(reopened.search(queries, 5)) == result_ids(results)
+        left = sorted(p.name for p in current.parent.iterdir())
+        assert left == [current.name, current.with_suffix(".json").name]
+        reopened.close()
+
+    # -------------------------------------------------------------- corruption/repair
+
+    def _corrupt_and_repair(self, store: Store, store_env: StoreEnv, corrupt: Any,
+                            expect: str) -> None:
+        queries = np.vstack([w.vectors[1] for w in corpus(6)])
+        results = store.search(queries, 5)
+        corrupt(store_env.index_file(store.stats().generation))
+        report = store.check()
+        assert not report.ok and expect in repr(report)
+        store.close()
+        with pytest.raises(StoreInconsistentError, match="check --repair"):
+            store_env.open()
+        damaged = store_env.open(verify=False)
+        embedder = FakeEmbedder()
+        repaired = damaged.repair(embedder)
+        assert repaired.ok, repaired.summary()
+        assert embedder.encoded <= damaged.stats().chunks
+        assert result_ids(damaged.search(queries, 5)) == result_ids(results)
+        damaged.close()
+        reopened = store_env.open()
+        assert reopened.check().ok and result_ids(reopened.search(queries, 5)) == result_ids(results)
+        reopened.close()
+
+    def test_missing_vectors_are_detected_and_repaired(self, filled: Store, store_env: StoreEnv) -> None:
+        def drop_vectors(path: Path) -> None:
+            index, manifest = VectorIndex.load(path)
+            index.remove(index.ids()[:3])
+            index.save(path, embedding_model=MODEL, generation=manifest.generation)
+
+        self._corrupt_and_repair(filled, store_env, drop_vectors, "missing_vectors=(")
+
+    def test_orphan_vectors_are_detected_and_repaired(self, filled: Store, store_env: StoreEnv) -> None:
+        def add_orphans(path: Path) -> None:
+            index, manifest = VectorIndex.load(path)
+            index.add(EMBEDDER.encode(["o1", "o2"]), [10**9, 10**9 + 1])
+            index.save(path, embedding_model=MODEL, generation=manifest.generation)
+
+        self._corrupt_and_repair(filled, store_env, add_orphans, "orphan_vectors=(1000000000, 1000000001)")
+
+    def test_deleted_index_file_is_detected_and_rebuilt(self, filled: Store, store_env: StoreEnv) -> None:
+        self._corrupt_and_repair(filled, store_env, lambda path: path.unlink(), "cannot read")
+
+    def test_tampered_index_file_is_detected_and_rebuilt(self, filled: Store, store_env: StoreEnv) -> None:
+        def flip(path: Path) -> None:
+            data = bytearray(path.read_bytes())
+            data[-5] ^= 0xFF
+            path.write_bytes(bytes(data))
+
+        self._corrupt_and_repair(filled, store_env, flip, "sha256")
+
+    def test_unloadable_index_blocks_writes_until_repaired(self, filled: Store, store_env: StoreEnv) -> None:
+        store_env.index_file(filled.stats().generation).unlink()
+        filled.close()
+        damaged = store_env.open(verify=False)
+        with pytest.raises(StoreInconsistentError, match="check --repair"):
+            damaged.apply([write_for("new", "text")])
+        with pytest.raises(IndexMismatchError):
+            damaged.repair(FakeEmbedder(model_name="other"))
+        assert damaged.repair(FakeEmbedder()).ok
+        assert damaged.apply([write_for("new", "text")]).added == 1
+        damaged.close()
+
+    # ------------------------------------------------------- concurrency and processes
+
+    def test_concurrent_searches_see_complete_generations(self, store: Store) -> None:
+        store.apply(corpus(8, prefix="g0", gen=0))
+        errors: list[BaseException] = []
+        seen: set[int] = set()
+        done = threading.Event()
+
+        def reader(seed: int) -> None:
+            rng = np.random.default_rng(seed)
+            try:
+                while not done.is_set():
+                    queries = rng.standard_normal((2, DIM)).astype(np.float32)
+                    for row in store.search(queries, 5):
+                        generations = {p.metadata["gen"] for p in row}
+                        if len(row) != 5 or len(generations) != 1:
+                            raise AssertionError(f"incomplete generation: {row}")
+                        seen.update(int(g) for g in generations)
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        readers = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+        for thread in readers:
+            thread.start()
+        try:
+            for generation in range(1, 9):
+                previous = [w.document.id for w in corpus(8, prefix=f"g{generation - 1}")]
+                store.apply(corpus(8, prefix=f"g{generation}", gen=generation), previous)
+        finally:
+            done.set()
+            for thread in readers:
+                thread.join()
+        assert not errors, errors[0]
+        assert len(seen) > 1 and store.check().ok
+
+    def test_refresh_picks_up_another_instances_write(self, filled: Store, store_env: StoreEnv) -> None:
+        other = store_env.open()
+        try:
+            new = write_for("elsewhere", "written by another process")
+            other.apply([new])
+            assert filled.generation == other.generation - 1
+            assert filled.refresh() is True and filled.refresh() is False
+            assert filled.search(new.vectors[:1], 1)[0][0].source == "elsewhere"
+            # A stale writer first catches up with the committed generation, then builds on it.
+            other.apply([write_for("second", "another write by the other instance")])
+            filled.apply([write_for("third", "and one by the first instance")])
+            other.refresh()
+            for instance in (filled, other):
+                stats = instance.stats()
+                assert stats.documents == 9 and stats.vectors == stats.chunks and instance.check().ok
+        finally:
+            other.close()
+
+    def test_closed_store_refuses_work(self, store_env: StoreEnv) -> None:
+        with store_env.open() as store:
+            assert store.stats().documents == 0
+        with pytest.raises(StoreError, match="closed"):
+            store.search(vector("q"), 1)
+        with pytest.raises(StoreError, match="no store"):
+            Store.open(store_env.directory / "absent", embedding_model=MODEL, dimension=DIM,
+                       db_url=store_env.db_url, create=False)
