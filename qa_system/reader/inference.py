@@ -59,7 +59,8 @@ def prepare_model(model: Any, *, device: str, quantize: bool, torch_threads: int
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
     try:
-        model = model.to(torch.device(device))
+        # Shipped weights may be fp16 to stay small; CPUs compute fastest (and exactly) in fp32.
+        model = model.to(torch.device(device), dtype=torch.float32)
     except (RuntimeError, AssertionError, ValueError) as e:
         raise ConfigError(f"cannot use device {device!r} for the reader: {e}") from e
     model.eval()

@@ -214,3 +214,22 @@ def evaluate_loss(model: Any, windows: Sequence[TrainWindow], pad_id: int, confi
         total += loss.item() * batch["input_ids"].shape[0]
         count += batch["input_ids"].shape[0]
     return total / max(1, count)
+
+
+def export_checkpoint(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write the latest checkpoint of a (possibly still running) training run as a model folder."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    run = Path(run_dir)
+    config = json.loads((run / "train_config.json").read_text())
+    state = torch.load(run / "checkpoint" / "state.pt", weights_only=False, map_location="cpu")
+    model = AutoModelForQuestionAnswering.from_pretrained(config["base_model"])
+    model.load_state_dict(state["model"])
+
+    def _write(d: Path) -> None:
+        model.save_pretrained(d)
+        AutoTokenizer.from_pretrained(config["base_model"]).save_pretrained(d)
+
+    target = Path(out_dir)
+    _atomic_save_dir(_write, target)
+    return target

@@ -1,0 +1,200 @@
+"""`qa-system` command line. The only place (with the HTTP layer) that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .config import load_settings
+from .errors import QASystemError
+
+EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
+
+
+def _store_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", type=Path, help="store directory (default: $QA_SYSTEM_STORE_DIR or .qa_store)")
+    p.add_argument("--db-url", help="SQLAlchemy URL of the SQL database (default: SQLite in the store directory)")
+
+
+def _open(args: argparse.Namespace, **extra: Any) -> Any:
+    from .system import QASystem
+
+    settings = load_settings(store_dir=args.store, db_url=args.db_url, **extra)
+    return QASystem(settings).load(verify=getattr(args, "verify", True))
+
+
+def _parse_filters(items: Sequence[str] | None) -> dict[str, list[str]] | None:
+    if not items:
+        return None
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise QASystemError(f"--filter expects KEY=VALUE, got {item!r}")
+        filters.setdefault(key, []).append(value)
+    return filters
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    qa = _open(args)
+    with qa:
+        report = qa.ingest(args.paths, progress=not args.no_progress, csv_text_column=args.csv_text_column,
+                           csv_title_column=args.csv_title_column)
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+    else:
+        for failure in report.failed:
+            print(f"failed: {failure.source}: {failure.reason}", file=sys.stderr)
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(report.summary())
+    return EXIT_PARTIAL if report.failed and args.strict else EXIT_OK
+
+
+def _answer_json(result: Any) -> dict[str, Any]:
+    return {
+        "question": result.question,
+        "has_answer": result.has_answer,
+        "no_answer_score": result.no_answer_score,
+        "answers": [asdict(a) for a in result.answers],
+        "timings": dict(result.timings),
+    }
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    qa = _open(args, reader_model=args.reader_model)
+    with qa:
+        result = qa.ask(args.question, top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
+                        filters=_parse_filters(args.filter))
+    if args.json:
+        print(json.dumps(_answer_json(result), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"Q: {result.question}")
+    if not result.answers:
+        print("No answer found (no passages matched).")
+        return EXIT_OK
+    if not result.has_answer:
+        print("The reader thinks the documents do not answer this; its best guesses:")
+    for rank, a in enumerate(result.answers, 1):
+        title = f" — {a.title}" if a.title else ""
+        print(f"\n{rank}. {a.text}    (score {a.score:.2f})")
+        print(f"   source: {a.source}{title}  [chars {a.start}-{a.end}]")
+        print(f"   context: …{a.context}…")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    if not args.id and not args.source:
+        raise QASystemError("give at least one --id or --source")
+    from .ingest import source_path
+
+    sources = [source_path(s) if Path(s.split("#", 1)[0]).exists() else s for s in args.source or []]
+    with _open(args) as qa:
+        n = qa.delete(document_ids=args.id or [], sources=sources)
+    print(f"deleted {n} document(s)")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    args.verify = False
+    with _open(args) as qa:
+        report = qa.repair() if args.repair else qa.check()
+    print(report.summary())
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with _open(args) as qa:
+        stats = qa.stats()
+    print(json.dumps(asdict(stats), indent=2, default=str))
+    return EXIT_OK
+
+
+def cmd_train_reader(args: argparse.Namespace) -> int:
+    from .training.commands import train_reader_command
+
+    return train_reader_command(args)
+
+
+def cmd_eval_reader(args: argparse.Namespace) -> int:
+    from .training.commands import eval_reader_command
+
+    return eval_reader_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa-system", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="add files and folders to the store")
+    p.add_argument("paths", nargs="+")
+    _store_options(p)
+    p.add_argument("--csv-text-column", default="text")
+    p.add_argument("--csv-title-column")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--strict", action="store_true", help=f"exit {EXIT_PARTIAL} if any file failed")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="answer a question from the store")
+    p.add_argument("question")
+    _store_options(p)
+    p.add_argument("--top-k-retriever", type=int)
+    p.add_argument("--top-k-reader", type=int)
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata filter (repeatable)")
+    p.add_argument("--reader-model", help="a Hugging Face QA model name or folder (default: the packaged reader)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("delete", help="remove documents from SQL and the index")
+    _store_options(p)
+    p.add_argument("--id", action="append")
+    p.add_argument("--source", action="append", help="a document's source (file path, or path#record-id)")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("check", help="check that SQL and the vector index agree")
+    _store_options(p)
+    p.add_argument("--repair", action="store_true", help="fix disagreements (re-embeds missing vectors)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("stats", help="store statistics")
+    _store_options(p)
+    p.set_defaults(func=cmd_stats)
+
+    from .training.commands import add_eval_reader_arguments, add_train_reader_arguments
+
+    add_train_reader_arguments(sub.add_parser("train-reader", help="fine-tune an extractive QA reader"))
+    sub.choices["train-reader"].set_defaults(func=cmd_train_reader)
+    add_eval_reader_arguments(sub.add_parser("eval-reader", help="SQuAD EM/F1 of a reader on gold contexts"))
+    sub.choices["eval-reader"].set_defaults(func=cmd_eval_reader)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """Model-loading chatter (weight reports, per-file progress bars) is noise on a CLI."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except QASystemError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Reader evaluation on gold contexts (SQuAD protocol) and no-answer threshold fitting.
+
+Each question is read on its own gold context only; the prediction is the top-1 span, or ""
+when the reader's best span does not beat its no-answer score by the threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from ..training.data import QAExample
+from ..types import Passage, ReaderResult
+from .squad_metrics import SquadScores, evaluate, max_over_gold, f1_score
+
+
+@dataclass(frozen=True)
+class ReaderRun:
+    """What the reader said about each example: best span text and its margin over no-answer."""
+
+    ids: tuple[str, ...]
+    best_text: tuple[str, ...]
+    margin: tuple[float, ...]  # best span score - no-answer score (-inf when no span)
+
+
+@dataclass(frozen=True)
+class ThresholdFit:
+    threshold: float
+    f1: float
+    examples: int
+    has_answer: int
+
+
+def gold_passage(example: QAExample) -> Passage:
+    return Passage(chunk_id=-1, document_id=example.id, source=example.group, title=example.group,
+                   text=example.context, start=0, end=len(example.context), score=1.0)
+
+
+def run_reader(reader: Any, examples: Sequence[QAExample], *, batch_questions: int = 16,
+               progress: bool = False) -> ReaderRun:
+    texts: list[str] = []
+    margins: list[float] = []
+    bar = tqdm(total=len(examples), desc="read", unit="q", disable=not progress, dynamic_ncols=True)
+    for lo in range(0, len(examples), batch_questions):
+        group = examples[lo : lo + batch_questions]
+        results: list[ReaderResult] = reader.read_batch(
+            [e.question for e in group], [[gold_passage(e)] for e in group], top_n=1
+        )
+        for result in results:
+            if result.answers:
+                texts.append(result.answers[0].text)
+                margins.append(result.answers[0].score - result.no_answer_score)
+            else:
+                texts.append("")
+                margins.append(float("-inf"))
+        bar.update(len(group))
+    bar.close()
+    return ReaderRun(tuple(e.id for e in examples), tuple(texts), tuple(margins))
+
+
+def predictions(run: ReaderRun, threshold: float) -> dict[str, str]:
+    return {i: (t if m > threshold else "") for i, t, m in zip(run.ids, run.best_text, run.margin)}
+
+
+def gold_answers(examples: Sequence[QAExample]) -> dict[str, list[str]]:
+    return {e.id: [a.text for a in e.answers] for e in examples}
+
+
+def score_run(run: ReaderRun, examples: Sequence[QAExample], threshold: float) -> SquadScores:
+    return evaluate(gold_answers(examples), predictions(run, threshold))
+
+
+def fit_threshold(run: ReaderRun, examples: Sequence[QAExample]) -> ThresholdFit:
+    """The no-answer threshold that maximises F1 on ``examples`` (SQuAD 2.0's best_f1_thresh
+    search: every distinct margin is a candidate; predicting "" scores 1 on unanswerable
+    questions and 0 on answerable ones)."""
+    gold = gold_answers(examples)
+    span_f1 = [max_over_gold(f1_score, t, gold[i]) if gold[i] else 0.0 for i, t in zip(run.ids, run.best_text)]
+    null_f1 = [0.0 if gold[i] else 1.0 for i in run.ids]
+    order = sorted(range(len(run.ids)), key=lambda j: run.margin[j], reverse=True)
+    # threshold just below margin m answers every question with margin > threshold.
+    best_total = sum(null_f1)
+    best_threshold = max((m for m in run.margin if m != float("inf")), default=0.0) + 1e-6
+    total = best_total
+    for j in order:
+        if run.margin[j] == float("-inf"):
+            break
+        total += span_f1[j] - null_f1[j]
+        if total > best_total:
+            best_total = total
+            best_threshold = run.margin[j] - 1e-6
+    n = max(1, len(run.ids))
+    return ThresholdFit(best_threshold, best_total / n, len(run.ids), sum(1 for i in run.ids if gold[i]))

@@ -1,0 +1,200 @@
+"""`QASystem`: the Python API over one store (open, ingest, ask, delete, check).
+
+The pipeline for a question reads as its steps: validate -> embed -> search the store
+(metadata filters applied inside the vector search) -> read all passages together -> answers.
+
+Thread-safety contract: one open `QASystem` may serve `ask`/`ask_many`/`retrieve`/`get_document`
+from many threads at once (the embedder and reader run read-only; the store hands every search
+one complete index generation). Writes (`ingest*`, `delete`, `repair`) may run in another thread
+meanwhile: they are serialised among themselves, and a question sees the index as it was before
+or after a write, never half of it. Another process writing to the same store is picked up
+within `refresh_interval_s` seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .config import Settings, load_settings
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .errors import NotLoadedError, QuestionError
+from .ingestion import Ingestor, IngestReport
+from .types import AskResult, Document, MetadataValue, Passage
+
+Filters = Mapping[str, "MetadataValue | Sequence[MetadataValue]"]
+
+
+class QASystem:
+    """Cheap to construct; `open()` loads the embedder and opens the store; the reader loads on
+    the first question (or with `load_reader()`)."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, embedder: Embedder | None = None, reader: Any = None,
+        refresh_interval_s: float = 2.0,
+    ) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self._embedder = embedder
+        self._reader = reader
+        self._store: Any = None
+        self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._refresh_interval_s = refresh_interval_s
+        self._last_refresh = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, store_dir: str | Path | None = None, **overrides: Any) -> "QASystem":
+        """Open (or create) the store in ``store_dir`` with settings from the environment and
+        ``overrides`` (any `Settings` field, e.g. ``db_url=...``, ``reader_model=...``)."""
+        settings = load_settings(store_dir=Path(store_dir) if store_dir is not None else None, **overrides)
+        return cls(settings).load(verify=True)
+
+    def load(self, *, verify: bool = True) -> "QASystem":
+        from .storage import Store
+
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = SentenceTransformerEmbedder(
+                    self.settings.embedding_model, device=self.settings.device
+                ).load()
+            if self._store is None:
+                self._store = Store.open(
+                    self.settings.store_dir, embedding_model=self.settings.embedding_model,
+                    dimension=self._embedder.dimension, db_url=self.settings.db_url, verify=verify,
+                )
+        return self
+
+    def load_reader(self) -> Any:
+        from .reader import ExtractiveReader
+
+        with self._lock:
+            if self._reader is None:
+                self._reader = ExtractiveReader(settings=self.settings)
+            if hasattr(self._reader, "load"):
+                self._reader.load()
+            return self._reader
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def __enter__(self) -> "QASystem":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            self.load()
+        return self._store
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self.load()
+        if self._embedder is None:  # pragma: no cover - load() always sets it
+            raise NotLoadedError("the embedder failed to load")
+        return self._embedder
+
+    # -- writes ------------------------------------------------------------------------------
+    def _ingestor(self) -> Ingestor:
+        from .chunking import make_chunker
+
+        embedder = self.embedder
+        max_tokens = min(self.settings.chunk_tokens, embedder.max_tokens)
+        overlap = min(self.settings.chunk_overlap_tokens, max_tokens // 2)
+        chunker = make_chunker(embedder.tokenizer, max_tokens, overlap)
+        return Ingestor(self.store, embedder, chunker, self.settings)
+
+    def ingest(self, paths: str | Path | Sequence[str | Path], *, progress: bool = False,
+               csv_text_column: str = "text", csv_title_column: str | None = None) -> IngestReport:
+        """Ingest files and folders; bad files are reported in the report and skipped."""
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        with self._write_lock:
+            return self._ingestor().ingest_paths(
+                paths, progress=progress, csv_text_column=csv_text_column, csv_title_column=csv_title_column
+            )
+
+    def ingest_documents(self, documents: Iterable[Document]) -> IngestReport:
+        with self._write_lock:
+            return self._ingestor().ingest_documents(documents)
+
+    def delete(self, *, document_ids: Sequence[str] = (), sources: Sequence[str] = ()) -> int:
+        with self._write_lock:
+            return int(self.store.delete(document_ids=document_ids, sources=sources))
+
+    def check(self) -> Any:
+        return self.store.check()
+
+    def repair(self) -> Any:
+        with self._write_lock:
+            return self.store.repair(self.embedder)
+
+    def stats(self) -> Any:
+        return self.store.stats()
+
+    def get_document(self, document_id: str) -> Any:
+        return self.store.get_document(document_id)
+
+    # -- reads -------------------------------------------------------------------------------
+    def validate_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionError("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"the question is {len(question)} characters long; the limit is "
+                f"{self.settings.max_question_chars}"
+            )
+        return question.strip()
+
+    def _maybe_refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._last_refresh >= self._refresh_interval_s:
+            self._last_refresh = now
+            self.store.refresh()
+
+    def retrieve_many(self, questions: Sequence[str], *, top_k: int | None = None,
+                      filters: Filters | None = None) -> list[list[Passage]]:
+        k = self.settings.top_k_retriever if top_k is None else top_k
+        if k <= 0:
+            raise QuestionError(f"top_k must be positive, got {k}")
+        cleaned = [self.validate_question(q) for q in questions]
+        self._maybe_refresh()
+        vectors = self.embedder.encode(cleaned, batch_size=self.settings.embed_batch_size)
+        return list(self.store.search(vectors, k, filters=filters))
+
+    def retrieve(self, question: str, *, top_k: int | None = None, filters: Filters | None = None) -> list[Passage]:
+        return self.retrieve_many([question], top_k=top_k, filters=filters)[0]
+
+    def ask_many(self, questions: Sequence[str], *, top_k_retriever: int | None = None,
+                 top_k_reader: int | None = None, filters: Filters | None = None) -> list[AskResult]:
+        """Answer several questions with batched embedding and reading."""
+        top_n = self.settings.top_k_reader if top_k_reader is None else top_k_reader
+        if top_n <= 0:
+            raise QuestionError(f"top_k_reader must be positive, got {top_n}")
+        t0 = time.perf_counter()
+        passages = self.retrieve_many(questions, top_k=top_k_retriever, filters=filters)
+        t1 = time.perf_counter()
+        reader = self.load_reader()
+        cleaned = [q.strip() for q in questions]
+        results = reader.read_batch(cleaned, passages, top_n=top_n)
+        t2 = time.perf_counter()
+        timings = {"retrieve_s": t1 - t0, "read_s": t2 - t1, "total_s": t2 - t0}
+        return [
+            AskResult(question=q, answers=r.answers, passages=tuple(p), no_answer_score=r.no_answer_score,
+                      has_answer=r.has_answer, timings=timings)
+            for q, p, r in zip(cleaned, passages, results)
+        ]
+
+    def ask(self, question: str, *, top_k_retriever: int | None = None, top_k_reader: int | None = None,
+            filters: Filters | None = None) -> AskResult:
+        return self.ask_many([question], top_k_retriever=top_k_retriever, top_k_reader=top_k_reader,
+                             filters=filters)[0]

@@ -1,0 +1,122 @@
+"""`qa-system train-reader` and `qa-system eval-reader`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from ..config import DEFAULT_EMBEDDING_MODEL
+from ..errors import ConfigError
+
+EVAL_HEADER = f"{'file':<44} {'n':>5} {'EM':>6} {'F1':>6} {'HasAns F1':>9} {'NoAns acc':>9}"
+
+
+def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train", nargs="+", default=[], metavar="FILE", help="SQuAD v1.1/v2.0 JSON or SubjQA CSV files")
+    p.add_argument("--eval", nargs="*", default=[], metavar="FILE",
+                   help="held-out evaluation files (default: 10%% of the training articles/products held out)")
+    p.add_argument("--dev", nargs="*", default=[], metavar="FILE",
+                   help="files to fit the no-answer threshold on (default: the evaluation examples)")
+    p.add_argument("--recipe", choices=["default"], help="train the project's default reader from --datasets")
+    p.add_argument("--datasets", default="../shared/datasets", help="folder of the public datasets (recipe only)")
+    p.add_argument("--base-model", default=DEFAULT_EMBEDDING_MODEL,
+                   help="a QA model or a plain encoder (gets a new QA head); name or folder")
+    p.add_argument("--output", required=True, type=Path, help="run folder: checkpoints, history, model/")
+    p.add_argument("--max-length", type=int, default=192, help="window length in tokens")
+    p.add_argument("--stride", type=int, default=64, help="tokens shared by consecutive windows")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--negative-keep", type=float, default=0.5,
+                   help="share of answer-less windows of answerable questions kept for training")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (a win only on CPUs with native bf16)")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--export-fp16", type=Path, help="also write a half-precision copy of the final model here")
+
+
+def add_eval_reader_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="QA model folder or name")
+    p.add_argument("files", nargs="+", help="SQuAD JSON or SubjQA CSV files")
+    p.add_argument("--threshold", type=float, help="no-answer threshold (default: the model's fitted one)")
+    p.add_argument("--max-seq-length", type=int)
+    p.add_argument("--doc-stride", type=int)
+    p.add_argument("--limit", type=int, help="evaluate on the first N questions of each file")
+    p.add_argument("--json", type=Path, help="write the scores to this JSON file")
+
+
+def _base_model_path(name: str) -> str:
+    from ..embedding import resolve_embedding_model
+
+    return resolve_embedding_model(name)
+
+
+def train_reader_command(args: argparse.Namespace) -> int:
+    from .finalize import export_half_precision, fit_and_save_threshold
+    from .data import load_examples
+    from .run import TrainingData, data_from_files, default_recipe_data, run_training
+    from .trainer import TrainConfig
+
+    if args.recipe == "default":
+        data: TrainingData = default_recipe_data(args.datasets)
+    elif args.train:
+        data = data_from_files(args.train, args.eval, eval_fraction=0.1, seed=args.seed)
+    else:
+        raise ConfigError("give --train FILE... or --recipe default")
+    config = TrainConfig(
+        output_dir=str(args.output), base_model=_base_model_path(args.base_model), max_length=args.max_length,
+        stride=args.stride, batch_size=args.batch_size, learning_rate=args.lr, epochs=args.epochs,
+        seed=args.seed, bf16=args.bf16, checkpoint_every_steps=args.checkpoint_every,
+        torch_threads=args.threads, max_steps=args.max_steps,
+    )
+    model_dir = run_training(config, data, negative_keep=args.negative_keep)
+    dev = [e for f in args.dev for e in load_examples(f)] or data.eval
+    if dev:
+        fit = fit_and_save_threshold(model_dir, dev)
+        print(f"no-answer threshold {fit.threshold:.3f} (dev F1 {fit.f1:.3f} on {fit.examples} questions)")
+    if data.eval:
+        _print_scores("held-out", _evaluate(str(model_dir), data.eval, None, None, None))
+    if args.export_fp16:
+        print(f"fp16 copy: {export_half_precision(model_dir, args.export_fp16)}")
+    print(f"model: {model_dir}")
+    return 0
+
+
+def _evaluate(model: str, examples: list, threshold: float | None, max_seq_length: int | None,
+              doc_stride: int | None) -> dict:
+    from ..evaluation.reader_eval import run_reader, score_run
+    from ..reader import ExtractiveReader
+
+    reader = ExtractiveReader(model, max_seq_length=max_seq_length, doc_stride=doc_stride,
+                              no_answer_threshold=threshold).load()
+    used = reader.params.no_answer_threshold
+    scores = score_run(run_reader(reader, examples, progress=True), examples, used)
+    return {"threshold": used, **asdict(scores)}
+
+
+def _print_scores(name: str, s: dict) -> None:
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}"
+
+    print(EVAL_HEADER)
+    print(f"{name[-44:]:<44} {s['total']:>5} {fmt(s['exact_match']):>6} {fmt(s['f1']):>6} "
+          f"{fmt(s['has_answer_f1']):>9} {fmt(s['no_answer_f1']):>9}")
+
+
+def eval_reader_command(args: argparse.Namespace) -> int:
+    from .data import load_examples
+
+    results = {}
+    for f in args.files:
+        examples = load_examples(f)
+        if args.limit:
+            examples = examples[: args.limit]
+        results[f] = _evaluate(args.model, examples, args.threshold, args.max_seq_length, args.doc_stride)
+        _print_scores(f, results[f])
+    if args.json:
+        args.json.write_text(json.dumps({"model": args.model, "results": results}, indent=2))
+    return 0
