@@ -115,6 +115,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .service.server import run_server
+    except ImportError as e:  # fastapi/uvicorn missing
+        raise QASystemError(f"the service needs the 'service' extra (pip install 'qa_system[service]'): {e}") from e
+    run_server(host=args.host, port=args.port, workers=args.workers, store_dir=args.store, db_url=args.db_url,
+               log_level=args.log_level)
+    return EXIT_OK
+
+
 def cmd_train_reader(args: argparse.Namespace) -> int:
     from .training.commands import train_reader_command
 
@@ -166,12 +176,26 @@ def build_parser() -> argparse.ArgumentParser:
     _store_options(p)
     p.set_defaults(func=cmd_stats)
 
+    p = sub.add_parser("serve", help="serve the HTTP API (FastAPI under uvicorn)",
+                       description="Serve /v1/ask, /v1/documents, /v1/stats, /healthz, /readyz and /metrics. "
+                                   "API keys and limits come from QA_SYSTEM_* variables (docker/README.md).")
+    _store_options(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the store (default: 1)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cmd_serve)
+
     from .training.commands import add_eval_reader_arguments, add_train_reader_arguments
 
     add_train_reader_arguments(sub.add_parser("train-reader", help="fine-tune an extractive QA reader"))
     sub.choices["train-reader"].set_defaults(func=cmd_train_reader)
     add_eval_reader_arguments(sub.add_parser("eval-reader", help="SQuAD EM/F1 of a reader on gold contexts"))
     sub.choices["eval-reader"].set_defaults(func=cmd_eval_reader)
+    from .evaluation.commands import add_eval_arguments, eval_command
+
+    add_eval_arguments(sub.add_parser("eval", help="retriever recall@k and QA EM/F1 benchmarks (SubjQA, open SQuAD)"))
+    sub.choices["eval"].set_defaults(func=eval_command)
     return parser
 
 

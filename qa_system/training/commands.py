@@ -7,8 +7,13 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..config import DEFAULT_EMBEDDING_MODEL
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .run import TrainingData
 
 EVAL_HEADER = f"{'file':<44} {'n':>5} {'EM':>6} {'F1':>6} {'HasAns F1':>9} {'NoAns acc':>9}"
 
@@ -56,13 +61,11 @@ def _base_model_path(name: str) -> str:
 
 
 def train_reader_command(args: argparse.Namespace) -> int:
-    from .finalize import export_half_precision, fit_and_save_threshold
-    from .data import load_examples
-    from .run import TrainingData, data_from_files, default_recipe_data, run_training
+    from .run import data_from_files, default_recipe_data, run_training
     from .trainer import TrainConfig
 
     if args.recipe == "default":
-        data: TrainingData = default_recipe_data(args.datasets)
+        data = default_recipe_data(args.datasets)
     elif args.train:
         data = data_from_files(args.train, args.eval, eval_fraction=0.1, seed=args.seed)
     else:
@@ -74,16 +77,27 @@ def train_reader_command(args: argparse.Namespace) -> int:
         torch_threads=args.threads, max_steps=args.max_steps,
     )
     model_dir = run_training(config, data, negative_keep=args.negative_keep)
-    dev = [e for f in args.dev for e in load_examples(f)] or data.eval
+    finish_training(model_dir, data, dev_files=args.dev, export_fp16=args.export_fp16)
+    return 0
+
+
+def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[str], export_fp16: Path | None) -> None:
+    """Fit the no-answer threshold, score the held-out sets, optionally export an fp16 copy."""
+    from .data import load_examples
+    from .finalize import export_half_precision, fit_and_save_threshold
+
+    dev = [e for f in dev_files for e in load_examples(f)] or data.eval
     if dev:
         fit = fit_and_save_threshold(model_dir, dev)
         print(f"no-answer threshold {fit.threshold:.3f} (dev F1 {fit.f1:.3f} on {fit.examples} questions)")
-    if data.eval:
-        _print_scores("held-out", _evaluate(str(model_dir), data.eval, None, None, None))
-    if args.export_fp16:
-        print(f"fp16 copy: {export_half_precision(model_dir, args.export_fp16)}")
+    tests = data.tests or ({"held-out": data.eval} if data.eval else {})
+    results = {name: _evaluate(str(model_dir), examples, None, None, None) for name, examples in tests.items()}
+    for name, scores in results.items():
+        _print_scores(name, scores)
+    (Path(model_dir) / "eval_results.json").write_text(json.dumps(results, indent=2))
+    if export_fp16:
+        print(f"fp16 copy: {export_half_precision(model_dir, export_fp16)}")
     print(f"model: {model_dir}")
-    return 0
 
 
 def _evaluate(model: str, examples: list, threshold: float | None, max_seq_length: int | None,

@@ -47,7 +47,7 @@ def export_half_precision(model_dir: str | Path, out_dir: str | Path) -> Path:
     model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32)
     model.half().save_pretrained(tmp)
     AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
-    for extra in ("qa_system_reader.json", "threshold_fit.json"):
+    for extra in ("qa_system_reader.json", "threshold_fit.json", "eval_results.json"):
         if (src / extra).exists():
             shutil.copy2(src / extra, tmp / extra)
     if out.exists():

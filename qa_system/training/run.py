@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -18,7 +18,8 @@ from .trainer import TrainConfig, train_reader
 @dataclass(frozen=True)
 class TrainingData:
     train: list[tuple[QAExample, int]]
-    eval: list[QAExample]
+    eval: list[QAExample]  # held out: watched during training, fits the no-answer threshold
+    tests: dict[str, list[QAExample]] = field(default_factory=dict)  # scored once, after training
 
 
 def data_from_files(train_files: Sequence[str], eval_files: Sequence[str], eval_fraction: float, seed: int) -> TrainingData:
@@ -82,5 +83,6 @@ def run_training(
 def default_recipe_data(datasets_dir: str) -> TrainingData:
     data = load_default_reader_data(datasets_dir)
     # Held-out loss during training is watched on the threshold-fitting dev split, never on test.
-    return TrainingData(data.train, data.threshold_dev)
+    return TrainingData(data.train, data.threshold_dev,
+                        {"squad-v2-dev-heldout-articles": data.squad_test, "subjqa-electronics-test": data.subjqa_test})
 

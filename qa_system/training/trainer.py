@@ -89,6 +89,14 @@ def _atomic_save_dir(write: Callable[[Path], None], target: Path) -> None:
         shutil.rmtree(old)
 
 
+def _resumable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in {"max_steps", "checkpoint_every_steps", "eval_every_steps", "torch_threads"}}
+
+
+def step_of(state: dict[str, Any]) -> int:
+    return int(state["step"])
+
+
 def _linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     def factor(step: int) -> float:
         if step < warmup:
@@ -144,8 +152,11 @@ def train_reader(
     step = 0
     if (ckpt / "state.pt").exists():
         state = torch.load(ckpt / "state.pt", weights_only=False)
-        if state["config"] != asdict(config) or state["n_windows"] != len(windows):
+        # max_steps may change on resume (to shorten or extend a run); the rest must match.
+        if _resumable(state["config"]) != _resumable(asdict(config)) or state["n_windows"] != len(windows):
             raise ConfigError(f"{ckpt} was written by another configuration or data; use a new output_dir")
+        if step_of(state) >= total:
+            log(f"checkpoint at step {step_of(state)} is already past max_steps={total}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

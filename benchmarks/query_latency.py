@@ -1,0 +1,125 @@
+"""Single-question latency of the whole system: retrieval, reading and total, p50/p95.
+
+A store of >= 10,000 passages is built once from the paragraphs of ../shared/datasets (SQuAD,
+SQuADShifts, QED, ...) and cached in --store; then, for each top-k, >= 200 questions about those
+paragraphs are asked one at a time (as a user would): retrieve top-k passages (embed + filtered
+vector search + SQL), then read them all (top 3 answers).
+
+    .venv/bin/python benchmarks/query_latency.py                 # full: 11,000 paragraphs, 200 questions
+    .venv/bin/python benchmarks/query_latency.py --quick         # smoke test: 300 paragraphs, 8 questions
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from _common import DEFAULT_DATASETS, REPO, load_corpus, percentile, reader_model, sample, table  # noqa: E402
+from _machine import format_machine, machine_info  # noqa: E402
+
+
+def build_store(store_dir: Path, paragraphs: list, batch: int = 1000):
+    from qa_system.config import load_settings
+    from qa_system.system import QASystem
+    from qa_system.types import Document
+
+    settings = load_settings(store_dir=store_dir, db_url=f"sqlite:///{(store_dir / 'qa.sqlite3').resolve()}")
+    qa = QASystem(settings).load()
+    documents = [
+        Document(source=f"bench/{p.file}#{hashlib.sha256(p.context.encode()).hexdigest()[:20]}",
+                 text=p.context, title=p.title, metadata={"file": p.file})
+        for p in paragraphs
+    ]
+    began = time.perf_counter()
+    for lo in range(0, len(documents), batch):  # re-running skips what is already stored
+        report = qa.ingest_documents(documents[lo: lo + batch])
+        if report.added:
+            print(f"  ingested {lo + len(documents[lo: lo + batch])}/{len(documents)} documents "
+                  f"({time.perf_counter() - began:.0f}s)", flush=True)
+    return qa
+
+
+def measure(qa, reader, questions, top_k: int, top_n: int, warmup: int) -> dict:
+    for q in questions[:warmup]:
+        reader.read(q.question, qa.retrieve(q.question, top_k=top_k), top_n=top_n)
+    retrieve, read, total, found = [], [], [], 0
+    for q in questions:
+        t0 = time.perf_counter()
+        passages = qa.retrieve(q.question, top_k=top_k)
+        t1 = time.perf_counter()
+        reader.read(q.question, passages, top_n=top_n)
+        t2 = time.perf_counter()
+        retrieve.append(t1 - t0)
+        read.append(t2 - t1)
+        total.append(t2 - t0)
+        found += any(p.text == q.context or p.text in q.context for p in passages)
+    ms = lambda xs, p: 1000 * percentile(xs, p)  # noqa: E731
+    return {
+        "top_k": top_k, "questions": len(questions),
+        "retrieve_p50_ms": ms(retrieve, 50), "retrieve_p95_ms": ms(retrieve, 95),
+        "read_p50_ms": ms(read, 50), "read_p95_ms": ms(read, 95),
+        "total_p50_ms": ms(total, 50), "total_p95_ms": ms(total, 95),
+        "gold_passage_retrieved": found / max(1, len(questions)),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    ap.add_argument("--store", type=Path, default=REPO / "stores" / "bench-latency",
+                    help="cache folder for the benchmark store (one sub-folder per corpus size)")
+    ap.add_argument("--paragraphs", type=int, default=11_000, help="corpus size in paragraphs")
+    ap.add_argument("--questions", type=int, default=200)
+    ap.add_argument("--top-k", type=int, nargs="+", default=[5, 10, 20])
+    ap.add_argument("--top-n", type=int, default=3, help="answers per question")
+    ap.add_argument("--reader-model", help="QA model (default: packaged reader, else a random-head MiniLM)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run: 300 paragraphs, 8 questions, top-k 5 10")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    if args.quick:
+        args.paragraphs, args.questions, args.top_k, args.warmup = 300, 8, [5, 10], 1
+
+    from qa_system.reader import ExtractiveReader
+
+    paragraphs, all_questions = load_corpus(args.datasets, args.paragraphs)
+    store_dir = args.store / f"paragraphs-{len(paragraphs)}"
+    print(f"store {store_dir}: {len(paragraphs)} paragraphs")
+    qa = build_store(store_dir, paragraphs)
+    stats = qa.stats()
+    model, trained = reader_model(args.reader_model, args.store)
+    reader = ExtractiveReader(model, settings=qa.settings).load()
+    questions = sample(all_questions, args.questions)
+    rows = [measure(qa, reader, questions, k, args.top_n, args.warmup) for k in args.top_k]
+    qa.close()
+
+    base = rows[0]["total_p50_ms"]
+    print(f"\nquery latency, one question at a time: {stats.documents} documents, {stats.chunks} passages "
+          f"(embedder {stats.embedding_model}); reader {model}{'' if trained else ' (random QA head)'}, "
+          f"top {args.top_n} answers; {len(questions)} questions, {args.warmup} warm-up")
+    print(table(
+        ["top-k", "retrieve p50", "p95", "read p50", "p95", "total p50", "p95", f"total p50 vs k={rows[0]['top_k']}",
+         "gold in top-k"],
+        [[r["top_k"], f"{r['retrieve_p50_ms']:.1f} ms", f"{r['retrieve_p95_ms']:.1f} ms", f"{r['read_p50_ms']:.0f} ms",
+          f"{r['read_p95_ms']:.0f} ms", f"{r['total_p50_ms']:.0f} ms", f"{r['total_p95_ms']:.0f} ms",
+          f"{r['total_p50_ms'] / base:.2f}x", f"{r['gold_passage_retrieved']:.2f}"] for r in rows],
+    ))
+    if stats.chunks < 10_000 and not args.quick:
+        print(f"warning: only {stats.chunks} passages (< 10,000): raise --paragraphs")
+    info = machine_info()
+    print(format_machine(info))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"rows": rows, "documents": stats.documents, "passages": stats.chunks,
+                                         "reader": model, "trained_reader": trained, "machine": info}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""The versioned API, ``/v1``: ask, documents (ingest, get, delete), stats."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from .auth import require_read, require_write
+from .errors import ApiError, validation_error_from
+from .schemas import (
+    AnswerOut,
+    AskRequest,
+    AskResponse,
+    DeleteResponse,
+    DocumentOut,
+    DocumentRef,
+    DocumentsRequest,
+    ErrorResponse,
+    IngestFailureOut,
+    IngestResponse,
+    StatsResponse,
+)
+from .state import ServiceState
+from .uploads import Upload, check_upload, documents_from_json, parse_uploads
+
+DOCUMENT_ID = re.compile(r"[0-9a-f]{32}")
+MAX_FORM_FIELD_BYTES = 64 * 1024
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorResponse} for s in statuses}
+
+
+ASK_ERRORS = _errors(400, 401, 403, 413, 422, 503)
+READ_ERRORS = _errors(401, 403, 404, 503)
+WRITE_ERRORS = _errors(400, 401, 403, 409, 413, 415, 422, 503)
+
+router = APIRouter(prefix="/v1")
+
+
+def state_of(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.qa
+    return state
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def ask_response(result: Any) -> AskResponse:
+    return AskResponse(
+        question=result.question,
+        has_answer=bool(result.has_answer),
+        no_answer_score=_finite_or_none(result.no_answer_score),
+        answers=[AnswerOut(text=a.text, score=_finite_or_none(a.score), source=a.source,
+                           document_id=a.document_id, title=a.title, start=a.start, end=a.end,
+                           context=a.context) for a in result.answers],
+        timings={k: float(v) for k, v in result.timings.items() if math.isfinite(v)},
+    )
+
+
+@router.post("/ask", response_model=AskResponse, responses=ASK_ERRORS, tags=["questions"],
+             dependencies=[Depends(require_read)], summary="Answer a question from the store")
+async def ask(body: AskRequest, request: Request) -> AskResponse:
+    state = state_of(request)
+    system = state.system()
+    question = system.validate_question(body.question)  # QuestionError -> 422 before queueing
+    filters = body.filter_mapping()
+    result = await state.run_ask(lambda: system.ask(
+        question, top_k_retriever=body.top_k_retriever, top_k_reader=body.top_k_reader, filters=filters))
+    return ask_response(result)
+
+
+_DOCUMENTS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/DocumentsRequest"}},
+            "multipart/form-data": {"schema": {
+                "type": "object",
+                "properties": {
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
+                              "description": "Files of the types `qa-system ingest` reads."},
+                    "csv_text_column": {"type": "string", "default": "text"},
+                    "csv_title_column": {"type": "string"},
+                },
+                "required": ["files"],
+            }},
+        },
+    }
+}
+
+
+@router.post("/documents", response_model=IngestResponse, responses=WRITE_ERRORS, tags=["documents"],
+             dependencies=[Depends(require_write)], openapi_extra=_DOCUMENTS_BODY,
+             summary="Add or replace documents (JSON, or a multipart file upload)")
+async def add_documents(request: Request) -> IngestResponse:
+    state = state_of(request)
+    system = state.system()
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        return await _add_json(request, state, system)
+    if content_type == "multipart/form-data":
+        return await _add_files(request, state, system)
+    raise ApiError(415, "send application/json documents or a multipart/form-data file upload")
+
+
+async def _add_json(request: Request, state: ServiceState, system: Any) -> IngestResponse:
+    raw = await request.body()
+    try:
+        body = DocumentsRequest.model_validate_json(raw)
+    except ValidationError as e:
+        raise validation_error_from(e.errors(include_url=False, include_input=False)) from e
+    if len(body.documents) > state.service.max_documents:
+        raise ApiError(413, f"at most {state.service.max_documents} documents per request")
+    documents, repeats = documents_from_json(body.documents)
+    report = await state.run_write(lambda: system.ingest_documents(documents))
+    refs = [DocumentRef(source=d.source, id=d.id) for d in documents]
+    return _ingest_response(state, report, refs, (), extra_skipped=repeats)
+
+
+async def _add_files(request: Request, state: ServiceState, system: Any) -> IngestResponse:
+    service = state.service
+    form = await request.form(max_files=service.max_upload_files, max_fields=20,
+                              max_part_size=MAX_FORM_FIELD_BYTES)
+    try:
+        uploads: list[Upload] = []
+        options: dict[str, str] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                ext, label = check_upload(value.filename, service.upload_extensions)
+                uploads.append(Upload(value.file, ext, label))
+            elif name in ("csv_text_column", "csv_title_column") and value.strip():
+                options[name] = value.strip()
+        if not uploads:
+            raise ApiError(400, "the upload holds no files (send them in the form field `files`)")
+        max_file_bytes = min(service.max_upload_bytes, state.settings.max_file_bytes)
+
+        def work() -> tuple[Any, Any]:
+            parsed = parse_uploads(uploads, max_file_bytes=max_file_bytes, **options)
+            if not parsed.documents:
+                return None, parsed
+            return system.ingest_documents(parsed.documents), parsed
+
+        report, parsed = await state.run_write(work)
+    finally:
+        await form.close()
+    refs = [DocumentRef(source=d.source, id=d.id) for d in parsed.documents]
+    return _ingest_response(state, report, refs, parsed.failed)
+
+
+def _ingest_response(state: ServiceState, report: Any, refs: list[DocumentRef], parse_failures: Any,
+                     *, extra_skipped: int = 0) -> IngestResponse:
+    failures = list(parse_failures) + (list(report.failed) if report is not None else [])
+    added = report.added if report is not None else 0
+    updated = report.updated if report is not None else 0
+    skipped = (report.skipped if report is not None else 0) + extra_skipped
+    for outcome, n in (("added", added), ("updated", updated), ("skipped", skipped), ("failed", len(failures))):
+        if n:
+            state.metrics.ingested.labels(outcome).inc(n)
+    return IngestResponse(added=added, updated=updated, skipped=skipped,
+                          failed=[IngestFailureOut(source=f.source, reason=f.reason) for f in failures],
+                          documents=refs)
+
+
+def _document_id(document_id: str) -> str:
+    if not DOCUMENT_ID.fullmatch(document_id):
+        raise ApiError(404, f"no such document: id {document_id[:64]}", type="DocumentNotFoundError")
+    return document_id
+
+
+@router.get("/documents/{document_id}", response_model=DocumentOut, responses=READ_ERRORS,
+            tags=["documents"], dependencies=[Depends(require_read)], summary="One stored document")
+async def get_document(document_id: str, request: Request) -> DocumentOut:
+    state = state_of(request)
+    system = state.system()
+    checked = _document_id(document_id)
+    doc = await state.run_read(lambda: system.get_document(checked))
+    return DocumentOut(id=doc.id, source=doc.source, title=doc.title, text=doc.text,
+                       content_hash=doc.content_hash, metadata=dict(doc.metadata),
+                       chunk_count=doc.chunk_count, created_at=doc.created_at.isoformat(),
+                       updated_at=doc.updated_at.isoformat())
+
+
+@router.delete("/documents/{document_id}", response_model=DeleteResponse,
+               responses=READ_ERRORS, tags=["documents"],
+               dependencies=[Depends(require_write)], summary="Delete a document and its vectors")
+async def delete_document(document_id: str, request: Request) -> DeleteResponse:
+    state = state_of(request)
+    system = state.system()
+    checked = _document_id(document_id)
+    deleted = await state.run_write(lambda: system.delete(document_ids=[checked]))
+    return DeleteResponse(deleted=int(deleted))
+
+
+@router.get("/stats", response_model=StatsResponse, responses=_errors(401, 403, 503), tags=["store"],
+            dependencies=[Depends(require_read)], summary="Store statistics")
+async def stats(request: Request) -> StatsResponse:
+    state = state_of(request)
+    system = state.system()
+    s = await state.run_read(system.stats)
+    values = asdict(s) if hasattr(s, "__dataclass_fields__") else dict(s)
+    return StatsResponse(**{k: values[k] for k in StatsResponse.model_fields})

@@ -1,0 +1,201 @@
+"""Request and response bodies of the HTTP API (pydantic models; the OpenAPI spec comes from them).
+
+Strings that reach the store refuse NUL characters (PostgreSQL cannot store them) and numbers
+must be finite, so bad input is a 422 here rather than an error deep in the store.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Mapping, Union
+
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from ..storage.models import METADATA_KEY_LENGTH
+
+MAX_TOP_K_RETRIEVER = 100
+MAX_TOP_K_READER = 20
+MAX_FILTER_VALUES = 100
+MAX_METADATA_ITEMS = 100
+MAX_ID_CHARS = 256
+MAX_TITLE_CHARS = 1000
+MAX_METADATA_VALUE_CHARS = 10_000
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _keys_without_nul(schema: dict[str, Any]) -> None:
+    """State the key rule in the spec as ``propertyNames`` (a pattern on the key type would
+    become ``patternProperties``, which leaves other keys unconstrained)."""
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "object":
+            branch.setdefault("propertyNames", {})["pattern"] = NO_NUL
+
+
+def _not_text_or_bool(value: Any) -> Any:
+    """JSON integers, also written as 3.0 (as JSON Schema allows), but never "3" or true."""
+    if isinstance(value, (str, bool)):
+        raise ValueError("must be an integer")
+    return value
+
+
+NO_NUL = r"^[^\x00]*$"
+# Characters Python's str.strip() removes (str.isspace), as a regex class body: a question must
+# hold at least one character outside it (see QASystem.validate_question).
+PY_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+QUESTION_PATTERN = rf"^[^\x00]*[^\x00{PY_SPACE}][^\x00]*$"
+# A client's document id: no control characters, not only spaces.
+ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+
+Text = Annotated[StrictStr, Field(pattern=NO_NUL)]
+def _count(low: int, high: int) -> Any:
+    """An integer in ``[low, high]``; 3.0 counts as 3 (as in JSON Schema), "3" and true do not."""
+    return Annotated[int, BeforeValidator(_not_text_or_bool), Field(ge=low, le=high),
+                     WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_finite)]
+SafeInt = Annotated[StrictInt, Field(ge=-(2**53 - 1), le=2**53 - 1)]  # exact in every JSON parser
+MetadataKey = Annotated[StrictStr, Field(min_length=1, max_length=METADATA_KEY_LENGTH), AfterValidator(_no_nul)]
+MetadataScalar = Union[StrictBool, SafeInt, FiniteFloat,
+                       Annotated[Text, Field(max_length=MAX_METADATA_VALUE_CHARS)]]
+FilterValues = Annotated[list[MetadataScalar], Field(max_length=MAX_FILTER_VALUES)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------- ask
+
+class AskRequest(_Model):
+    question: Text = Field(description="The question; not blank, at most max_question_chars "
+                                       "characters (1000 by default).")
+    top_k_retriever: _count(1, MAX_TOP_K_RETRIEVER) | None = Field(None,  # type: ignore[valid-type]
+                                        description="Passages to retrieve (default: server setting).")
+    top_k_reader: _count(1, MAX_TOP_K_READER) | None = Field(None,  # type: ignore[valid-type]
+                                     description="Answers to return (default: server setting).")
+    filters: dict[MetadataKey, MetadataScalar | FilterValues] | None = Field(
+        None, max_length=MAX_METADATA_ITEMS,
+        description="Metadata filters: every key must match; a list value means any of. The keys "
+                    "`document_id` and `source` match those fields.",
+        json_schema_extra=_keys_without_nul,
+    )
+
+    def filter_mapping(self) -> Mapping[str, Any] | None:
+        return None if self.filters is None else dict(self.filters)
+
+
+class AnswerOut(BaseModel):
+    text: str
+    score: float | None = Field(description="Start + end logit; comparable across passages.")
+    source: str
+    document_id: str
+    title: str | None
+    start: int = Field(description="Character offset of the answer in the document text.")
+    end: int
+    context: str
+
+
+class AskResponse(BaseModel):
+    question: str
+    has_answer: bool
+    no_answer_score: float | None
+    answers: list[AnswerOut]
+    timings: dict[str, float]
+
+
+# --------------------------------------------------------------------------------- documents
+
+class DocumentIn(_Model):
+    text: Annotated[Text, Field(min_length=1)]
+    id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)] | None = Field(
+        None, description="Your id for the document: its source becomes `api:<id>`, and posting the "
+                          "same id again replaces it. Without an id the source is derived from the text.")
+    title: Annotated[Text, Field(max_length=MAX_TITLE_CHARS)] | None = None
+    metadata: dict[MetadataKey, MetadataScalar] | None = Field(
+        None, max_length=MAX_METADATA_ITEMS, json_schema_extra=_keys_without_nul)
+
+
+class DocumentsRequest(_Model):
+    documents: list[DocumentIn] = Field(min_length=1)
+
+
+class IngestFailureOut(BaseModel):
+    source: str
+    reason: str
+
+
+class DocumentRef(BaseModel):
+    source: str
+    id: str
+
+
+class IngestResponse(BaseModel):
+    added: int
+    updated: int
+    skipped: int = Field(description="Documents whose source already held the same text.")
+    failed: list[IngestFailureOut]
+    documents: list[DocumentRef] = Field(
+        description="Source and id of every document of the request that was parsed.")
+
+
+class DocumentOut(BaseModel):
+    id: str
+    source: str
+    title: str | None
+    text: str
+    content_hash: str
+    metadata: dict[str, Any]
+    chunk_count: int
+    created_at: str
+    updated_at: str
+
+
+class DeleteResponse(BaseModel):
+    deleted: int
+
+
+class StatsResponse(BaseModel):
+    documents: int
+    chunks: int
+    vectors: int
+    generation: int
+    embedding_model: str
+    dimension: int
+    index_bytes: int
+
+
+# ------------------------------------------------------------------------------ operations
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    reasons: list[str]
+
+
+class ErrorDetail(BaseModel):
+    loc: str
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    type: str = Field(description="The error class, e.g. QuestionError, NotFound, Unauthorized.")
+    message: str
+    details: list[ErrorDetail] | None = Field(None, description="Validation errors, field by field.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,115 @@
+"""Settings of the HTTP layer (API keys, limits, concurrency), from ``QA_SYSTEM_*`` variables.
+
+They sit beside the package's `Settings` (store, models, question limit) and are built the same
+way: by a function, never at import time. Variables:
+
+==================================  =============================================  ==============
+variable                            meaning                                        default
+==================================  =============================================  ==============
+``QA_SYSTEM_API_KEYS_READ``         comma-separated keys for the read endpoints    (none: open)
+``QA_SYSTEM_API_KEYS_WRITE``        comma-separated keys for every endpoint        (none: open)
+``QA_SYSTEM_MAX_BODY_BYTES``        largest JSON request body                      2 MiB
+``QA_SYSTEM_MAX_UPLOAD_BYTES``      largest multipart upload (all files together)  20 MiB
+``QA_SYSTEM_MAX_UPLOAD_FILES``      most files in one upload                       20
+``QA_SYSTEM_MAX_DOCUMENTS``         most documents in one JSON ingest request      500
+``QA_SYSTEM_UPLOAD_EXTENSIONS``     comma-separated upload types, e.g. ``.md,.pdf``  every type
+                                                                                   ``ingest`` reads
+``QA_SYSTEM_ASK_CONCURRENCY``       questions answered at the same time            2
+``QA_SYSTEM_ASK_QUEUE``             questions allowed to wait for a slot           64
+``QA_SYSTEM_READY_CHECK_INTERVAL_S``  how long /readyz reuses a store check        30
+==================================  =============================================  ==============
+
+When any key is configured, the ``/v1`` read endpoints need a read or a write key and the write
+endpoints a write key; ``/healthz``, ``/readyz`` and ``/metrics`` stay open.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from ..config import ENV_PREFIX
+from ..errors import ConfigError
+from ..ingest import SUPPORTED_EXTENSIONS
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    api_keys_read: tuple[str, ...] = ()
+    api_keys_write: tuple[str, ...] = ()
+    max_body_bytes: int = 2 * MiB
+    max_upload_bytes: int = 20 * MiB
+    max_upload_files: int = 20
+    max_documents: int = 500
+    upload_extensions: tuple[str, ...] = tuple(sorted(SUPPORTED_EXTENSIONS))
+    ask_concurrency: int = 2
+    ask_queue: int = 64
+    ready_check_interval_s: float = 30.0
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys_read or self.api_keys_write)
+
+    def with_overrides(self, **overrides: Any) -> "ServiceSettings":
+        """A copy with every override that is not None applied, validated."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown service settings: {sorted(unknown)}")
+        return _validated(replace(self, **changes))
+
+
+def _keys(raw: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+
+def _extensions(raw: str) -> tuple[str, ...]:
+    exts = []
+    for item in _keys(raw):
+        ext = item.lower() if item.startswith(".") else "." + item.lower()
+        exts.append(ext)
+    return tuple(sorted(set(exts)))
+
+
+def _coerce(name: str, raw: str, template: Any) -> Any:
+    if name.startswith("api_keys_"):
+        return _keys(raw)
+    if name == "upload_extensions":
+        return _extensions(raw)
+    try:
+        if isinstance(template, float):
+            return float(raw)
+        return int(raw)
+    except ValueError as e:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid value") from e
+
+
+def _validated(settings: ServiceSettings) -> ServiceSettings:
+    for name in ("max_body_bytes", "max_upload_bytes", "max_upload_files", "max_documents",
+                 "ask_concurrency", "ask_queue"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(settings, name)}")
+    if settings.ready_check_interval_s < 0:
+        raise ConfigError("ready_check_interval_s must not be negative")
+    unknown = set(settings.upload_extensions) - SUPPORTED_EXTENSIONS
+    if unknown:
+        raise ConfigError(f"upload_extensions: {sorted(unknown)} cannot be ingested "
+                          f"(supported: {' '.join(sorted(SUPPORTED_EXTENSIONS))})")
+    for key in settings.api_keys_read + settings.api_keys_write:
+        if any(c.isspace() for c in key) or not key.isprintable():
+            raise ConfigError("API keys must be printable and contain no spaces")
+    return settings
+
+
+def load_service_settings(**overrides: Any) -> ServiceSettings:
+    """Defaults, then ``QA_SYSTEM_*`` environment variables, then ``overrides``."""
+    base = ServiceSettings()
+    from_env: dict[str, Any] = {}
+    for f in fields(ServiceSettings):
+        raw = os.environ.get(ENV_PREFIX + f.name.upper())
+        if raw is not None and raw.strip() != "":
+            from_env[f.name] = _coerce(f.name, raw, getattr(base, f.name))
+    return base.with_overrides(**from_env).with_overrides(**overrides)
