@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .config import Settings, load_settings
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import NotLoadedError, QuestionError
-from .ingestion import Ingestor, IngestReport
+from .ingestion import Chunker, Ingestor, IngestReport
 from .types import AskResult, Document, MetadataValue, Passage
 
 Filters = Mapping[str, "MetadataValue | Sequence[MetadataValue]"]
@@ -33,11 +33,12 @@ class QASystem:
 
     def __init__(
         self, settings: Settings | None = None, *, embedder: Embedder | None = None, reader: Any = None,
-        refresh_interval_s: float = 2.0,
+        chunker: Chunker | None = None, refresh_interval_s: float = 2.0,
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
         self._embedder = embedder
         self._reader = reader
+        self._chunker = chunker
         self._store: Any = None
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
@@ -108,10 +109,11 @@ class QASystem:
         from .chunking import make_chunker
 
         embedder = self.embedder
-        max_tokens = min(self.settings.chunk_tokens, embedder.max_tokens)
-        overlap = min(self.settings.chunk_overlap_tokens, max_tokens // 2)
-        chunker = make_chunker(embedder.tokenizer, max_tokens, overlap)
-        return Ingestor(self.store, embedder, chunker, self.settings)
+        if self._chunker is None:
+            max_tokens = min(self.settings.chunk_tokens, embedder.max_tokens)
+            overlap = min(self.settings.chunk_overlap_tokens, max_tokens // 2)
+            self._chunker = make_chunker(embedder.tokenizer, max_tokens, overlap)
+        return Ingestor(self.store, embedder, self._chunker, self.settings)
 
     def ingest(self, paths: str | Path | Sequence[str | Path], *, progress: bool = False,
                csv_text_column: str = "text", csv_title_column: str | None = None) -> IngestReport:
@@ -128,8 +130,20 @@ class QASystem:
             return self._ingestor().ingest_documents(documents)
 
     def delete(self, *, document_ids: Sequence[str] = (), sources: Sequence[str] = ()) -> int:
+        """Delete documents by id and by source. A source that names a JSON lines / JSON / CSV
+        file deletes every record document of that file. Nothing is deleted when any id or
+        source is unknown (DocumentNotFoundError names them)."""
         with self._write_lock:
-            return int(self.store.delete(document_ids=document_ids, sources=sources))
+            exact = self.store.source_states(list(sources))
+            ids = list(document_ids)
+            plain = []
+            for source in sources:
+                records = [] if source in exact else self.store.find_documents({"source_path": source})
+                if records:
+                    ids.extend(records)
+                else:
+                    plain.append(source)
+            return int(self.store.delete(document_ids=ids, sources=plain))
 
     def check(self) -> Any:
         return self.store.check()

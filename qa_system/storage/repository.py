@@ -218,14 +218,14 @@ def passage_rows(session: Session, chunk_ids: Iterable[int]) -> dict[int, Passag
     return {cid: (c, s, t, metadata.get(c.document_id, empty)) for cid, (c, s, t) in found.items()}
 
 
-def allowed_chunk_ids(session: Session, filters: Filters) -> np.ndarray:
-    """Ids of the chunks whose document matches every filter (a list value means any of)."""
+def _filter_conditions(filters: Filters) -> list[ColumnElement[bool]] | None:
+    """SQL conditions on documents for ``filters``; None when a filter can match nothing."""
     conditions: list[ColumnElement[bool]] = []
     for key, wanted in filters.items():
         values: list[MetadataValue] = (
             [wanted] if isinstance(wanted, (str, int, float, bool)) else list(wanted))
         if not values:
-            return np.zeros(0, dtype=np.int64)
+            return None
         if key in COLUMN_FILTERS:
             column = DocumentRow.id if key == "document_id" else DocumentRow.source
             conditions.append(column.in_([str(v) for v in values]))
@@ -236,9 +236,25 @@ def allowed_chunk_ids(session: Session, filters: Filters) -> np.ndarray:
         documents = select(DocumentMetadataRow.document_id).where(
             DocumentMetadataRow.key == check_key(key), matches)
         conditions.append(DocumentRow.id.in_(documents))
+    return conditions
+
+
+def allowed_chunk_ids(session: Session, filters: Filters) -> np.ndarray:
+    """Ids of the chunks whose document matches every filter (a list value means any of)."""
+    conditions = _filter_conditions(filters)
+    if conditions is None:
+        return np.zeros(0, dtype=np.int64)
     query = (select(ChunkRow.id).join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
              .where(*conditions))
     return np.asarray(session.scalars(query).all(), dtype=np.int64)
+
+
+def matching_document_ids(session: Session, filters: Filters) -> list[str]:
+    """Ids of the documents that match every filter, sorted."""
+    conditions = _filter_conditions(filters)
+    if conditions is None:
+        return []
+    return sorted(session.scalars(select(DocumentRow.id).where(*conditions)).all())
 
 
 def to_passages(scores: np.ndarray, ids: np.ndarray, rows: Mapping[int, PassageRow]) -> list[Passage]:

@@ -181,6 +181,12 @@ class Store:
         with sql_errors("reading documents"), self._reads() as session:
             return repo.stored_documents(session, list(ids))
 
+    def find_documents(self, filters: Mapping[str, MetadataValue | Sequence[MetadataValue]]) -> list[str]:
+        """Ids of the documents matching ``filters`` (same rules as ``search``)."""
+        self._usable()
+        with sql_errors("finding documents"), self._reads() as session:
+            return repo.matching_document_ids(session, filters)
+
     def list_documents(self, *, limit: int = 100, offset: int = 0) -> list[DocumentSummary]:
         self._usable()
         if limit < 0 or offset < 0:

@@ -92,6 +92,32 @@ def test_rank_documents_collapses_chunks_and_asks_for_more_when_needed() -> None
     assert fake.calls == [6]  # fewer chunks than asked for: nothing more to find
 
 
+def test_report_renders_text_json_and_chart(tmp_path: Path) -> None:
+    from qa_system.evaluation.open_squad import CorpusReport
+    from qa_system.evaluation.report import SUBJQA_RECALL_ANCHORS, EvalResult, render_text, write_chart, write_json
+    from qa_system.evaluation.retrieval_metrics import retrieval_scores
+    from qa_system.evaluation.squad_metrics import evaluate
+
+    corpus = CorpusReport(documents=3, chunks=5, split_documents=1, max_chunks_per_document=3, chunk_tokens=192,
+                          chunk_overlap_tokens=32, embedding_model="all-MiniLM-L6-v2", seconds=1.0)
+    result = EvalResult(
+        benchmark="subjqa", title="SubjQA fake test", dataset="fake.csv", questions=2, answerable=1, corpus=corpus,
+        retrieval={"book": retrieval_scores([1, 2]), "strict": retrieval_scores([None, 2])},
+        retrieval_scope="within the product", reader_model="m", no_answer_threshold=0.0,
+        reader_on_gold=evaluate({"a": ["x"], "b": []}, {"a": "x", "b": ""}), reader_pairs=2,
+        pipeline=None, top_k_retriever=10, top_k_reader=4, seconds={"index": 1.0},
+        recall_anchors=SUBJQA_RECALL_ANCHORS)
+    text = render_text(result)
+    assert "ours (book definition)" in text and "0.891" in text and "1 documents split" in text
+    assert "pipeline top-1" not in text
+    payload = json.loads(write_json(result, tmp_path / "r.json").read_text())
+    assert payload["retrieval"]["strict"]["recall"]["3"] == 0.5
+    assert payload["recall_anchors"][0]["recall"]["1"] == 0.891
+    pytest.importorskip("matplotlib")
+    chart = write_chart(result, tmp_path / "r.png")
+    assert chart is not None and chart.read_bytes()[:4] == b"\x89PNG"
+
+
 # -- the command line ---------------------------------------------------------------------------
 
 def test_eval_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
