@@ -84,7 +84,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         title = f" — {a.title}" if a.title else ""
         print(f"\n{rank}. {a.text}    (score {a.score:.2f})")
         print(f"   source: {a.source}{title}  [chars {a.start}-{a.end}]")
-        print(f"   context: …{a.context}…")
+        print(f"   context: …{' '.join(a.context.split())}…")
     return EXIT_OK
 
 
