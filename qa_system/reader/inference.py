@@ -59,8 +59,10 @@ def prepare_model(model: Any, *, device: str, quantize: bool, torch_threads: int
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
     try:
-        # Shipped weights may be fp16 to stay small; CPUs compute fastest (and exactly) in fp32.
-        model = model.to(torch.device(device), dtype=torch.float32)
+        model = model.to(torch.device(device))
+        if torch.device(device).type == "cpu" and _has_half_weights(model):
+            # Shipped weights may be fp16 to stay small; CPUs compute fastest (and exactly) in fp32.
+            model = model.float()
     except (RuntimeError, AssertionError, ValueError) as e:
         raise ConfigError(f"cannot use device {device!r} for the reader: {e}") from e
     model.eval()
@@ -75,6 +77,13 @@ def prepare_model(model: Any, *, device: str, quantize: bool, torch_threads: int
             warnings.simplefilter("ignore", UserWarning)
             model = ao_quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return model
+
+
+def _has_half_weights(model: Any) -> bool:
+    import torch
+
+    parameters = getattr(model, "parameters", None)
+    return callable(parameters) and any(p.dtype in (torch.float16, torch.bfloat16) for p in parameters())
 
 
 @contextlib.contextmanager
