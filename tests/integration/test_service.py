@@ -368,7 +368,7 @@ def test_cli_serve_with_two_workers_shares_one_store(tmp_path: Path, reader_mode
     by both within a few seconds (the workers take turns at the socket)."""
     store = tmp_path / "store"
     port = free_port()
-    env = {**os.environ, "QA_SYSTEM_READER_MODEL": str(reader_model_dir), "QA_SYSTEM_TORCH_THREADS": "1"}
+    env = {**os.environ, "QA_SYSTEM_READER_MODEL": str(reader_model_dir)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     cmd = [sys.executable, "-m", "qa_system.cli", "serve", "--store", str(store), "--port", str(port),
            "--workers", "2", "--log-level", "warning"]

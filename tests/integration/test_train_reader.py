@@ -1,0 +1,54 @@
+"""`qa-system train-reader` / `eval-reader` end to end on the shipped tiny SQuAD v2 file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa_system.cli import main as cli_main
+from tests.support import DATA
+
+pytestmark = pytest.mark.slow
+
+TINY = str(DATA / "eval" / "tiny_squad_v2.json")
+SUBJ = str(DATA / "eval" / "tiny_subjqa.csv")
+
+
+def train(out: Path, steps: int) -> int:
+    return cli_main(["train-reader", "--train", TINY, SUBJ, "--eval", TINY, "--output", str(out),
+                     "--max-length", "96", "--stride", "32", "--batch-size", "4", "--max-steps", str(steps),
+                     "--checkpoint-every", "1", "--threads", "1"])
+
+
+def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers import AutoModelForQuestionAnswering
+
+    out = tmp_path / "run"
+    assert train(out, 2) == 0
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [1, 2]
+    assert train(out, 3) == 0  # resumes after step 2
+    assert "resuming from step 2" in capsys.readouterr().out
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [1, 2, 3]
+
+    model_dir = out / "model"
+    AutoModelForQuestionAnswering.from_pretrained(model_dir)  # a standard Hugging Face folder
+    reader_config = json.loads((model_dir / "qa_system_reader.json").read_text())
+    assert "no_answer_threshold" in reader_config
+    fit = json.loads((model_dir / "threshold_fit.json").read_text())
+    assert fit["dev_examples"] == 22
+
+    scores = tmp_path / "scores.json"
+    assert cli_main(["eval-reader", str(model_dir), TINY, SUBJ, "--json", str(scores)]) == 0
+    results = json.loads(scores.read_text())["results"]
+    tiny = results[TINY]
+    assert tiny["total"] == 22 and tiny["no_answer_total"] == 4
+    assert 0.0 <= tiny["exact_match"] <= tiny["f1"] <= 1.0
+
+
+def test_train_reader_needs_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["train-reader", "--output", str(tmp_path / "x")]) == 1
+    assert "--train" in capsys.readouterr().err

