@@ -89,5 +89,7 @@ def load_settings(**overrides: Any) -> Settings:
         raw = os.environ.get(ENV_PREFIX + f.name.upper())
         if raw is not None and raw != "":
             template = getattr(base, f.name)
-            from_env[f.name] = _coerce(f.name, raw, template if template is not None else "")
+            if template is None:  # an optional setting: coerce by its declared type
+                template = 0 if str(f.type).startswith("int") else ""
+            from_env[f.name] = _coerce(f.name, raw, template)
     return base.with_overrides(**from_env).with_overrides(**overrides)

@@ -143,7 +143,7 @@ class Ingestor:
         self._stage(docs, batch, set(), tally)
         self._flush(batch, tally)
         return IngestReport(
-            added=tally.added, updated=tally.updated, skipped=tally.skipped,
+            added=tally.added, updated=tally.updated, skipped=tally.skipped, failed=tuple(tally.failed),
             chunks_added=tally.chunks_added, chunks_removed=tally.chunks_removed,
             seconds=time.perf_counter() - began,
         )

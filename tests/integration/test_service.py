@@ -9,9 +9,7 @@ trained reader is present. Models load once per test session (conftest fixtures)
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -404,6 +402,6 @@ def test_cli_serve_with_two_workers_shares_one_store(tmp_path: Path, reader_mode
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
             proc.kill()

@@ -121,3 +121,10 @@ def test_deleting_a_record_file_removes_all_its_records(qa: QASystem, tmp_path: 
     with pytest.raises(DocumentNotFoundError):
         qa.delete(sources=[source_path(corpus / "a.txt"), "/no/such/file"])
     assert qa.stats().documents == 2
+
+
+def test_optional_int_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QA_SYSTEM_TORCH_THREADS", "1")
+    monkeypatch.setenv("QA_SYSTEM_DB_URL", "sqlite:///x.db")
+    settings = load_settings()
+    assert settings.torch_threads == 1 and settings.db_url == "sqlite:///x.db"
