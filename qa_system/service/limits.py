@@ -19,6 +19,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MULTIPART_OVERHEAD = 64 * 1024  # part headers and boundaries around the uploaded files
+DRAIN_LIMIT = 8 * 1024 * 1024  # bodies declared larger are refused without reading them
 
 
 class BodyTooLarge(ApiError):
@@ -60,6 +61,11 @@ class BodyLimitMiddleware:
                 await self._reject(send, 400, "BadRequest", "invalid Content-Length header")
                 return
             if too_large:
+                # Read (and drop) a moderately oversized body first: answering while the client
+                # is still sending makes the server close the socket under it, and the client
+                # sees a connection reset instead of the 413.
+                if int(declared) <= DRAIN_LIMIT:
+                    await _drain(receive)
                 await self._reject(send, 413, "PayloadTooLarge",
                                    f"the request body is larger than the limit of {limit} bytes")
                 return
@@ -87,12 +93,21 @@ class BodyLimitMiddleware:
         except BodyTooLarge as e:  # raised past the app's own handlers (e.g. in middleware)
             if started:
                 raise
+            if received <= DRAIN_LIMIT:
+                await _drain(receive)
             await self._reject(send, 413, "PayloadTooLarge", str(e.detail))
 
     async def _reject(self, send: Send, status: int, type_: str, message: str) -> None:
         if self.on_reject is not None:
             self.on_reject(type_, status)
         await _send_error(send, status, type_, message)
+
+
+async def _drain(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 async def _send_error(send: Send, status: int, type_: str, message: str) -> None:
