@@ -93,10 +93,6 @@ def _resumable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in {"max_steps", "checkpoint_every_steps", "eval_every_steps", "torch_threads"}}
 
 
-def step_of(state: dict[str, Any]) -> int:
-    return int(state["step"])
-
-
 def _linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     def factor(step: int) -> float:
         if step < warmup:
@@ -155,13 +151,12 @@ def train_reader(
         # max_steps may change on resume (to shorten or extend a run); the rest must match.
         if _resumable(state["config"]) != _resumable(asdict(config)) or state["n_windows"] != len(windows):
             raise ConfigError(f"{ckpt} was written by another configuration or data; use a new output_dir")
-        if step_of(state) >= total:
-            log(f"checkpoint at step {step_of(state)} is already past max_steps={total}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = int(state["step"])
-        log(f"resuming from step {step} of {total}")
+        log(f"resuming from step {step} of {total}" if step < total
+            else f"checkpoint at step {step} is already at or past max_steps={total}")
     (out / "train_config.json").write_text(json.dumps({**asdict(config), "steps": total, "windows": len(windows)}, indent=2))
     pad_id = tokenizer.pad_token_id or 0
     model.train()
