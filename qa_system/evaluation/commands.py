@@ -44,12 +44,17 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     _common(s)
     q = targets.add_parser("squad", help="open retrieval over every context of a SQuAD-format file")
     q.add_argument("file", type=Path, help="SQuAD v1.1/v2.0 JSON file")
+    q.add_argument("--read", choices=["all", "heldout"], default="all",
+                   help="questions the reader and pipeline answer: all, or only those of SQuAD dev articles "
+                        "the default reader was not trained on (its recipe's held-out split)")
+    q.add_argument("--read-limit", type=int, help="read at most N of those questions (retrieval still "
+                                                  "covers every question)")
     _common(q)
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("limit", "top_k_retriever", "top_k_reader"):
-        value = getattr(args, name)
+    for name in ("limit", "top_k_retriever", "top_k_reader", "read_limit"):
+        value = getattr(args, name, None)
         if value is not None and value <= 0:
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if not args.retrieval_only and args.reader_model is None:
@@ -84,10 +89,12 @@ def eval_command(args: argparse.Namespace) -> int:
 
         if not args.file.is_file():
             raise InputError(f"no such file: {args.file}")
-        bench = load_open_squad(args.file, limit=args.limit)
-        result = evaluate_open_squad(bench, title=f"open SQuAD {args.file.stem}", **options)
+        bench = load_open_squad(args.file, limit=args.limit, read=args.read, read_limit=args.read_limit)
+        title = f"open SQuAD {args.file.stem}" + (" heldout" if args.read == "heldout" else "")
+        result = evaluate_open_squad(bench, title=title, **options)
     print(render_text(result))
     stem = result.slug + (f"-limit{args.limit}" if args.limit else "")
+    stem += f"-read{args.read_limit}" if getattr(args, "read_limit", None) else ""
     print(f"\nresults: {write_json(result, args.out / f'{stem}.json')}")
     chart = write_chart(result, args.out / f"{stem}.png")
     print(f"chart: {chart}" if chart else "chart: skipped (matplotlib is not installed: pip install 'qa_system[eval]')")

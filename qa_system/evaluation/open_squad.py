@@ -11,6 +11,8 @@ The steps are shared by both benchmarks of ``qa-system eval``:
 4. ``run_pipeline`` / ``pipeline_scores`` — the whole system (``QASystem.ask_many``): top-1
    answer, "" when the reader says there is no answer, scored with SQuAD v2 EM/F1.
 
+``run_benchmark`` runs those steps (and the reader on the gold contexts) for any `BenchmarkData`.
+
 ``load_open_squad`` builds the open-SQuAD benchmark: the corpus is every distinct context of a
 SQuAD-format file, each question is searched across all of it, and its gold document is its own
 context.
@@ -25,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -232,45 +234,38 @@ def pipeline_scores(questions: Sequence[EvalQuestion], predictions: Mapping[str,
     return evaluate({q.id: list(q.answers) for q in questions}, predictions)
 
 
-# -- open SQuAD ---------------------------------------------------------------------------------
+# -- one run of a benchmark ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class OpenSquadBenchmark:
+class BenchmarkData:
+    """What a benchmark evaluates: the corpus, the questions searched in it, and the
+    (question, gold context) pairs the reader is scored on. ``read_ids``: the questions the
+    pipeline reads (None: all of them)."""
+
     source: str
-    contexts: tuple[CorpusEntry, ...]
+    source_prefix: str  # document sources become "<prefix>#<key>"
+    corpus: tuple[CorpusEntry, ...]
     questions: tuple[EvalQuestion, ...]
-    examples: tuple[QAExample, ...]  # the same questions, each on its own context
+    pairs: tuple[QAExample, ...]
+    read_ids: frozenset[str] | None = None
 
 
-def load_open_squad(path: str | Path, *, limit: int | None = None) -> OpenSquadBenchmark:
-    """Corpus: every distinct context of the file (all of it, even with ``limit``); questions:
-    the first ``limit`` questions (all by default), each with its own context as gold document."""
-    examples = load_squad_json(path)
-    entries: dict[str, CorpusEntry] = {}
-    for e in examples:
-        key = text_key(e.context)
-        entries.setdefault(key, CorpusEntry(key=key, text=e.context, title=e.group or None))
-    kept = examples if limit is None else examples[:limit]
-    questions = tuple(
-        EvalQuestion(e.id, e.question, tuple(dict.fromkeys(a.text for a in e.answers)), frozenset({text_key(e.context)}))
-        for e in kept
-    )
-    return OpenSquadBenchmark(str(path), tuple(entries.values()), questions, tuple(kept))
-
-
-def evaluate_open_squad(bench: OpenSquadBenchmark, *, title: str, reader_model: str | None,
-                        retrieval_only: bool, top_k_retriever: int = 10, top_k_reader: int = 4,
-                        ks: Sequence[int] = DEFAULT_KS, embedding_model: str | None = None,
-                        progress: bool = False) -> Any:
-    """Open retrieval over all contexts of the file, the reader on each question's own context,
-    and the whole pipeline; returns an `EvalResult`."""
+def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_scope: str,
+                  reader_model: str | None, retrieval_only: bool, top_k_retriever: int = 10,
+                  top_k_reader: int = 4, ks: Sequence[int] = DEFAULT_KS, embedding_model: str | None = None,
+                  progress: bool = False, notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (),
+                  **anchors: Any) -> Any:
+    """Index the corpus in a temporary store, rank and score retrieval for every question, then
+    (unless ``retrieval_only``) score the reader on the gold contexts and the whole pipeline.
+    Returns an `EvalResult`; ``anchors`` are its published-figure fields."""
     from .reader_eval import run_reader, score_run
     from .report import EvalResult, per_question_records
 
     seconds: dict[str, float] = {}
-    questions = list(bench.questions)
+    questions = list(data.questions)
+    read = questions if data.read_ids is None else [q for q in questions if q.id in data.read_ids]
     with temporary_system(reader_model=reader_model, embedding_model=embedding_model) as qa:
-        corpus = index_corpus(qa, bench.contexts, source_prefix=f"squad:{Path(bench.source).name}")
+        corpus = index_corpus(qa, data.corpus, source_prefix=data.source_prefix)
         seconds["index"] = corpus.report.seconds
         began = time.perf_counter()
         ranked = rank_documents(qa, questions, corpus.key_of_document, max(ks), progress=progress)
@@ -278,25 +273,73 @@ def evaluate_open_squad(bench: OpenSquadBenchmark, *, title: str, reader_model: 
         seconds["retrieve"] = time.perf_counter() - began
         gold_scores = pipeline = predictions = threshold = None
         if not retrieval_only:
+            began = time.perf_counter()
             reader = qa.load_reader()
             threshold = reader.params.no_answer_threshold
+            seconds["load_reader"] = time.perf_counter() - began
             began = time.perf_counter()
-            gold_scores = score_run(run_reader(reader, bench.examples, progress=progress), bench.examples, threshold)
+            gold_scores = score_run(run_reader(reader, data.pairs, progress=progress), data.pairs, threshold)
             seconds["read_gold"] = time.perf_counter() - began
             began = time.perf_counter()
-            predictions = run_pipeline(qa, questions, top_k_retriever=top_k_retriever, top_k_reader=top_k_reader,
+            predictions = run_pipeline(qa, read, top_k_retriever=top_k_retriever, top_k_reader=top_k_reader,
                                        progress=progress)
-            pipeline = pipeline_scores(questions, predictions)
+            pipeline = pipeline_scores(read, predictions)
             seconds["pipeline"] = time.perf_counter() - began
         used_reader = None if retrieval_only else qa.settings.resolved_reader_model
     return EvalResult(
-        benchmark="open-squad", title=title, dataset=bench.source, questions=len(questions),
+        benchmark=benchmark, title=title, dataset=data.source, questions=len(questions),
         answerable=sum(1 for q in questions if q.has_answer), corpus=corpus.report,
-        retrieval=retrieval.scores,
-        retrieval_scope=f"each question searched across all {corpus.report.documents} contexts (no filter), "
-                        "chunks collapsed to contexts",
+        retrieval=retrieval.scores, retrieval_scope=retrieval_scope,
         reader_model=used_reader, no_answer_threshold=threshold, reader_on_gold=gold_scores,
-        reader_pairs=len(bench.examples), pipeline=pipeline, top_k_retriever=top_k_retriever,
+        reader_pairs=len(data.pairs), pipeline=pipeline, top_k_retriever=top_k_retriever,
         top_k_reader=top_k_reader, seconds=seconds,
         per_question=per_question_records(questions, retrieval.ranks, predictions),
+        notes=tuple(notes(corpus.report)), **anchors,
+    )
+
+
+# -- open SQuAD ---------------------------------------------------------------------------------
+
+READ_CHOICES = ("all", "heldout")
+
+
+def load_open_squad(path: str | Path, *, limit: int | None = None, read: str = "all",
+                    read_limit: int | None = None) -> BenchmarkData:
+    """Corpus: every distinct context of the file (all of it, even with ``limit``); questions:
+    the first ``limit`` questions (all by default), each with its own context as gold document.
+
+    The reader and the pipeline read ``read`` questions: "all", or "heldout" — only those of
+    articles the default reader's recipe holds out of training (its "test" split; the other
+    SQuAD dev articles were trained on) — at most ``read_limit`` of them."""
+    from ..training.recipe import squad_v2_split
+
+    if read not in READ_CHOICES:
+        raise ValueError(f"read must be one of {READ_CHOICES}, got {read!r}")
+    examples = load_squad_json(path)
+    entries: dict[str, CorpusEntry] = {}
+    for e in examples:
+        key = text_key(e.context)
+        entries.setdefault(key, CorpusEntry(key=key, text=e.context, title=e.group or None))
+    kept = examples if limit is None else examples[:limit]
+    readable = [e for e in kept if read == "all" or squad_v2_split(e.group) == "test"][:read_limit]
+    questions = tuple(
+        EvalQuestion(e.id, e.question, tuple(dict.fromkeys(a.text for a in e.answers)), frozenset({text_key(e.context)}))
+        for e in kept
+    )
+    read_ids = None if len(readable) == len(kept) else frozenset(e.id for e in readable)
+    return BenchmarkData(str(path), f"squad:{Path(path).name}", tuple(entries.values()), questions,
+                         tuple(readable), read_ids)
+
+
+def evaluate_open_squad(data: BenchmarkData, *, title: str, **options: Any) -> Any:
+    """Open retrieval over all contexts of the file, the reader on each question's own context,
+    and the whole pipeline; returns an `EvalResult`."""
+    read_note = () if data.read_ids is None else (
+        f"retrieval is scored on all {len(data.questions)} questions; the reader and the pipeline on "
+        f"{len(data.pairs)} of them (see --read / --read-limit).",)
+    return run_benchmark(
+        data, benchmark="open-squad", title=title,
+        retrieval_scope=f"each question searched across all {len(data.corpus)} contexts (no filter), "
+                        "chunks collapsed to contexts",
+        notes=lambda _: read_note, **options,
     )

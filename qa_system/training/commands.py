@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_EMBEDDING_MODEL
 from ..errors import ConfigError
+from .recipe import RECIPES
 
 if TYPE_CHECKING:
     from .run import TrainingData
@@ -24,7 +25,9 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
                    help="held-out evaluation files (default: 10%% of the training articles/products held out)")
     p.add_argument("--dev", nargs="*", default=[], metavar="FILE",
                    help="files to fit the no-answer threshold on (default: the evaluation examples)")
-    p.add_argument("--recipe", choices=["default"], help="train the project's default reader from --datasets")
+    p.add_argument("--recipe", choices=list(RECIPES),
+                   help="the default reader's data from --datasets: 'default' (phase 1, from the encoder), "
+                        "'reviews' (phase 2, from a phase-1 model: SubjQA and review QA)")
     p.add_argument("--datasets", default="../shared/datasets", help="folder of the public datasets (recipe only)")
     p.add_argument("--base-model", default=DEFAULT_EMBEDDING_MODEL,
                    help="a QA model or a plain encoder (gets a new QA head); name or folder")
@@ -76,15 +79,15 @@ def _use_bf16(precision: str) -> bool:
 
 
 def train_reader_command(args: argparse.Namespace) -> int:
-    from .run import data_from_files, default_recipe_data, run_training
+    from .run import data_from_files, recipe_data, run_training
     from .trainer import TrainConfig
 
-    if args.recipe == "default":
-        data = default_recipe_data(args.datasets)
+    if args.recipe:
+        data = recipe_data(args.recipe, args.datasets)
     elif args.train:
         data = data_from_files(args.train, args.eval, eval_fraction=0.1, seed=args.seed)
     else:
-        raise ConfigError("give --train FILE... or --recipe default")
+        raise ConfigError("give --train FILE... or --recipe NAME")
     config = TrainConfig(
         output_dir=str(args.output), base_model=_base_model_path(args.base_model), max_length=args.max_length,
         stride=args.stride, batch_size=args.batch_size, learning_rate=args.lr, epochs=args.epochs,

@@ -4,15 +4,17 @@ which articles / products are held out for threshold fitting and for evaluation.
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import QAExample, dedupe_by_id, load_squad_json, load_subjqa_csv, split_by_group
+from .data import QAExample, dedupe_by_id, load_squad_json, load_subjqa_csv
 
 SUBJQA_TRAIN_DOMAINS = ("electronics", "grocery", "restaurants", "tripadvisor")
 SUBJQA_DEV_DOMAINS = ("electronics", "grocery", "restaurants", "tripadvisor", "books", "movies")
+REVIEW_SOURCE = "squadshifts/amazon_reviews_v1.0.json"
 SQUAD_SOURCES = (
-    "squadshifts/amazon_reviews_v1.0.json",
+    REVIEW_SOURCE,
     "squadshifts/new_wiki_v1.0.json",
     "squadshifts/reddit_v1.0.json",
     "policyqa/dev.json",
@@ -38,22 +40,64 @@ class ReaderData:
     subjqa_test: list[QAExample]
 
 
+RECIPES = ("default", "reviews")
+
+
+def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
+    """``default``: phase 1, general extractive QA from the plain encoder. ``reviews``: phase 2,
+    continued from a phase-1 model on SubjQA train and Amazon-review QA, with a replay of a
+    fifth of phase 1's other data so that it does not forget. Both hold out the same dev and
+    test splits."""
+    if name == "default":
+        return load_default_reader_data(datasets_dir)
+    if name == "reviews":
+        return load_review_reader_data(datasets_dir)
+    raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+
+
 def load_default_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 2) -> ReaderData:
     root = Path(datasets_dir)
+    squad_train, threshold_dev, squad_test = _squad_splits(root)
+    train: list[tuple[QAExample, int]] = [(e, 1) for e in squad_train]
+    for rel in SQUAD_SOURCES:
+        train.extend((e, 1) for e in load_squad_json(root / rel))
+    train.extend(_subjqa_train(root, subjqa_repeat))
+    return _held_out(root, train, threshold_dev, squad_test)
+
+
+def load_review_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 3, replay: float = 0.2,
+                            seed: int = 13) -> ReaderData:
+    root = Path(datasets_dir)
+    squad_train, threshold_dev, squad_test = _squad_splits(root)
+    reviews = load_squad_json(root / REVIEW_SOURCE)
+    others = squad_train + [e for rel in SQUAD_SOURCES if rel != REVIEW_SOURCE for e in load_squad_json(root / rel)]
+    rng = random.Random(seed)
+    train = [(e, 1) for e in reviews] + [(e, 1) for e in rng.sample(others, int(len(others) * replay))]
+    train.extend(_subjqa_train(root, subjqa_repeat))
+    return _held_out(root, train, threshold_dev, squad_test)
+
+
+def _squad_splits(root: Path) -> tuple[list[QAExample], list[QAExample], list[QAExample]]:
     v1 = load_squad_json(root / "squad/dev-v1.1.json")
     v2 = load_squad_json(root / "squad/dev-v2.0.json")
     squad = dedupe_by_id(v2 + v1)  # v2 shares paragraphs and answerable ids with v1.1
     split = {e.group: squad_v2_split(e.group) for e in squad}
-    train: list[tuple[QAExample, int]] = [(e, 1) for e in squad if split[e.group] == "train"]
+    train = [e for e in squad if split[e.group] == "train"]
     threshold_dev = [e for e in squad if split[e.group] == "dev"]
     squad_test = [e for e in v2 if split[e.group] == "test"]
-    for rel in SQUAD_SOURCES:
-        train.extend((e, 1) for e in load_squad_json(root / rel))
-    for domain in SUBJQA_TRAIN_DOMAINS:
-        examples = load_subjqa_csv(root / "subjqa" / domain / "train.csv")
-        train.extend((e, 3) for e in examples for _ in range(subjqa_repeat))
+    return train, threshold_dev, squad_test
+
+
+def _subjqa_train(root: Path, repeat: int) -> list[tuple[QAExample, int]]:
+    # Annotators mark different spans of one review: train on up to 3 of them.
+    return [(e, 3) for domain in SUBJQA_TRAIN_DOMAINS
+            for e in load_subjqa_csv(root / "subjqa" / domain / "train.csv") for _ in range(repeat)]
+
+
+def _held_out(root: Path, train: list[tuple[QAExample, int]], threshold_dev: list[QAExample],
+              squad_test: list[QAExample]) -> ReaderData:
     for domain in SUBJQA_DEV_DOMAINS:
-        threshold_dev.extend(load_subjqa_csv(root / "subjqa" / domain / "dev.csv"))
+        threshold_dev = threshold_dev + load_subjqa_csv(root / "subjqa" / domain / "dev.csv")
     subjqa_test = load_subjqa_csv(root / "subjqa/electronics/test.csv")
     seen = {_pair(e) for e, _ in train}
     # SubjQA's dev splits repeat some (question, review) pairs of train: not usable for fitting.

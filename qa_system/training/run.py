@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 from ..errors import ConfigError
 from .data import QAExample, load_examples
 from .features import TrainWindow, build_windows
-from .recipe import load_default_reader_data
+from .recipe import load_recipe_data
 from .trainer import TrainConfig, train_reader
 
 
@@ -80,8 +80,8 @@ def run_training(
     return train_reader(config, windows, eval_windows=eval_windows, tokenizer=tokenizer, log=log)
 
 
-def default_recipe_data(datasets_dir: str) -> TrainingData:
-    data = load_default_reader_data(datasets_dir)
+def recipe_data(name: str, datasets_dir: str) -> TrainingData:
+    data = load_recipe_data(name, datasets_dir)
     # Held-out loss during training is watched on the threshold-fitting dev split, never on test.
     return TrainingData(data.train, data.threshold_dev,
                         {"squad-v2-dev-heldout-articles": data.squad_test, "subjqa-electronics-test": data.subjqa_test})

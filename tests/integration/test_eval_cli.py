@@ -31,10 +31,10 @@ PACKAGED_READER = REPO / "qa_system" / "models" / "reader"
 
 def test_subjqa_benchmark_aggregates_by_question_and_product() -> None:
     bench = load_subjqa_benchmark(TINY_SUBJQA)
-    assert len(bench.reviews) == 10  # distinct review texts
+    assert len(bench.corpus) == 10  # distinct review texts
     assert len(bench.pairs) == 10  # (question, review) pairs
     assert len(bench.questions) == 9  # (question, item_id)
-    for review in bench.reviews:
+    for review in bench.corpus:
         assert not review.text.endswith(SUBJQA_NO_ANSWER)
         assert review.metadata["item_id"].startswith("B00TEST")
         assert review.key == text_key(review.text)
@@ -44,27 +44,45 @@ def test_subjqa_benchmark_aggregates_by_question_and_product() -> None:
     assert "it lasts the whole week" in battery.answers and "Battery life is excellent" in battery.answers
     unanswerable = [q for q in bench.questions if not q.has_answer]
     assert [q.question for q in unanswerable] == ["How long does the battery last?"]
-    texts = {r.key: r.text for r in bench.reviews}
+    texts = {r.key: r.text for r in bench.corpus}
     for q in bench.questions:  # every gold answer is review[start:end] of a gold review
         assert all(any(a in texts[k] for k in q.gold_keys) for a in q.answers)
 
 
 def test_subjqa_limit_keeps_the_whole_corpus() -> None:
     bench = load_subjqa_benchmark(TINY_SUBJQA, limit=2)
-    assert len(bench.questions) == 2 and len(bench.reviews) == 10
+    assert len(bench.questions) == 2 and len(bench.corpus) == 10
     assert {(p.question, p.group) for p in bench.pairs} == {
         (q.question, q.filters["item_id"]) for q in bench.questions}
 
 
 def test_open_squad_benchmark_uses_every_distinct_context() -> None:
     bench = load_open_squad(TINY_SQUAD)
-    assert len(bench.contexts) == 6 and len(bench.questions) == 22
+    assert len(bench.corpus) == 6 and len(bench.questions) == 22
     assert sum(1 for q in bench.questions if not q.has_answer) == 4
-    keys = {c.key for c in bench.contexts}
-    for q, e in zip(bench.questions, bench.examples):
+    keys = {c.key for c in bench.corpus}
+    for q, e in zip(bench.questions, bench.pairs):
         assert q.gold_keys == {text_key(e.context)} and q.gold_keys <= keys and q.filters is None
     limited = load_open_squad(TINY_SQUAD, limit=3)
-    assert len(limited.questions) == 3 and len(limited.contexts) == 6
+    assert len(limited.questions) == 3 and len(limited.corpus) == 6
+    assert bench.read_ids is None and limited.read_ids is None  # the pipeline reads every question
+
+
+def test_open_squad_reads_only_held_out_articles_when_asked() -> None:
+    from qa_system.training.recipe import squad_v2_split
+
+    everything = load_open_squad(TINY_SQUAD)
+    held = load_open_squad(TINY_SQUAD, read="heldout")
+    titles = {e.id: e.group for e in everything.pairs}
+    expected = {qid for qid, title in titles.items() if squad_v2_split(title) == "test"}
+    assert len(held.questions) == len(everything.questions)  # retrieval still covers all questions
+    assert {e.id for e in held.pairs} == expected
+    assert held.read_ids == (None if len(expected) == len(titles) else frozenset(expected))
+    capped = load_open_squad(TINY_SQUAD, read_limit=5)
+    assert [e.id for e in capped.pairs] == [q.id for q in everything.questions][:5]
+    assert capped.read_ids == frozenset(q.id for q in everything.questions[:5])
+    with pytest.raises(ValueError, match="read must be"):
+        load_open_squad(TINY_SQUAD, read="some")
 
 
 class _FakeSystem:

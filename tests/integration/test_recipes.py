@@ -1,0 +1,58 @@
+"""The default reader's two data recipes on the real public datasets (``../shared/datasets``):
+held-out splits are never trained on, and phase 2 is built from what it says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa_system.training.data import load_squad_json, load_subjqa_csv
+from qa_system.training.recipe import (
+    REVIEW_SOURCE,
+    SUBJQA_TRAIN_DOMAINS,
+    load_recipe_data,
+    squad_v2_split,
+)
+
+DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (DATASETS / "squad").is_dir(), reason="../shared/datasets is not beside the project"),
+]
+
+
+def _pairs(examples) -> set[tuple[str, str]]:
+    return {(e.question.strip().lower(), e.context) for e in examples}
+
+
+@pytest.fixture(scope="module")
+def recipes():
+    return {name: load_recipe_data(name, DATASETS) for name in ("default", "reviews")}
+
+
+def test_both_recipes_hold_out_the_same_dev_and_test_splits(recipes) -> None:
+    default, reviews = recipes["default"], recipes["reviews"]
+    assert [e.id for e in default.squad_test] == [e.id for e in reviews.squad_test]
+    assert len(default.subjqa_test) == len(reviews.subjqa_test) == 358
+    for data in recipes.values():
+        trained = _pairs(e for e, _ in data.train)
+        assert not trained & _pairs(data.squad_test + data.subjqa_test + data.threshold_dev)
+        assert all(squad_v2_split(e.group) == "test" for e in data.squad_test)
+        test_articles = {e.group for e in data.squad_test}
+        assert not any(e.group in test_articles for e, _ in data.train)
+
+
+def test_reviews_recipe_is_subjqa_reviews_and_a_fifth_replayed(recipes) -> None:
+    default, reviews = recipes["default"], recipes["reviews"]
+    trained = _pairs(e for e, _ in reviews.train)
+    subjqa = [e for d in SUBJQA_TRAIN_DOMAINS for e in load_subjqa_csv(DATASETS / "subjqa" / d / "train.csv")]
+    assert _pairs(subjqa) <= trained
+    assert _pairs(load_squad_json(DATASETS / REVIEW_SOURCE)) <= trained
+    subjqa_ids = {e.id for e in subjqa}
+    assert sum(1 for e, _ in reviews.train if e.id in subjqa_ids) == 3 * len(subjqa)  # repeated 3 times
+    replayed = _pairs(e for e, _ in reviews.train) - _pairs(subjqa) - _pairs(load_squad_json(DATASETS / REVIEW_SOURCE))
+    others = _pairs(e for e, _ in default.train) - _pairs(subjqa) - _pairs(load_squad_json(DATASETS / REVIEW_SOURCE))
+    assert replayed <= others
+    assert 0.15 < len(replayed) / len(others) < 0.25
