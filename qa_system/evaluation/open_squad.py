@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from ..training.data import QAExample, load_squad_json
+from ..qa_datasets import QAExample, load_squad_json
 from ..types import Document, MetadataValue, Passage
 from .retrieval_metrics import DEFAULT_KS, RetrievalScores, book_rank, dedupe_ranking, retrieval_scores, strict_rank
 from .squad_metrics import SquadScores, evaluate

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from ..training.data import QAExample
+from ..qa_datasets import QAExample
 from ..types import Passage, ReaderResult
 from .squad_metrics import SquadScores, evaluate, max_over_gold, f1_score
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError
-from ..training.data import QAExample, load_subjqa_csv
+from ..qa_datasets import QAExample, load_subjqa_csv
 from .open_squad import BenchmarkData, CorpusEntry, CorpusReport, EvalQuestion, run_benchmark, text_key
 from .report import SUBJQA_PIPELINE_ANCHORS, SUBJQA_READER_ANCHORS, SUBJQA_RECALL_ANCHORS, EvalResult
 

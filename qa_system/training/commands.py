@@ -101,7 +101,7 @@ def train_reader_command(args: argparse.Namespace) -> int:
 
 def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[str], export_fp16: Path | None) -> None:
     """Fit the no-answer threshold, score the held-out sets, optionally export an fp16 copy."""
-    from .data import load_examples
+    from ..qa_datasets import load_examples
     from .finalize import export_half_precision, fit_and_save_threshold
 
     dev = [e for f in dev_files for e in load_examples(f)] or data.eval
@@ -140,7 +140,7 @@ def _print_scores(name: str, s: dict) -> None:
 
 
 def eval_reader_command(args: argparse.Namespace) -> int:
-    from .data import load_examples
+    from ..qa_datasets import load_examples
 
     results = {}
     for f in args.files:

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .data import QAExample
+from ..qa_datasets import QAExample
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from ..evaluation.reader_eval import ThresholdFit, fit_threshold, run_reader
 from ..reader import ExtractiveReader, ReaderModelConfig, save_reader_config
-from .data import QAExample
+from ..qa_datasets import QAExample
 
 
 def fit_and_save_threshold(

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import QAExample, dedupe_by_id, load_squad_json, load_subjqa_csv
+from ..qa_datasets import QAExample, dedupe_by_id, load_squad_json, load_subjqa_csv
 
 SUBJQA_TRAIN_DOMAINS = ("electronics", "grocery", "restaurants", "tripadvisor")
 SUBJQA_DEV_DOMAINS = ("electronics", "grocery", "restaurants", "tripadvisor", "books", "movies")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import ConfigError
-from .data import QAExample, load_examples
+from ..qa_datasets import QAExample, load_examples
 from .features import TrainWindow, build_windows
 from .recipe import load_recipe_data
 from .trainer import TrainConfig, train_reader

@@ -18,7 +18,7 @@ import pytest
 from qa_system.cli import main
 from qa_system.evaluation.open_squad import EvalQuestion, load_open_squad, rank_documents, text_key
 from qa_system.evaluation.subjqa import load_subjqa_benchmark
-from qa_system.training.data import SUBJQA_NO_ANSWER
+from qa_system.qa_datasets import SUBJQA_NO_ANSWER
 from qa_system.types import Passage
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_system.training.data import load_squad_json, load_subjqa_csv
+from qa_system.qa_datasets import load_squad_json, load_subjqa_csv
 from qa_system.training.recipe import (
     REVIEW_SOURCE,
     SUBJQA_TRAIN_DOMAINS,

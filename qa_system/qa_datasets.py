@@ -1,4 +1,4 @@
-"""Load extractive-QA data (SQuAD v1.1/v2.0 JSON, SubjQA CSV) into `QAExample`s."""
+"""SQuAD v1.1/v2.0 JSON and SubjQA CSV as `QAExample`s: what training and evaluation read."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..errors import InputError
+from .errors import InputError
 
 SUBJQA_NO_ANSWER = "ANSWERNOTFOUND"
 

@@ -1,4 +1,4 @@
-"""Training data: loaders, window labelling, batching, threshold fitting (no model weights)."""
+"""QA datasets and training data: loaders, window labelling, batching, threshold fitting (no model weights)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from qa_system.evaluation.reader_eval import ReaderRun, fit_threshold, predictions
-from qa_system.training.data import QAExample, GoldAnswer, load_squad_json, load_subjqa_csv
+from qa_system.qa_datasets import QAExample, GoldAnswer, load_squad_json, load_subjqa_csv
 from qa_system.training.features import build_windows, label_window, truncate_questions
 from qa_system.training.trainer import length_grouped_batches
 from tests.support import DATA
