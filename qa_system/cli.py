@@ -137,6 +137,12 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
     return eval_reader_command(args)
 
 
+def cmd_fit_threshold(args: argparse.Namespace) -> int:
+    from .training.commands import fit_threshold_command
+
+    return fit_threshold_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa-system", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,12 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 
-    from .training.commands import add_eval_reader_arguments, add_train_reader_arguments
+    from .training.commands import add_eval_reader_arguments, add_fit_threshold_arguments, add_train_reader_arguments
 
     add_train_reader_arguments(sub.add_parser("train-reader", help="fine-tune an extractive QA reader"))
     sub.choices["train-reader"].set_defaults(func=cmd_train_reader)
     add_eval_reader_arguments(sub.add_parser("eval-reader", help="SQuAD EM/F1 of a reader on gold contexts"))
     sub.choices["eval-reader"].set_defaults(func=cmd_eval_reader)
+    add_fit_threshold_arguments(sub.add_parser("fit-threshold", help="re-fit a reader's no-answer threshold on dev data"))
+    sub.choices["fit-threshold"].set_defaults(func=cmd_fit_threshold)
     from .evaluation.commands import add_eval_arguments, eval_command
 
     add_eval_arguments(sub.add_parser("eval", help="retriever recall@k and QA EM/F1 benchmarks (SubjQA, open SQuAD)"))

@@ -58,6 +58,14 @@ def add_eval_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="write the scores to this JSON file")
 
 
+def add_fit_threshold_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="a local QA model folder (its qa_system_reader.json is rewritten)")
+    p.add_argument("files", nargs="*", help="dev files: SQuAD JSON or SubjQA CSV")
+    p.add_argument("--recipe", choices=list(RECIPES),
+                   help="fit on this recipe's threshold dev split of --datasets (instead of, or besides, files)")
+    p.add_argument("--datasets", default="../shared/datasets", help="folder of the public datasets (recipe only)")
+
+
 def _base_model_path(name: str) -> str:
     from ..embedding import resolve_embedding_model
 
@@ -137,6 +145,33 @@ def _print_scores(name: str, s: dict) -> None:
     print(EVAL_HEADER)
     print(f"{name[-44:]:<44} {s['total']:>5} {fmt(s['exact_match']):>6} {fmt(s['f1']):>6} "
           f"{fmt(s['has_answer_f1']):>9} {fmt(s['no_answer_f1']):>9}")
+
+
+def fit_threshold_command(args: argparse.Namespace) -> int:
+    """Re-fit a model folder's no-answer threshold on dev data (e.g. your own domain's)."""
+    from ..qa_datasets import load_examples
+    from .finalize import fit_and_save_threshold
+    from .recipe import load_recipe_data
+
+    if not (args.model / "config.json").is_file():
+        raise ConfigError(f"{args.model} is not a local model folder (no config.json)")
+    dev = [e for f in args.files for e in load_examples(f)]
+    if args.recipe:
+        dev += load_recipe_data(args.recipe, args.datasets).threshold_dev
+    if not dev:
+        raise ConfigError("give dev FILEs or --recipe NAME to fit the threshold on")
+    before = _saved_threshold(args.model)
+    fit = fit_and_save_threshold(args.model, dev)
+    print(f"no-answer threshold {fit.threshold:.3f} (was {before}); dev F1 {fit.f1:.3f} on {fit.examples} "
+          f"questions, {fit.has_answer} with an answer; written to {args.model / 'qa_system_reader.json'}")
+    return 0
+
+
+def _saved_threshold(model_dir: Path) -> str:
+    try:
+        return f"{json.loads((model_dir / 'qa_system_reader.json').read_text())['no_answer_threshold']:.3f}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "not set"
 
 
 def eval_reader_command(args: argparse.Namespace) -> int:

@@ -48,6 +48,16 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
     assert tiny["total"] == 22 and tiny["no_answer_total"] == 4
     assert 0.0 <= tiny["exact_match"] <= tiny["f1"] <= 1.0
 
+    # Re-fit on other dev data: the threshold file is rewritten from the new fit.
+    assert cli_main(["fit-threshold", str(model_dir), SUBJ]) == 0
+    assert "no-answer threshold" in capsys.readouterr().out
+    refit = json.loads((model_dir / "threshold_fit.json").read_text())
+    assert refit["dev_examples"] != 22
+    assert json.loads((model_dir / "qa_system_reader.json").read_text())["no_answer_threshold"] == round(
+        refit["threshold"], 4)
+    assert cli_main(["fit-threshold", str(tmp_path / "nowhere"), SUBJ]) == 1
+    assert "not a local model folder" in capsys.readouterr().err
+
 
 def test_train_reader_needs_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["train-reader", "--output", str(tmp_path / "x")]) == 1
