@@ -64,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-limit", type=float, default=900.0, help="stop sending after this many seconds")
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     p.add_argument("--ask-concurrency", type=int, help="QA_SYSTEM_ASK_CONCURRENCY for the server")
+    p.add_argument("--ask-batch-size", type=int, help="QA_SYSTEM_ASK_BATCH_SIZE for the server (1: no batching)")
     p.add_argument("--reader-model", help="reader model folder (default: $QA_SYSTEM_READER_MODEL or packaged)")
     p.add_argument("--store", type=Path, help="store folder (default: a fresh temporary one, removed after)")
     p.add_argument("--request-timeout", type=float, default=300.0,
@@ -248,10 +249,20 @@ async def load_test(args: argparse.Namespace, base_url: str, proc: subprocess.Po
             1 for s, f in zip(after, expected_files) if s is not None and s.split("#")[0].endswith(f)),
         "known_questions": len(known),
         "store_documents_after": stats.get("documents"),
-        "server_ask_seconds_count": next((line.split()[-1] for line in metrics.splitlines()
-                                          if line.startswith("qa_ask_duration_seconds_count")), None),
+        "server_ask_seconds_count": _metric(metrics, "qa_ask_duration_seconds_count"),
+        "server_mean_batch_size": _ratio(_metric(metrics, "qa_ask_batch_size_sum"),
+                                         _metric(metrics, "qa_ask_batch_size_count")),
         "timed_out": outcome.done < args.requests,
     }
+
+
+def _metric(text: str, name: str) -> float | None:
+    """The value of an unlabelled Prometheus sample."""
+    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")), None)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         env["QA_SYSTEM_READER_MODEL"] = str(Path(args.reader_model).resolve())
     if args.ask_concurrency:
         env["QA_SYSTEM_ASK_CONCURRENCY"] = str(args.ask_concurrency)
+    if args.ask_batch_size:
+        env["QA_SYSTEM_ASK_BATCH_SIZE"] = str(args.ask_batch_size)
     for name in ("QA_SYSTEM_API_KEYS_READ", "QA_SYSTEM_API_KEYS_WRITE", "QA_SYSTEM_DB_URL"):
         env.pop(name, None)  # a fresh, open store of its own
     info = machine_info()
@@ -299,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{results['concurrency']}, {results['workers']} worker(s): {results['requests_per_s']} req/s, "
           f"p50 {lat['p50']}s, p95 {lat['p95']}s, failures {results['failures']}, "
           f"write failures {len(results['write_failures'])}, known answers changed "
-          f"{len(results['known_questions_changed'])}; cores {info.get('cpu_count')}, "
+          f"{len(results['known_questions_changed'])}, mean batch {results['server_mean_batch_size']}; "
+          f"cores {info.get('cpu_count')}, "
           f"torch threads {info.get('torch_threads')}")
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))

@@ -26,7 +26,7 @@ from .schemas import (
     IngestResponse,
     StatsResponse,
 )
-from .state import ServiceState
+from .state import AskJob, ServiceState
 from .uploads import Upload, check_upload, documents_from_json, parse_uploads
 
 DOCUMENT_ID = re.compile(r"[0-9a-f]{32}")
@@ -72,8 +72,7 @@ async def ask(body: AskRequest, request: Request) -> AskResponse:
     system = state.system()
     question = system.validate_question(body.question)  # QuestionError -> 422 before queueing
     filters = body.filter_mapping()
-    result = await state.run_ask(lambda: system.ask(
-        question, top_k_retriever=body.top_k_retriever, top_k_reader=body.top_k_reader, filters=filters))
+    result = await state.ask(AskJob(question, body.top_k_retriever, body.top_k_reader, filters))
     return ask_response(result)
 
 

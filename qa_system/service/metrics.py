@@ -37,8 +37,10 @@ class Metrics:
         self.errors = Counter("qa_http_errors_total", "Error responses by error type.",
                               ["type", "status"], registry=r)
         self.ask_seconds = Histogram("qa_ask_duration_seconds", "Time answering one question "
-                                     "(retrieval + reading), without queueing.",
+                                     "(retrieval + reading of its batch), without queueing.",
                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.ask_batch_size = Histogram("qa_ask_batch_size", "Questions answered together in one batch.",
+                                        buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.ask_in_flight = Gauge("qa_ask_in_flight", "Questions being answered or waiting for a slot.",
                                    registry=r, multiprocess_mode="livesum")
         self.ask_rejected = Counter("qa_ask_rejected_total", "Questions refused because the queue was full.",

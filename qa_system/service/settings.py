@@ -14,7 +14,8 @@ variable                            meaning                                     
 ``QA_SYSTEM_MAX_DOCUMENTS``         most documents in one JSON ingest request      500
 ``QA_SYSTEM_UPLOAD_EXTENSIONS``     comma-separated upload types, e.g. ``.md,.pdf``  every type
                                                                                    ``ingest`` reads
-``QA_SYSTEM_ASK_CONCURRENCY``       questions answered at the same time            2
+``QA_SYSTEM_ASK_CONCURRENCY``       batches of questions answered at the same time 2
+``QA_SYSTEM_ASK_BATCH_SIZE``        most waiting questions answered in one batch   8
 ``QA_SYSTEM_ASK_QUEUE``             questions allowed to wait for a slot           64
 ``QA_SYSTEM_READY_CHECK_INTERVAL_S``  how long /readyz reuses a store check        30
 ==================================  =============================================  ==============
@@ -46,6 +47,7 @@ class ServiceSettings:
     max_documents: int = 500
     upload_extensions: tuple[str, ...] = tuple(sorted(SUPPORTED_EXTENSIONS))
     ask_concurrency: int = 2
+    ask_batch_size: int = 8
     ask_queue: int = 64
     ready_check_interval_s: float = 30.0
 
@@ -89,7 +91,7 @@ def _coerce(name: str, raw: str, template: Any) -> Any:
 
 def _validated(settings: ServiceSettings) -> ServiceSettings:
     for name in ("max_body_bytes", "max_upload_bytes", "max_upload_files", "max_documents",
-                 "ask_concurrency", "ask_queue"):
+                 "ask_concurrency", "ask_batch_size", "ask_queue"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(settings, name)}")
     if settings.ready_check_interval_s < 0:

@@ -1,23 +1,26 @@
 """What one app instance holds: the QASystem, its loading state, the thread limits, readiness.
 
-The model work blocks, so it runs in worker threads: questions under a capacity limiter
-(``ask_concurrency`` at once, ``ask_queue`` more may wait, then 503), writes under their own
-limiter of one (QASystem serialises writes anyway; this keeps them from taking question slots).
+The model work blocks, so it runs in worker threads: questions through an `AskBatcher`
+(``ask_concurrency`` batches at once, each of up to ``ask_batch_size`` waiting questions with the
+same top-k and filters; ``ask_queue`` more may wait, then 503), writes under their own limiter of
+one (QASystem serialises writes anyway; this keeps them from taking question slots).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from ..config import Settings
 from ..errors import QASystemError
+from .batching import AskBatcher, QueueFull
 from .errors import ApiError
 from .metrics import Metrics
 from .settings import ServiceSettings
@@ -26,6 +29,20 @@ logger = logging.getLogger("qa_system.service")
 T = TypeVar("T")
 
 READY_CHECK_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class AskJob:
+    """One question with its parameters; questions with equal ``key`` can share a batch."""
+
+    question: str
+    top_k_retriever: int | None = None
+    top_k_reader: int | None = None
+    filters: Mapping[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return json.dumps([self.top_k_retriever, self.top_k_reader, self.filters or {}], sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
@@ -46,9 +63,8 @@ class ServiceState:
         self._loaded = False
         self._load_error: str | None = None
         self._loading_thread: threading.Thread | None = None
-        self._ask_limiter: anyio.CapacityLimiter | None = None
+        self._asks: AskBatcher[AskJob, Any] | None = None
         self._write_limiter: anyio.CapacityLimiter | None = None
-        self._asks_waiting = 0
         self._check_lock = threading.Lock()
         self._last_check: tuple[float, Readiness] | None = None
 
@@ -56,7 +72,9 @@ class ServiceState:
 
     def start(self, *, background: bool = True) -> None:
         """Load the models and open the store, in a thread unless ``background`` is False."""
-        self._ask_limiter = anyio.CapacityLimiter(self.service.ask_concurrency)
+        self._asks = AskBatcher(self._answer_batch, slots=self.service.ask_concurrency,
+                                max_batch=self.service.ask_batch_size, queue=self.service.ask_queue,
+                                observe=self._observe_batch)
         self._write_limiter = anyio.CapacityLimiter(1)
         if background:
             self._loading_thread = threading.Thread(target=self._load, name="qa-load", daemon=True)
@@ -121,27 +139,29 @@ class ServiceState:
 
     # ---------------------------------------------------------------------- thread pools
 
-    async def run_ask(self, func: Callable[[], T]) -> T:
-        if self._ask_limiter is None:
+    async def ask(self, job: "AskJob") -> Any:
+        """Answer one question, batched with others waiting with the same parameters."""
+        if self._asks is None:
             raise ApiError(503, "the service has not started", type="NotReady")
-        limiter = self._ask_limiter
-        if self._asks_waiting >= self.service.ask_queue + self.service.ask_concurrency:
-            self.metrics.ask_rejected.inc()
-            raise ApiError(503, "too many questions at once; retry shortly", type="Overloaded",
-                           headers={"Retry-After": "1"})
-        self._asks_waiting += 1
         self.metrics.ask_in_flight.inc()
         try:
-            return await anyio.to_thread.run_sync(self._timed(func), limiter=limiter)
+            return await self._asks.submit(job.key, job)
+        except QueueFull:
+            self.metrics.ask_rejected.inc()
+            raise ApiError(503, "too many questions at once; retry shortly", type="Overloaded",
+                           headers={"Retry-After": "1"}) from None
         finally:
-            self._asks_waiting -= 1
             self.metrics.ask_in_flight.dec()
 
-    def _timed(self, func: Callable[[], T]) -> Callable[[], T]:
-        def run() -> T:
-            with self.metrics.ask_seconds.time():
-                return func()
-        return run
+    def _answer_batch(self, jobs: Sequence["AskJob"]) -> list[Any]:
+        first = jobs[0]
+        return self.system().ask_many([j.question for j in jobs], top_k_retriever=first.top_k_retriever,
+                                      top_k_reader=first.top_k_reader, filters=first.filters)
+
+    def _observe_batch(self, size: int, seconds: float) -> None:
+        self.metrics.ask_batch_size.observe(size)
+        for _ in range(size):
+            self.metrics.ask_seconds.observe(seconds)
 
     async def run_write(self, func: Callable[[], T]) -> T:
         if self._write_limiter is None:

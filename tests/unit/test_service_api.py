@@ -457,3 +457,42 @@ def test_a_write_during_questions_fails_no_question() -> None:
         for t in threads:
             t.join()
         assert statuses == [200] * 80
+
+
+class SlowSystem(FakeSystem):
+    """ask_many takes a while, so that questions arriving meanwhile wait and share a batch."""
+
+    def ask_many(self, questions: Any, **kwargs: Any) -> list[Any]:
+        time.sleep(0.3)
+        return super().ask_many(questions, **kwargs)
+
+
+def test_concurrent_questions_are_answered_in_batches_each_with_its_own_answer() -> None:
+    system = SlowSystem(Settings(max_question_chars=50))
+    with make_client(system, ask_concurrency=1, ask_batch_size=4) as c:
+        add(c, {"id": "w", "text": "alpha beta gamma delta epsilon zeta eta theta"})
+        words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "alpha"]
+        got: dict[int, Any] = {}
+
+        def one(i: int, filters: Any = None) -> None:
+            got[i] = c.post("/v1/ask", json={"question": f"{words[i]}?", **({"filters": filters} if filters else {})})
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        threads.append(threading.Thread(target=one, args=(8, {"lang": "en"})))  # other filters: another batch
+        for t in threads:
+            t.start()
+            time.sleep(0.02)
+        for t in threads:
+            t.join()
+    assert all(r.status_code == 200 for r in got.values())
+    for i in range(8):
+        assert got[i].json()["answers"][0]["text"] == words[i]  # each question got its own answer
+    assert sum(system.batches) == 9 and max(system.batches) == 4  # batched, never above the limit
+    assert len(system.batches) >= 3
+    filters_of = [a["filters"] for a in system.asked]  # in the order ask_many answered them
+    batches, at = [], 0
+    for n in system.batches:
+        batches.append(filters_of[at: at + n])
+        at += n
+    mixed = [b for b in batches if len({str(f) for f in b}) > 1]
+    assert not mixed, f"questions with different filters shared a batch: {batches}"

@@ -24,6 +24,7 @@ class FakeSystem:
         self._docs: dict[str, StoredDocument] = {}
         self._lock = threading.Lock()
         self.asked: list[dict[str, Any]] = []
+        self.batches: list[int] = []  # questions per ask_many call
         self.loaded = False
         self.closed = False
         self.fail_check = False
@@ -67,6 +68,12 @@ class FakeSystem:
         answers = answers[:n]
         return AskResult(question=question, answers=tuple(answers), passages=(), no_answer_score=0.0,
                          has_answer=bool(answers), timings={"retrieve_s": 0.0, "read_s": 0.0, "total_s": 0.0})
+
+    def ask_many(self, questions: Sequence[str], *, top_k_retriever: int | None = None,
+                 top_k_reader: int | None = None, filters: Mapping[str, Any] | None = None) -> list[AskResult]:
+        self.batches.append(len(questions))
+        return [self.ask(q, top_k_retriever=top_k_retriever, top_k_reader=top_k_reader, filters=filters)
+                for q in questions]
 
     def ingest_documents(self, documents: Iterable[Document]) -> IngestReport:
         added = updated = skipped = 0

@@ -21,7 +21,8 @@ from qa_system.service.auth import Access, authorize_request, grant, presented_k
 from qa_system.service.errors import ApiError
 from qa_system.service.metrics import Metrics
 from qa_system.service.settings import ServiceSettings, load_service_settings
-from qa_system.service.state import ServiceState
+from qa_system.service.batching import AskBatcher, QueueFull
+from qa_system.service.state import AskJob, ServiceState
 from qa_system.service.uploads import Upload, check_upload, parse_uploads, safe_name
 
 
@@ -131,15 +132,16 @@ def test_parse_uploads_relabels_and_cleans_up(tmp_path: Path, monkeypatch: pytes
 
 def test_questions_beyond_the_queue_get_503() -> None:
     release = threading.Event()
-    state = ServiceState(Settings(), ServiceSettings(ask_concurrency=1, ask_queue=1), Metrics())
+    state = ServiceState(Settings(), ServiceSettings(ask_concurrency=1, ask_queue=1, ask_batch_size=1), Metrics())
     outcomes: list[Any] = []
 
     async def main() -> None:
-        state.start(background=False)  # no system: the load fails, but the limiters exist
+        state.start(background=False)  # no system: the load fails, but the batcher exists
+        state._asks._run_batch = lambda jobs: [release.wait(10) for _ in jobs]  # type: ignore[union-attr]
 
         async def one() -> None:
             try:
-                outcomes.append(await state.run_ask(lambda: release.wait(10)))
+                outcomes.append(await state.ask(AskJob("q")))
             except ApiError as e:
                 outcomes.append(e.status_code)
 
@@ -152,6 +154,105 @@ def test_questions_beyond_the_queue_get_503() -> None:
     anyio.run(main)
     assert sorted(outcomes, key=str) == [503, True, True]
     assert state.metrics.ask_rejected._value.get() == 1
+
+
+class _Recorder:
+    """run_batch for AskBatcher: records each batch, blocks until released, answers payload * 10."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.release = threading.Event()
+        self.fail_on = fail_on
+
+    def __call__(self, payloads: list[int]) -> list[int]:
+        self.batches.append(list(payloads))
+        self.release.wait(10)
+        if self.fail_on in payloads:
+            raise ValueError(f"bad payload {self.fail_on}")
+        return [p * 10 for p in payloads]
+
+
+def _submit_all(batcher: AskBatcher, recorder: _Recorder, jobs: list[tuple[str, int]]) -> dict[int, Any]:
+    """Submit jobs in order (the first gets the slot), then release the worker."""
+    out: dict[int, Any] = {}
+
+    async def one(key: str, payload: int) -> None:
+        try:
+            out[payload] = await batcher.submit(key, payload)
+        except Exception as e:  # noqa: BLE001 - recorded for the assertions
+            out[payload] = e
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for key, payload in jobs:
+                tg.start_soon(one, key, payload)
+                await anyio.sleep(0.02)  # arrival order
+            await anyio.sleep(0.1)
+            recorder.release.set()
+
+    anyio.run(main)
+    return out
+
+
+def test_batcher_answers_waiting_questions_together_by_key_and_in_order() -> None:
+    rec = _Recorder()
+    batcher = AskBatcher(rec, slots=1, max_batch=3, queue=10)
+    jobs = [("a", 1), ("a", 2), ("b", 3), ("a", 4), ("a", 5), ("a", 6), ("b", 7)]
+    out = _submit_all(batcher, rec, jobs)
+    assert out == {p: p * 10 for _, p in jobs}  # every question gets its own answer
+    # 1 ran alone (a free slot: no waiting); then the oldest waiting question leads each batch
+    # and takes up to 2 more of its key.
+    assert rec.batches == [[1], [2, 4, 5], [3, 7], [6]]
+    assert batcher.waiting == 0 and batcher._running == 0
+
+
+def test_batcher_gives_every_question_of_a_failed_batch_the_error() -> None:
+    rec = _Recorder(fail_on=3)
+    batcher = AskBatcher(rec, slots=1, max_batch=8, queue=10)
+    out = _submit_all(batcher, rec, [("a", 1), ("a", 2), ("a", 3), ("b", 4)])
+    assert rec.batches == [[1], [2, 3], [4]]
+    assert out[1] == 10 and out[4] == 40
+    assert isinstance(out[2], ValueError) and isinstance(out[3], ValueError)
+    assert batcher._running == 0
+
+
+def test_batcher_refuses_beyond_the_queue_and_survives_a_cancelled_waiter() -> None:
+    rec = _Recorder()
+    batcher = AskBatcher(rec, slots=1, max_batch=1, queue=2)
+    out: dict[int, Any] = {}
+
+    async def one(payload: int) -> None:
+        try:
+            out[payload] = await batcher.submit("k", payload)
+        except QueueFull as e:
+            out[payload] = e
+
+    scopes: list[anyio.CancelScope] = []
+
+    async def leaves(payload: int) -> None:  # a client that disconnects while waiting
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            out[payload] = await batcher.submit("k", payload)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, 1)
+            await anyio.sleep(0.02)
+            tg.start_soon(leaves, 2)
+            await anyio.sleep(0.02)
+            tg.start_soon(one, 3)
+            await anyio.sleep(0.02)
+            tg.start_soon(one, 4)  # queue (2) full: refused
+            await anyio.sleep(0.02)
+            scopes[0].cancel()
+            await anyio.sleep(0.02)
+            rec.release.set()
+
+    anyio.run(main)
+    assert isinstance(out[4], QueueFull) and 2 not in out
+    assert out[1] == 10 and out[3] == 30
+    assert rec.batches == [[1], [3]]
+    assert batcher._running == 0 and batcher.waiting == 0
 
 
 # --------------------------------------------------------------------------- CLI, server
