@@ -27,7 +27,8 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
                    help="files to fit the no-answer threshold on (default: the evaluation examples)")
     p.add_argument("--recipe", choices=list(RECIPES),
                    help="the default reader's data from --datasets: 'default' (phase 1, from the encoder), "
-                        "'reviews' (phase 2, from a phase-1 model: SubjQA and review QA)")
+                        "'reviews' (phase 2, from a phase-1 model: SubjQA and review QA), 'reviews-heldout' (the same "
+                        "with a fifth of the SubjQA train products kept for fitting the threshold)")
     p.add_argument("--datasets", default="../shared/datasets", help="folder of the public datasets (recipe only)")
     p.add_argument("--base-model", default=DEFAULT_EMBEDDING_MODEL,
                    help="a QA model or a plain encoder (gets a new QA head); name or folder")

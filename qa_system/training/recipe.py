@@ -40,18 +40,23 @@ class ReaderData:
     subjqa_test: list[QAExample]
 
 
-RECIPES = ("default", "reviews")
+RECIPES = ("default", "reviews", "reviews-heldout")
 
 
 def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
     """``default``: phase 1, general extractive QA from the plain encoder. ``reviews``: phase 2,
     continued from a phase-1 model on SubjQA train and Amazon-review QA, with a replay of a
-    fifth of phase 1's other data so that it does not forget. Both hold out the same dev and
-    test splits."""
+    fifth of phase 1's other data so that it does not forget. ``reviews-heldout``: the same, but
+    a fifth of the SubjQA train products (by a hash of ``item_id``) is kept out of training and
+    added to the threshold dev set — SubjQA's own dev splits of the training domains are almost
+    entirely repeats of train pairs, so without this the threshold never sees review questions
+    of those domains. All hold out the same SQuAD and SubjQA test splits."""
     if name == "default":
         return load_default_reader_data(datasets_dir)
     if name == "reviews":
         return load_review_reader_data(datasets_dir)
+    if name == "reviews-heldout":
+        return load_review_reader_data(datasets_dir, threshold_products=0.2)
     raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
 
 
@@ -66,14 +71,19 @@ def load_default_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 2) -
 
 
 def load_review_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 3, replay: float = 0.2,
-                            seed: int = 13) -> ReaderData:
+                            seed: int = 13, threshold_products: float = 0.0) -> ReaderData:
     root = Path(datasets_dir)
     squad_train, threshold_dev, squad_test = _squad_splits(root)
+    subjqa = _subjqa_train(root, subjqa_repeat)
+    if threshold_products > 0:
+        held = {e.id: e for e, _ in subjqa if _bucket(e.group) < 100 * threshold_products}
+        subjqa = [(e, n) for e, n in subjqa if e.id not in held]
+        threshold_dev = threshold_dev + list(held.values())
     reviews = load_squad_json(root / REVIEW_SOURCE)
     others = squad_train + [e for rel in SQUAD_SOURCES if rel != REVIEW_SOURCE for e in load_squad_json(root / rel)]
     rng = random.Random(seed)
     train = [(e, 1) for e in reviews] + [(e, 1) for e in rng.sample(others, int(len(others) * replay))]
-    train.extend(_subjqa_train(root, subjqa_repeat))
+    train.extend(subjqa)
     return _held_out(root, train, threshold_dev, squad_test)
 
 

@@ -29,13 +29,14 @@ def _pairs(examples) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def recipes():
-    return {name: load_recipe_data(name, DATASETS) for name in ("default", "reviews")}
+    return {name: load_recipe_data(name, DATASETS) for name in ("default", "reviews", "reviews-heldout")}
 
 
 def test_both_recipes_hold_out_the_same_dev_and_test_splits(recipes) -> None:
     default, reviews = recipes["default"], recipes["reviews"]
-    assert [e.id for e in default.squad_test] == [e.id for e in reviews.squad_test]
-    assert len(default.subjqa_test) == len(reviews.subjqa_test) == 358
+    for data in recipes.values():
+        assert [e.id for e in data.squad_test] == [e.id for e in default.squad_test]
+        assert len(data.subjqa_test) == 358
     for data in recipes.values():
         trained = _pairs(e for e, _ in data.train)
         assert not trained & _pairs(data.squad_test + data.subjqa_test + data.threshold_dev)
@@ -56,3 +57,16 @@ def test_reviews_recipe_is_subjqa_reviews_and_a_fifth_replayed(recipes) -> None:
     others = _pairs(e for e, _ in default.train) - _pairs(subjqa) - _pairs(load_squad_json(DATASETS / REVIEW_SOURCE))
     assert replayed <= others
     assert 0.15 < len(replayed) / len(others) < 0.25
+
+
+def test_reviews_heldout_keeps_a_fifth_of_subjqa_products_for_the_threshold(recipes) -> None:
+    reviews, heldout = recipes["reviews"], recipes["reviews-heldout"]
+    subjqa = [e for d in SUBJQA_TRAIN_DOMAINS for e in load_subjqa_csv(DATASETS / "subjqa" / d / "train.csv")]
+    trained_products = {e.group for e, _ in heldout.train}
+    dev_ids = {e.id for e in heldout.threshold_dev}
+    held = [e for e in subjqa if e.group not in trained_products]
+    products = {e.group for e in subjqa}
+    assert 0.15 < len({e.group for e in held}) / len(products) < 0.25
+    assert held and all(e.id in dev_ids for e in held)  # every held-out pair fits the threshold
+    assert not _pairs(held) & _pairs(e for e, _ in heldout.train)
+    assert len(heldout.threshold_dev) > len(reviews.threshold_dev) + 0.8 * len(held)
