@@ -151,6 +151,7 @@ def _print_scores(name: str, s: dict) -> None:
 def fit_threshold_command(args: argparse.Namespace) -> int:
     """Re-fit a model folder's no-answer threshold on dev data (e.g. your own domain's)."""
     from ..qa_datasets import load_examples
+    from ..reader.model_config import load_reader_config, reader_config_path
     from .finalize import fit_and_save_threshold
     from .recipe import load_recipe_data
 
@@ -161,18 +162,13 @@ def fit_threshold_command(args: argparse.Namespace) -> int:
         dev += load_recipe_data(args.recipe, args.datasets).threshold_dev
     if not dev:
         raise ConfigError("give dev FILEs or --recipe NAME to fit the threshold on")
-    before = _saved_threshold(args.model)
-    fit = fit_and_save_threshold(args.model, dev)
+    saved = load_reader_config(args.model)  # a corrupt file stops here, before anything is overwritten
+    before = f"{saved.no_answer_threshold:.3f}" if reader_config_path(args.model).is_file() else "not set"
+    fit = fit_and_save_threshold(args.model, dev, max_seq_length=saved.max_seq_length or 384,
+                                 doc_stride=saved.doc_stride or 128)
     print(f"no-answer threshold {fit.threshold:.3f} (was {before}); dev F1 {fit.f1:.3f} on {fit.examples} "
-          f"questions, {fit.has_answer} with an answer; written to {args.model / 'qa_system_reader.json'}")
+          f"questions, {fit.has_answer} with an answer; written to {reader_config_path(args.model)}")
     return 0
-
-
-def _saved_threshold(model_dir: Path) -> str:
-    try:
-        return f"{json.loads((model_dir / 'qa_system_reader.json').read_text())['no_answer_threshold']:.3f}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "not set"
 
 
 def eval_reader_command(args: argparse.Namespace) -> int:
