@@ -29,6 +29,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k-retriever", type=int, default=10, help="passages read per question (pipeline)")
     p.add_argument("--top-k-reader", type=int, default=4, help="answers the reader returns (pipeline)")
     p.add_argument("--retrieval-only", action="store_true", help="skip the reader and the pipeline")
+    p.add_argument("--always-answer", action="store_true",
+                   help="score the best span even where the reader says 'no answer' (for data without "
+                        "unanswerable questions, such as SQuAD v1.1)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -73,7 +76,7 @@ def eval_command(args: argparse.Namespace) -> int:
     options: dict[str, Any] = dict(
         reader_model=args.reader_model, retrieval_only=args.retrieval_only,
         top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
-        embedding_model=args.embedding_model, progress=not args.no_progress,
+        embedding_model=args.embedding_model, progress=not args.no_progress, always_answer=args.always_answer,
     )
     if args.eval_target == "subjqa":
         from .subjqa import evaluate_subjqa, load_subjqa_benchmark, subjqa_csv_path
@@ -95,6 +98,7 @@ def eval_command(args: argparse.Namespace) -> int:
     print(render_text(result))
     stem = result.slug + (f"-limit{args.limit}" if args.limit else "")
     stem += f"-read{args.read_limit}" if getattr(args, "read_limit", None) else ""
+    stem += "-always-answer" if args.always_answer else ""
     print(f"\nresults: {write_json(result, args.out / f'{stem}.json')}")
     chart = write_chart(result, args.out / f"{stem}.png")
     print(f"chart: {chart}" if chart else "chart: skipped (matplotlib is not installed: pip install 'qa_system[eval]')")

@@ -21,6 +21,7 @@ context.
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 import time
 from contextlib import contextmanager
@@ -213,8 +214,9 @@ def score_rankings(questions: Sequence[EvalQuestion], ranked_keys: Sequence[Sequ
 # -- the whole pipeline -------------------------------------------------------------------------
 
 def run_pipeline(qa: Any, questions: Sequence[EvalQuestion], *, top_k_retriever: int, top_k_reader: int,
-                 progress: bool = False) -> dict[str, str]:
-    """Question id -> the system's top-1 answer, or "" when it says there is no answer."""
+                 progress: bool = False, always_answer: bool = False) -> dict[str, str]:
+    """Question id -> the system's top-1 answer, or "" when it says there is no answer
+    (``always_answer``: its best span even then)."""
     predictions: dict[str, str] = {}
     bar = tqdm(total=len(questions), desc="pipeline", unit="q", disable=not progress, dynamic_ncols=True)
     for key, positions in _filter_groups(questions).items():
@@ -224,7 +226,8 @@ def run_pipeline(qa: Any, questions: Sequence[EvalQuestion], *, top_k_retriever:
             results = qa.ask_many([q.question for q in batch], top_k_retriever=top_k_retriever,
                                   top_k_reader=top_k_reader, filters=filters)
             for q, result in zip(batch, results):
-                predictions[q.id] = result.answers[0].text if result.has_answer and result.answers else ""
+                answered = result.answers and (always_answer or result.has_answer)
+                predictions[q.id] = result.answers[0].text if answered else ""
             bar.update(len(batch))
     bar.close()
     return predictions
@@ -253,11 +256,12 @@ class BenchmarkData:
 def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_scope: str,
                   reader_model: str | None, retrieval_only: bool, top_k_retriever: int = 10,
                   top_k_reader: int = 4, ks: Sequence[int] = DEFAULT_KS, embedding_model: str | None = None,
-                  progress: bool = False, notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (),
+                  progress: bool = False, always_answer: bool = False, notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (),
                   **anchors: Any) -> Any:
     """Index the corpus in a temporary store, rank and score retrieval for every question, then
     (unless ``retrieval_only``) score the reader on the gold contexts and the whole pipeline.
-    Returns an `EvalResult`; ``anchors`` are its published-figure fields."""
+    ``always_answer``: score the best span even where the reader says "no answer" (the protocol
+    for data without unanswerable questions, such as SQuAD v1.1). Returns an `EvalResult`; ``anchors`` are its published-figure fields."""
     from .reader_eval import run_reader, score_run
     from .report import EvalResult, per_question_records
 
@@ -278,11 +282,12 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
             threshold = reader.params.no_answer_threshold
             seconds["load_reader"] = time.perf_counter() - began
             began = time.perf_counter()
-            gold_scores = score_run(run_reader(reader, data.pairs, progress=progress), data.pairs, threshold)
+            cutoff = -math.inf if always_answer else threshold
+            gold_scores = score_run(run_reader(reader, data.pairs, progress=progress), data.pairs, cutoff)
             seconds["read_gold"] = time.perf_counter() - began
             began = time.perf_counter()
             predictions = run_pipeline(qa, read, top_k_retriever=top_k_retriever, top_k_reader=top_k_reader,
-                                       progress=progress)
+                                       progress=progress, always_answer=always_answer)
             pipeline = pipeline_scores(read, predictions)
             seconds["pipeline"] = time.perf_counter() - began
         used_reader = None if retrieval_only else qa.settings.resolved_reader_model
@@ -290,7 +295,8 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
         benchmark=benchmark, title=title, dataset=data.source, questions=len(questions),
         answerable=sum(1 for q in questions if q.has_answer), corpus=corpus.report,
         retrieval=retrieval.scores, retrieval_scope=retrieval_scope,
-        reader_model=used_reader, no_answer_threshold=threshold, reader_on_gold=gold_scores,
+        reader_model=used_reader, no_answer_threshold=threshold, always_answer=always_answer,
+        reader_on_gold=gold_scores,
         reader_pairs=len(data.pairs), pipeline=pipeline, top_k_retriever=top_k_retriever,
         top_k_reader=top_k_reader, seconds=seconds,
         per_question=per_question_records(questions, retrieval.ranks, predictions),

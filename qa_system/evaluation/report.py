@@ -69,6 +69,7 @@ class EvalResult:
     retrieval_scope: str  # how each question was searched
     reader_model: str | None
     no_answer_threshold: float | None
+    always_answer: bool
     reader_on_gold: SquadScores | None
     reader_pairs: int
     pipeline: SquadScores | None
@@ -139,7 +140,9 @@ def render_text(result: EvalResult) -> str:
         lines.append(_qa_line("ours", result.pipeline))
         lines += [f"{a.label:<{W}}{_f(a.exact_match):>7}{_f(a.f1):>7}" for a in result.pipeline_anchors]
     if result.reader_model is not None:
-        lines.append(f"  reader {result.reader_model}, no-answer threshold {result.no_answer_threshold}")
+        rule = ("off (--always-answer: every question gets the best span)" if result.always_answer
+                else result.no_answer_threshold)
+        lines.append(f"  reader {result.reader_model}, no-answer threshold {rule}")
     lines += ["", "time: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())]
     lines += [f"note: {n}" for n in result.notes]
     return "\n".join(lines)

@@ -121,7 +121,7 @@ def test_report_renders_text_json_and_chart(tmp_path: Path) -> None:
     result = EvalResult(
         benchmark="subjqa", title="SubjQA fake test", dataset="fake.csv", questions=2, answerable=1, corpus=corpus,
         retrieval={"book": retrieval_scores([1, 2]), "strict": retrieval_scores([None, 2])},
-        retrieval_scope="within the product", reader_model="m", no_answer_threshold=0.0,
+        retrieval_scope="within the product", reader_model="m", no_answer_threshold=0.0, always_answer=False,
         reader_on_gold=evaluate({"a": ["x"], "b": []}, {"a": "x", "b": ""}), reader_pairs=2,
         pipeline=None, top_k_retriever=10, top_k_reader=4, seconds={"index": 1.0},
         recall_anchors=SUBJQA_RECALL_ANCHORS)
@@ -207,6 +207,20 @@ def test_eval_squad_end_to_end(tmp_path: Path, eval_reader: Path, capsys: pytest
     payload = _check_outputs(tmp_path, "open-squad-tiny_squad_v2-limit8")
     assert payload["questions"] == 8 and payload["corpus"]["documents"] == 6
     assert payload["pipeline"]["total"] == 8 and payload["top_k_retriever"] == 3
+
+
+@pytest.mark.slow
+def test_eval_always_answer_scores_the_best_span_everywhere(tmp_path: Path, eval_reader: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["eval", "squad", str(TINY_SQUAD), "--reader-model", str(eval_reader), "--always-answer",
+               "--top-k-retriever", "2", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    assert "no-answer threshold off (--always-answer" in capsys.readouterr().out
+    payload = _check_outputs(tmp_path, "open-squad-tiny_squad_v2-always-answer")
+    assert payload["always_answer"] is True
+    assert all(r["prediction"] for r in payload["per_question"])  # never "no answer"
+    gold = payload["reader_on_gold"]
+    assert gold["no_answer_total"] == 4 and gold["no_answer_f1"] == 0.0  # the 4 unanswerable all get a span
 
 
 @pytest.mark.slow
