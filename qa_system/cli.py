@@ -67,7 +67,7 @@ def _answer_json(result: Any) -> dict[str, Any]:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    qa = _open(args, reader_model=args.reader_model)
+    qa = _open(args, reader_model=args.reader_model, no_answer_threshold=args.no_answer_threshold)
     with qa:
         result = qa.ask(args.question, top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
                         filters=_parse_filters(args.filter))
@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k-reader", type=int)
     p.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata filter (repeatable)")
     p.add_argument("--reader-model", help="a Hugging Face QA model name or folder (default: the packaged reader)")
+    p.add_argument("--no-answer-threshold", type=float, metavar="MARGIN",
+                   help="answer only when the best span beats the no-answer score by more than this "
+                        "(default: the value fitted with the reader model)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
 

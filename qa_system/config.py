@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -29,6 +30,9 @@ class Settings:
     reader_max_seq_length: int = 384
     reader_doc_stride: int = 128
     reader_batch_size: int = 16
+    # None: the reader model folder's fitted value (qa_system_reader.json); a number overrides it
+    # for this system, e.g. one fitted on another collection's questions (qa-system fit-threshold)
+    no_answer_threshold: float | None = None
     embed_batch_size: int = 64
     max_question_chars: int = 1000
     max_file_bytes: int = 50 * 1024 * 1024
@@ -60,6 +64,8 @@ def _coerce(name: str, raw: str, template: Any) -> Any:
             return raw.lower() in {"1", "true", "yes", "on"}
         if isinstance(template, int):
             return int(raw)
+        if isinstance(template, float):
+            return float(raw)
         if isinstance(template, Path):
             return Path(raw)
     except ValueError as e:
@@ -78,6 +84,10 @@ def _validated(settings: Settings) -> Settings:
         raise ConfigError("chunk_overlap_tokens must be >= 0 and smaller than chunk_tokens")
     if settings.reader_doc_stride >= settings.reader_max_seq_length:
         raise ConfigError("reader_doc_stride must be smaller than reader_max_seq_length")
+    threshold = settings.no_answer_threshold
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not math.isfinite(threshold)):
+        raise ConfigError(f"no_answer_threshold must be a finite number, got {threshold!r}")
     return settings
 
 
@@ -90,6 +100,7 @@ def load_settings(**overrides: Any) -> Settings:
         if raw is not None and raw != "":
             template = getattr(base, f.name)
             if template is None:  # an optional setting: coerce by its declared type
-                template = 0 if str(f.type).startswith("int") else ""
+                declared = str(f.type)
+                template = 0 if declared.startswith("int") else 0.0 if declared.startswith("float") else ""
             from_env[f.name] = _coerce(f.name, raw, template)
     return base.with_overrides(**from_env).with_overrides(**overrides)

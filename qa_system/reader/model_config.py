@@ -161,10 +161,9 @@ def resolve_params(
         ),
         top_n=top_n if top_n is not None else settings.top_k_reader,
         batch_size=batch_size if batch_size is not None else settings.reader_batch_size,
-        no_answer_threshold=(
-            no_answer_threshold
-            if no_answer_threshold is not None
-            else file_config.no_answer_threshold
+        no_answer_threshold=next(
+            float(t) for t in (no_answer_threshold, settings.no_answer_threshold,
+                               file_config.no_answer_threshold) if t is not None
         ),
     )
     if params.max_seq_length < MIN_SEQ_LENGTH:

@@ -65,6 +65,8 @@ def add_fit_threshold_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", choices=list(RECIPES),
                    help="fit on this recipe's threshold dev split of --datasets (instead of, or besides, files)")
     p.add_argument("--datasets", default="../shared/datasets", help="folder of the public datasets (recipe only)")
+    p.add_argument("--print-only", action="store_true",
+                   help="print the fitted threshold without writing it (use it as QA_SYSTEM_NO_ANSWER_THRESHOLD)")
 
 
 def _base_model_path(name: str) -> str:
@@ -165,9 +167,11 @@ def fit_threshold_command(args: argparse.Namespace) -> int:
     saved = load_reader_config(args.model)  # a corrupt file stops here, before anything is overwritten
     before = f"{saved.no_answer_threshold:.3f}" if reader_config_path(args.model).is_file() else "not set"
     fit = fit_and_save_threshold(args.model, dev, max_seq_length=saved.max_seq_length or 384,
-                                 doc_stride=saved.doc_stride or 128)
+                                 doc_stride=saved.doc_stride or 128, save=not args.print_only)
+    where = ("not written (--print-only): set QA_SYSTEM_NO_ANSWER_THRESHOLD to use it" if args.print_only
+             else f"written to {reader_config_path(args.model)}")
     print(f"no-answer threshold {fit.threshold:.3f} (was {before}); dev F1 {fit.f1:.3f} on {fit.examples} "
-          f"questions, {fit.has_answer} with an answer; written to {reader_config_path(args.model)}")
+          f"questions, {fit.has_answer} with an answer; {where}")
     return 0
 
 

@@ -227,6 +227,11 @@ def test_cli_check_repair_fixes_a_corrupted_index(
 
     payload = json.loads(capsys.readouterr().out)
     assert payload["answers"] and {"text", "score", "source", "document_id", "start", "end"} <= set(payload["answers"][0])
+    for margin, answered in (("1000", False), ("-1000", True)):  # the threshold setting decides has_answer
+        assert cli_main(["ask", "How much does the Plus plan cost per month?", "--store", str(store), "--json",
+                         "--reader-model", str(reader_model_dir), "--no-answer-threshold", margin]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["has_answer"] is answered and result["answers"]
 
 
 def test_cli_refuses_an_empty_question(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,6 +55,11 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
     assert refit["dev_examples"] != 22
     assert json.loads((model_dir / "qa_system_reader.json").read_text())["no_answer_threshold"] == round(
         refit["threshold"], 4)
+    # --print-only fits on other data and leaves both files as they are.
+    files = {name: (model_dir / name).read_bytes() for name in ("qa_system_reader.json", "threshold_fit.json")}
+    assert cli_main(["fit-threshold", str(model_dir), TINY, "--print-only"]) == 0
+    assert "not written (--print-only)" in capsys.readouterr().out
+    assert all((model_dir / name).read_bytes() == data for name, data in files.items())
     assert cli_main(["fit-threshold", str(tmp_path / "nowhere"), SUBJ]) == 1
     assert "not a local model folder" in capsys.readouterr().err
 

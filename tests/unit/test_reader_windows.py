@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from qa_system.config import load_settings
 from qa_system.errors import ConfigError, InputError, NotLoadedError, QuestionError
 from qa_system.reader import ExtractiveReader, ReaderModelConfig
 from qa_system.reader.windows import encode_windows, pad_batch, plan_batches, truncate_question
@@ -352,6 +353,28 @@ def test_threshold_from_file_and_explicit_zero_override() -> None:
         {"Paris": 1.0}, {"Paris": 1.0}, reader_config=config, no_answer_threshold=0.0
     )
     assert explicit.read("q", [doc_passage(0, len(DOC), 0)]).no_answer_threshold == 0.0
+
+
+def test_threshold_setting_overrides_the_file_and_yields_to_the_argument(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = ReaderModelConfig(no_answer_threshold=2.5)
+    monkeypatch.setenv("QA_SYSTEM_NO_ANSWER_THRESHOLD", "-1.25")
+    settings = load_settings()
+    assert settings.no_answer_threshold == -1.25
+    from_settings, _ = fake_reader({"Paris": 1.0}, {"Paris": 1.0}, reader_config=config, settings=settings)
+    assert from_settings.read("q", [doc_passage(0, len(DOC), 0)]).no_answer_threshold == -1.25
+    explicit, _ = fake_reader({"Paris": 1.0}, {"Paris": 1.0}, reader_config=config, settings=settings,
+                              no_answer_threshold=3.0)
+    assert explicit.read("q", [doc_passage(0, len(DOC), 0)]).no_answer_threshold == 3.0
+    for bad in ("high", "nan", "inf"):
+        monkeypatch.setenv("QA_SYSTEM_NO_ANSWER_THRESHOLD", bad)
+        with pytest.raises(ConfigError, match="NO_ANSWER_THRESHOLD|no_answer_threshold"):
+            load_settings()
+    monkeypatch.delenv("QA_SYSTEM_NO_ANSWER_THRESHOLD")
+    assert load_settings().no_answer_threshold is None
+    with pytest.raises(ConfigError, match="no_answer_threshold"):
+        load_settings(no_answer_threshold=float("nan"))
 
 
 def test_per_call_overrides() -> None:
