@@ -19,11 +19,24 @@ from .errors import (
     StoreError,
     StoreInconsistentError,
 )
-from .ingestion import IngestFailure, IngestReport
-from .system import QASystem
 from .types import Answer, AskResult, Chunk, Document, Passage, ReaderResult
 
 __version__ = "0.1.0"
+
+# The system and ingestion pull in the SQL, FAISS and document-parsing stack; load them on first
+# use, so that training and evaluation (qa_system.training, .reader) run without that stack,
+# e.g. on a GPU machine that has only torch and transformers.
+_LAZY = {"QASystem": ".system", "IngestFailure": ".ingestion", "IngestReport": ".ingestion"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Answer", "AskResult", "Chunk", "ConfigError", "Document", "DocumentNotFoundError",

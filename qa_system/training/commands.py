@@ -6,8 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_EMBEDDING_MODEL
 from ..errors import ConfigError
@@ -42,7 +41,12 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative-keep", type=float, default=0.5,
                    help="share of answer-less windows of answerable questions kept for training")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="auto: bf16 autocast when the CPU has native bf16 (AVX512-BF16/AMX), else fp32")
+                   help="auto: bf16 autocast on a GPU that supports it or a CPU with native bf16 (AVX512-BF16/AMX), "
+                        "else fp32")
+    p.add_argument("--device", default="auto", help="auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda")
+    p.add_argument("--time-budget", type=float, metavar="MINUTES",
+                   help="end the training steps within this many minutes: the throughput of the first steps "
+                        "sets how many steps fit, and the learning-rate schedule is fitted to them")
     p.add_argument("--threads", type=int)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--checkpoint-every", type=int, default=50)
@@ -85,8 +89,22 @@ def cpu_has_native_bf16() -> bool:
     return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
 
 
-def _use_bf16(precision: str) -> bool:
-    return precision == "bf16" or (precision == "auto" and cpu_has_native_bf16())
+def _use_bf16(precision: str, device: str) -> bool:
+    if precision != "auto":
+        return precision == "bf16"
+    if device.startswith("cuda"):
+        import torch
+
+        return bool(torch.cuda.is_bf16_supported())
+    return cpu_has_native_bf16()
+
+
+def _training_device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def train_reader_command(args: argparse.Namespace) -> int:
@@ -99,28 +117,36 @@ def train_reader_command(args: argparse.Namespace) -> int:
         data = data_from_files(args.train, args.eval, eval_fraction=0.1, seed=args.seed)
     else:
         raise ConfigError("give --train FILE... or --recipe NAME")
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise ConfigError(f"--time-budget must be positive, got {args.time_budget}")
+    device = _training_device(args.device)
     config = TrainConfig(
         output_dir=str(args.output), base_model=_base_model_path(args.base_model), max_length=args.max_length,
         stride=args.stride, batch_size=args.batch_size, learning_rate=args.lr, epochs=args.epochs,
-        seed=args.seed, bf16=_use_bf16(args.precision), checkpoint_every_steps=args.checkpoint_every,
-        torch_threads=args.threads, max_steps=args.max_steps,
+        seed=args.seed, bf16=_use_bf16(args.precision, device), checkpoint_every_steps=args.checkpoint_every,
+        torch_threads=args.threads, max_steps=args.max_steps, device=device,
+        time_budget_s=None if args.time_budget is None else 60.0 * args.time_budget,
     )
     model_dir = run_training(config, data, negative_keep=args.negative_keep)
-    finish_training(model_dir, data, dev_files=args.dev, export_fp16=args.export_fp16)
+    finish_training(model_dir, data, dev_files=args.dev, export_fp16=args.export_fp16, device=device)
     return 0
 
 
-def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[str], export_fp16: Path | None) -> None:
+def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[str], export_fp16: Path | None,
+                    device: str = "cpu") -> None:
     """Fit the no-answer threshold, score the held-out sets, optionally export an fp16 copy."""
+    from ..config import Settings
     from ..qa_datasets import load_examples
     from .finalize import export_half_precision, fit_and_save_threshold
 
+    settings = Settings(device=device)
     dev = [e for f in dev_files for e in load_examples(f)] or data.eval
     if dev:
-        fit = fit_and_save_threshold(model_dir, dev)
+        fit = fit_and_save_threshold(model_dir, dev, settings=settings)
         print(f"no-answer threshold {fit.threshold:.3f} (dev F1 {fit.f1:.3f} on {fit.examples} questions)")
     tests = data.tests or ({"held-out": data.eval} if data.eval else {})
-    results = {name: _evaluate(str(model_dir), examples, None, None, None) for name, examples in tests.items()}
+    results = {name: _evaluate(str(model_dir), examples, None, None, None, settings=settings)
+               for name, examples in tests.items()}
     for name, scores in results.items():
         _print_scores(name, scores)
     (Path(model_dir) / "eval_results.json").write_text(json.dumps(results, indent=2))
@@ -130,11 +156,11 @@ def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[st
 
 
 def _evaluate(model: str, examples: list, threshold: float | None, max_seq_length: int | None,
-              doc_stride: int | None) -> dict:
+              doc_stride: int | None, settings: Any = None) -> dict:
     from ..evaluation.reader_eval import run_reader, score_run
     from ..reader import ExtractiveReader
 
-    reader = ExtractiveReader(model, max_seq_length=max_seq_length, doc_stride=doc_stride,
+    reader = ExtractiveReader(model, settings=settings, max_seq_length=max_seq_length, doc_stride=doc_stride,
                               no_answer_threshold=threshold).load()
     used = reader.params.no_answer_threshold
     scores = score_run(run_reader(reader, examples, progress=True), examples, used)

@@ -14,12 +14,13 @@ from ..qa_datasets import QAExample
 
 def fit_and_save_threshold(
     model_dir: str | Path, dev: Sequence[QAExample], *, max_seq_length: int = 384, doc_stride: int = 128,
-    progress: bool = True, reader: Any = None, save: bool = True,
+    progress: bool = True, reader: Any = None, save: bool = True, settings: Any = None,
 ) -> ThresholdFit:
     """Read ``dev`` with the model at ``model_dir``, pick the F1-maximising no-answer threshold
     and (``save``) store it, with the window settings, in the folder's ``qa_system_reader.json``."""
     reader = reader or ExtractiveReader(
-        str(model_dir), max_seq_length=max_seq_length, doc_stride=doc_stride, no_answer_threshold=0.0
+        str(model_dir), settings=settings, max_seq_length=max_seq_length, doc_stride=doc_stride,
+        no_answer_threshold=0.0,
     ).load()
     fit = fit_threshold(run_reader(reader, dev, progress=progress), dev)
     if not save:

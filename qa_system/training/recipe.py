@@ -40,7 +40,7 @@ class ReaderData:
     subjqa_test: list[QAExample]
 
 
-RECIPES = ("default", "reviews", "reviews-heldout")
+RECIPES = ("default", "default-heldout", "reviews", "reviews-heldout")
 
 
 def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
@@ -50,9 +50,13 @@ def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
     a fifth of the SubjQA train products (by a hash of ``item_id``) is kept out of training and
     added to the threshold dev set — SubjQA's own dev splits of the training domains are almost
     entirely repeats of train pairs, so without this the threshold never sees review questions
-    of those domains. All hold out the same SQuAD and SubjQA test splits."""
+    of those domains. ``default-heldout``: ``default`` with the same products kept out (a
+    one-phase run, e.g. several epochs on a GPU, whose threshold dev has unseen review
+    products). All hold out the same SQuAD and SubjQA test splits."""
     if name == "default":
         return load_default_reader_data(datasets_dir)
+    if name == "default-heldout":
+        return load_default_reader_data(datasets_dir, threshold_products=0.2)
     if name == "reviews":
         return load_review_reader_data(datasets_dir)
     if name == "reviews-heldout":
@@ -60,13 +64,15 @@ def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
     raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
 
 
-def load_default_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 2) -> ReaderData:
+def load_default_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 2,
+                             threshold_products: float = 0.0) -> ReaderData:
     root = Path(datasets_dir)
     squad_train, threshold_dev, squad_test = _squad_splits(root)
+    subjqa, threshold_dev = _hold_out_products(_subjqa_train(root, subjqa_repeat), threshold_dev, threshold_products)
     train: list[tuple[QAExample, int]] = [(e, 1) for e in squad_train]
     for rel in SQUAD_SOURCES:
         train.extend((e, 1) for e in load_squad_json(root / rel))
-    train.extend(_subjqa_train(root, subjqa_repeat))
+    train.extend(subjqa)
     return _held_out(root, train, threshold_dev, squad_test)
 
 
@@ -74,11 +80,7 @@ def load_review_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 3, re
                             seed: int = 13, threshold_products: float = 0.0) -> ReaderData:
     root = Path(datasets_dir)
     squad_train, threshold_dev, squad_test = _squad_splits(root)
-    subjqa = _subjqa_train(root, subjqa_repeat)
-    if threshold_products > 0:
-        held = {e.id: e for e, _ in subjqa if _bucket(e.group) < 100 * threshold_products}
-        subjqa = [(e, n) for e, n in subjqa if e.id not in held]
-        threshold_dev = threshold_dev + list(held.values())
+    subjqa, threshold_dev = _hold_out_products(_subjqa_train(root, subjqa_repeat), threshold_dev, threshold_products)
     reviews = load_squad_json(root / REVIEW_SOURCE)
     others = squad_train + [e for rel in SQUAD_SOURCES if rel != REVIEW_SOURCE for e in load_squad_json(root / rel)]
     rng = random.Random(seed)
@@ -102,6 +104,16 @@ def _subjqa_train(root: Path, repeat: int) -> list[tuple[QAExample, int]]:
     # Annotators mark different spans of one review: train on up to 3 of them.
     return [(e, 3) for domain in SUBJQA_TRAIN_DOMAINS
             for e in load_subjqa_csv(root / "subjqa" / domain / "train.csv") for _ in range(repeat)]
+
+
+def _hold_out_products(subjqa: list[tuple[QAExample, int]], threshold_dev: list[QAExample], fraction: float,
+                       ) -> tuple[list[tuple[QAExample, int]], list[QAExample]]:
+    """Move the SubjQA train questions of ``fraction`` of the products (by a hash of item_id)
+    from training to the threshold dev set."""
+    if fraction <= 0:
+        return subjqa, threshold_dev
+    held = {e.id: e for e, _ in subjqa if _bucket(e.group) < 100 * fraction}
+    return [(e, n) for e, n in subjqa if e.id not in held], threshold_dev + list(held.values())
 
 
 def _held_out(root: Path, train: list[tuple[QAExample, int]], threshold_dev: list[QAExample],

@@ -1,4 +1,5 @@
-"""The reader training loop: length-grouped batches, bf16 autocast, checkpoints that resume."""
+"""The reader training loop: length-grouped batches, bf16 autocast, checkpoints that resume,
+on the CPU or a CUDA GPU, optionally within a time budget."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ class TrainConfig:
     eval_every_steps: int = 200
     torch_threads: int | None = None
     max_steps: int | None = None
+    device: str = "cpu"  # "cpu" or "cuda[:N]"
+    # Seconds for the training steps of this invocation: after a few steps the throughput is
+    # measured and the run is shortened (learning-rate schedule included) to end in time.
+    time_budget_s: float | None = None
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -90,16 +95,44 @@ def _atomic_save_dir(write: Callable[[Path], None], target: Path) -> None:
 
 
 def _resumable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in {"max_steps", "checkpoint_every_steps", "eval_every_steps", "torch_threads"}}
+    return {k: v for k, v in config.items()
+            if k not in {"max_steps", "checkpoint_every_steps", "eval_every_steps", "torch_threads", "device",
+                         "time_budget_s"}}
 
 
-def _linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
+WARMUP_STEPS = 5  # not timed: the first steps pay for allocation and kernel selection (GPU)
+PROBE_STEPS = 20  # steps timed, after those, before a time budget fixes the run's length
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+class _Plan:
+    """The step count the learning-rate schedule decays to; a time budget may shorten it once."""
+
+    def __init__(self, total: int, warmup_fraction: float) -> None:
+        self.warmup_fraction = warmup_fraction
+        self.set_total(total)
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        self.warmup = int(total * self.warmup_fraction)
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / max(1, self.warmup)
+        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA GPU")
+    if device.type not in {"cpu", "cuda"}:
+        raise ConfigError(f"device must be cpu or cuda, got {name!r}")
+    return device
 
 
 def train_reader(
@@ -122,11 +155,13 @@ def train_reader(
         raise ConfigError("no training windows: the training data is empty")
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
+    device = _device(config.device)
     torch.manual_seed(config.seed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint"
-    model = AutoModelForQuestionAnswering.from_pretrained(config.base_model)
+    # fp32 master weights whatever the folder stores (the shipped reader is fp16)
+    model = AutoModelForQuestionAnswering.from_pretrained(config.base_model, dtype=torch.float32).to(device)
     if config.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -144,10 +179,11 @@ def train_reader(
     total = int(len(schedule) * config.epochs / epochs)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    scheduler = _linear_schedule(optimizer, int(total * config.warmup_fraction), total)
+    plan = _Plan(total, config.warmup_fraction)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan.factor)
     step = 0
     if (ckpt / "state.pt").exists():
-        state = torch.load(ckpt / "state.pt", weights_only=False)
+        state = torch.load(ckpt / "state.pt", weights_only=False, map_location=device)
         # max_steps may change on resume (to shorten or extend a run); the rest must match.
         if _resumable(state["config"]) != _resumable(asdict(config)) or state["n_windows"] != len(windows):
             raise ConfigError(f"{ckpt} was written by another configuration or data; use a new output_dir")
@@ -157,17 +193,39 @@ def train_reader(
         step = int(state["step"])
         log(f"resuming from step {step} of {total}" if step < total
             else f"checkpoint at step {step} is already at or past max_steps={total}")
-    (out / "train_config.json").write_text(json.dumps({**asdict(config), "steps": total, "windows": len(windows)}, indent=2))
+    def write_config() -> None:
+        (out / "train_config.json").write_text(
+            json.dumps({**asdict(config), "steps": total, "windows": len(windows)}, indent=2))
+
+    write_config()
     pad_id = tokenizer.pad_token_id or 0
     model.train()
     seen = 0
     began = time.perf_counter()
+    first_step = step
     bar = tqdm(total=total, initial=step, desc="train-reader", unit="step", dynamic_ncols=True)
     history_path = out / "history.jsonl"
     running = None
     while step < total:
-        batch = collate([windows[i] for i in schedule[step]], pad_id)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+        if config.time_budget_s is not None and step == first_step + WARMUP_STEPS:
+            _synchronize(device)
+            probe_began = time.perf_counter()
+        if config.time_budget_s is not None and step == first_step + WARMUP_STEPS + PROBE_STEPS:
+            _synchronize(device)
+            per_step = (time.perf_counter() - probe_began) / PROBE_STEPS
+            fits = step + int(max(0.0, config.time_budget_s - (time.perf_counter() - began)) / per_step)
+            if fits < total:
+                log(f"time budget {config.time_budget_s:.0f}s at {per_step:.3f}s/step: {fits} steps instead of {total}")
+                total = fits
+                if first_step == 0:
+                    plan.set_total(total)  # a resumed run keeps the schedule it started with
+                bar.total = total
+                write_config()
+                if step >= total:
+                    break
+        batch = {k: v.to(device, non_blocking=True) for k, v in
+                 collate([windows[i] for i in schedule[step]], pad_id).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -182,7 +240,7 @@ def train_reader(
         bar.update(1)
         record: dict[str, Any] = {"step": step, "loss": round(running, 4), "windows_per_s": round(rate, 2)}
         if eval_windows and (step % config.eval_every_steps == 0 or step == total):
-            record["eval_loss"] = round(evaluate_loss(model, eval_windows, pad_id, config), 4)
+            record["eval_loss"] = round(evaluate_loss(model, eval_windows, pad_id, config, device), 4)
             model.train()
             log(f"step {step}: held-out loss {record['eval_loss']}")
         if step % config.checkpoint_every_steps == 0 or step == total:
@@ -210,12 +268,14 @@ def train_reader(
 
 
 @torch.inference_mode()
-def evaluate_loss(model: Any, windows: Sequence[TrainWindow], pad_id: int, config: TrainConfig) -> float:
+def evaluate_loss(model: Any, windows: Sequence[TrainWindow], pad_id: int, config: TrainConfig,
+                  device: torch.device | None = None) -> float:
     model.eval()
+    device = device or torch.device("cpu")
     total, count = 0.0, 0
     for lo in range(0, len(windows), 64):
-        batch = collate(windows[lo : lo + 64], pad_id)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+        batch = {k: v.to(device) for k, v in collate(windows[lo : lo + 64], pad_id).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             loss = model(**batch).loss
         total += loss.item() * batch["input_ids"].shape[0]
         count += batch["input_ids"].shape[0]

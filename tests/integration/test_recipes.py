@@ -29,7 +29,8 @@ def _pairs(examples) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def recipes():
-    return {name: load_recipe_data(name, DATASETS) for name in ("default", "reviews", "reviews-heldout")}
+    return {name: load_recipe_data(name, DATASETS)
+            for name in ("default", "default-heldout", "reviews", "reviews-heldout")}
 
 
 def test_both_recipes_hold_out_the_same_dev_and_test_splits(recipes) -> None:
@@ -59,8 +60,9 @@ def test_reviews_recipe_is_subjqa_reviews_and_a_fifth_replayed(recipes) -> None:
     assert 0.15 < len(replayed) / len(others) < 0.25
 
 
-def test_reviews_heldout_keeps_a_fifth_of_subjqa_products_for_the_threshold(recipes) -> None:
-    reviews, heldout = recipes["reviews"], recipes["reviews-heldout"]
+@pytest.mark.parametrize("base", ["default", "reviews"])
+def test_heldout_recipes_keep_a_fifth_of_subjqa_products_for_the_threshold(recipes, base: str) -> None:
+    reviews, heldout = recipes[base], recipes[f"{base}-heldout"]
     subjqa = [e for d in SUBJQA_TRAIN_DOMAINS for e in load_subjqa_csv(DATASETS / "subjqa" / d / "train.csv")]
     trained_products = {e.group for e, _ in heldout.train}
     dev_ids = {e.id for e in heldout.threshold_dev}
@@ -70,3 +72,7 @@ def test_reviews_heldout_keeps_a_fifth_of_subjqa_products_for_the_threshold(reci
     assert held and all(e.id in dev_ids for e in held)  # every held-out pair fits the threshold
     assert not _pairs(held) & _pairs(e for e, _ in heldout.train)
     assert len(heldout.threshold_dev) > len(reviews.threshold_dev) + 0.8 * len(held)
+    assert {e.id for e in heldout.threshold_dev} >= {e.id for e in reviews.threshold_dev if e.id not in {
+        x.id for x in held}}
+    assert sorted(e.id for e, _ in heldout.train if e.group in trained_products) == sorted(
+        e.id for e, _ in reviews.train if e.group in trained_products)  # nothing else changes

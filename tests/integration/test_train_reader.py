@@ -67,3 +67,29 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_train_reader_needs_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["train-reader", "--output", str(tmp_path / "x")]) == 1
     assert "--train" in capsys.readouterr().err
+
+
+def test_time_budget_shortens_the_run_and_its_schedule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qa_system.training.trainer import PROBE_STEPS, WARMUP_STEPS
+
+    out = tmp_path / "run"
+    assert cli_main(["train-reader", "--train", TINY, SUBJ, "--eval", TINY, "--output", str(out),
+                     "--max-length", "96", "--stride", "32", "--batch-size", "2", "--epochs", "4",
+                     "--checkpoint-every", "1000", "--threads", "1", "--device", "cpu",
+                     "--time-budget", "0.00001"]) == 0
+    assert f"{WARMUP_STEPS + PROBE_STEPS} steps instead of" in capsys.readouterr().out
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == list(range(1, WARMUP_STEPS + PROBE_STEPS + 1))
+    assert json.loads((out / "train_config.json").read_text())["steps"] == WARMUP_STEPS + PROBE_STEPS
+    assert (out / "model" / "qa_system_reader.json").is_file()
+
+
+def test_train_reader_refuses_a_missing_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    assert cli_main(["train-reader", "--train", TINY, "--output", str(tmp_path / "x"), "--device", "cuda",
+                     "--max-steps", "1"]) == 1
+    assert "no CUDA GPU" in capsys.readouterr().err
+    assert cli_main(["train-reader", "--train", TINY, "--output", str(tmp_path / "y"), "--time-budget", "0"]) == 1
+    assert "--time-budget must be positive" in capsys.readouterr().err
