@@ -39,12 +39,13 @@ def run(readers: list[str], top_k: int, show: bool) -> list[dict[str, Any]]:
         qa = QASystem(load_settings(store_dir=Path(tmp) / "store")).load()
         try:
             qa.ingest([REPO / "data" / "sample_corpus"], progress=False)
+            # every reader reads the same passages, retrieved once
+            passages = qa.retrieve_many([item["question"] for item in questions])
             for name in readers:
                 reader = ExtractiveReader(name, settings=qa.settings).load()
                 top1 = topk = 0
-                for item in questions:
-                    passages = qa.retrieve(item["question"], top_k=qa.settings.top_k_retriever)
-                    answers = reader.read(item["question"], passages, top_n=top_k).answers
+                for item, found in zip(questions, passages):
+                    answers = reader.read(item["question"], found, top_n=top_k).answers
                     hits = [_hit(item["answer"], a.text) for a in answers]
                     top1 += bool(hits[:1] and hits[0])
                     topk += any(hits)

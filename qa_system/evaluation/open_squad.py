@@ -256,12 +256,13 @@ class BenchmarkData:
 def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_scope: str,
                   reader_model: str | None, retrieval_only: bool, top_k_retriever: int = 10,
                   top_k_reader: int = 4, ks: Sequence[int] = DEFAULT_KS, embedding_model: str | None = None,
-                  progress: bool = False, always_answer: bool = False, notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (),
-                  **anchors: Any) -> Any:
+                  progress: bool = False, always_answer: bool = False,
+                  notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (), **anchors: Any) -> Any:
     """Index the corpus in a temporary store, rank and score retrieval for every question, then
     (unless ``retrieval_only``) score the reader on the gold contexts and the whole pipeline.
     ``always_answer``: score the best span even where the reader says "no answer" (the protocol
-    for data without unanswerable questions, such as SQuAD v1.1). Returns an `EvalResult`; ``anchors`` are its published-figure fields."""
+    for data without unanswerable questions, such as SQuAD v1.1). Returns an `EvalResult`;
+    ``anchors`` are its published-figure fields."""
     from .reader_eval import run_reader, score_run
     from .report import EvalResult, per_question_records
 

@@ -39,8 +39,8 @@ class ExtractiveReader:
     Window settings (``max_seq_length``, ``doc_stride``, ``max_answer_tokens``) come from, in
     order: the constructor argument, a ``settings`` value changed from its default, the model
     folder's ``qa_system_reader.json``, the settings default. ``no_answer_threshold``: the
-    argument, else ``settings.no_answer_threshold``, else the file, else 0.0. ``settings.torch_threads`` (process-wide in torch) and
-    ``settings.device`` apply at ``load()``.
+    argument, else ``settings.no_answer_threshold``, else the file, else 0.0.
+    ``settings.torch_threads`` (process-wide in torch) and ``settings.device`` apply at ``load()``.
 
     ``quantize`` applies int8 dynamic quantisation to the Linear layers (CPU only); ``bf16``
     runs the model under bfloat16 autocast. Both are off by default. Measured on the 2-core

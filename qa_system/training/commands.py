@@ -26,8 +26,9 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
                    help="files to fit the no-answer threshold on (default: the evaluation examples)")
     p.add_argument("--recipe", choices=list(RECIPES),
                    help="the default reader's data from --datasets: 'default' (phase 1, from the encoder), "
-                        "'reviews' (phase 2, from a phase-1 model: SubjQA and review QA), 'reviews-heldout' (the same "
-                        "with a fifth of the SubjQA train products kept for fitting the threshold)")
+                        "'reviews' (phase 2, from a phase-1 model: SubjQA and review QA); 'default-heldout' and "
+                        "'reviews-heldout': the same with a fifth of the SubjQA train products kept for fitting "
+                        "the threshold")
     p.add_argument("--datasets", default="../shared/datasets", help="folder of the public datasets (recipe only)")
     p.add_argument("--base-model", default=DEFAULT_EMBEDDING_MODEL,
                    help="a QA model or a plain encoder (gets a new QA head); name or folder")
@@ -100,26 +101,30 @@ def _use_bf16(precision: str, device: str) -> bool:
 
 
 def _training_device(name: str) -> str:
-    if name != "auto":
-        return name
+    """``auto`` resolved; a device torch cannot use is refused here (``ConfigError``)."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from .trainer import checked_device
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(checked_device(name))
 
 
 def train_reader_command(args: argparse.Namespace) -> int:
     from .run import data_from_files, recipe_data, run_training
     from .trainer import TrainConfig
 
+    # settings errors first, before minutes of data loading and tokenising
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise ConfigError(f"--time-budget must be positive, got {args.time_budget}")
+    device = _training_device(args.device)
     if args.recipe:
         data = recipe_data(args.recipe, args.datasets)
     elif args.train:
         data = data_from_files(args.train, args.eval, eval_fraction=0.1, seed=args.seed)
     else:
         raise ConfigError("give --train FILE... or --recipe NAME")
-    if args.time_budget is not None and args.time_budget <= 0:
-        raise ConfigError(f"--time-budget must be positive, got {args.time_budget}")
-    device = _training_device(args.device)
     config = TrainConfig(
         output_dir=str(args.output), base_model=_base_model_path(args.base_model), max_length=args.max_length,
         stride=args.stride, batch_size=args.batch_size, learning_rate=args.lr, epochs=args.epochs,

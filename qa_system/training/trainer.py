@@ -59,7 +59,9 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int) -
     return batches
 
 
-def collate(windows: Sequence[TrainWindow], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(windows: Sequence[TrainWindow], pad_id: int,
+            device: torch.device | None = None) -> dict[str, torch.Tensor]:
+    """A padded batch of ``windows``, on ``device`` (default: the CPU)."""
     width = max(len(w.input_ids) for w in windows)
     ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
     types = torch.zeros((len(windows), width), dtype=torch.long)
@@ -69,13 +71,16 @@ def collate(windows: Sequence[TrainWindow], pad_id: int) -> dict[str, torch.Tens
         ids[row, :n] = torch.tensor(w.input_ids)
         types[row, :n] = torch.tensor(w.token_type_ids)
         mask[row, :n] = 1
-    return {
+    batch = {
         "input_ids": ids,
         "token_type_ids": types,
         "attention_mask": mask,
         "start_positions": torch.tensor([w.start for w in windows]),
         "end_positions": torch.tensor([w.end for w in windows]),
     }
+    if device is None or device.type == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def _atomic_save_dir(write: Callable[[Path], None], target: Path) -> None:
@@ -126,8 +131,32 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _device(name: str) -> torch.device:
-    device = torch.device(name)
+class _BudgetProbe:
+    """Times PROBE_STEPS steps after WARMUP_STEPS, then says how many steps fit the budget."""
+
+    def __init__(self, budget_s: float, device: torch.device, began: float) -> None:
+        self.budget_s, self.device, self.began = budget_s, device, began
+        self.probe_began = 0.0
+        self.per_step = 0.0
+
+    def steps_that_fit(self, done: int, step: int) -> int | None:
+        """Called before each step (``done`` steps into this invocation); an answer once."""
+        if done == WARMUP_STEPS:
+            _synchronize(self.device)
+            self.probe_began = time.perf_counter()
+        if done != WARMUP_STEPS + PROBE_STEPS:
+            return None
+        _synchronize(self.device)
+        now = time.perf_counter()
+        self.per_step = (now - self.probe_began) / PROBE_STEPS
+        return step + int(max(0.0, self.budget_s - (now - self.began)) / self.per_step)
+
+
+def checked_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"device must be cpu or cuda, got {name!r}") from e
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA GPU")
     if device.type not in {"cpu", "cuda"}:
@@ -155,7 +184,7 @@ def train_reader(
         raise ConfigError("no training windows: the training data is empty")
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    device = _device(config.device)
+    device = checked_device(config.device)
     torch.manual_seed(config.seed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -193,6 +222,7 @@ def train_reader(
         step = int(state["step"])
         log(f"resuming from step {step} of {total}" if step < total
             else f"checkpoint at step {step} is already at or past max_steps={total}")
+
     def write_config() -> None:
         (out / "train_config.json").write_text(
             json.dumps({**asdict(config), "steps": total, "windows": len(windows)}, indent=2))
@@ -203,19 +233,16 @@ def train_reader(
     seen = 0
     began = time.perf_counter()
     first_step = step
+    probe = None if config.time_budget_s is None else _BudgetProbe(config.time_budget_s, device, began)
     bar = tqdm(total=total, initial=step, desc="train-reader", unit="step", dynamic_ncols=True)
     history_path = out / "history.jsonl"
     running = None
     while step < total:
-        if config.time_budget_s is not None and step == first_step + WARMUP_STEPS:
-            _synchronize(device)
-            probe_began = time.perf_counter()
-        if config.time_budget_s is not None and step == first_step + WARMUP_STEPS + PROBE_STEPS:
-            _synchronize(device)
-            per_step = (time.perf_counter() - probe_began) / PROBE_STEPS
-            fits = step + int(max(0.0, config.time_budget_s - (time.perf_counter() - began)) / per_step)
-            if fits < total:
-                log(f"time budget {config.time_budget_s:.0f}s at {per_step:.3f}s/step: {fits} steps instead of {total}")
+        if probe is not None:
+            fits = probe.steps_that_fit(step - first_step, step)
+            if fits is not None and fits < total:
+                log(f"time budget {config.time_budget_s:.0f}s at {probe.per_step:.3f}s/step: "
+                    f"{fits} steps instead of {total}")
                 total = fits
                 if first_step == 0:
                     plan.set_total(total)  # a resumed run keeps the schedule it started with
@@ -223,8 +250,7 @@ def train_reader(
                 write_config()
                 if step >= total:
                     break
-        batch = {k: v.to(device, non_blocking=True) for k, v in
-                 collate([windows[i] for i in schedule[step]], pad_id).items()}
+        batch = collate([windows[i] for i in schedule[step]], pad_id, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             loss = model(**batch).loss
         loss.backward()
@@ -274,7 +300,7 @@ def evaluate_loss(model: Any, windows: Sequence[TrainWindow], pad_id: int, confi
     device = device or torch.device("cpu")
     total, count = 0.0, 0
     for lo in range(0, len(windows), 64):
-        batch = {k: v.to(device) for k, v in collate(windows[lo : lo + 64], pad_id).items()}
+        batch = collate(windows[lo : lo + 64], pad_id, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             loss = model(**batch).loss
         total += loss.item() * batch["input_ids"].shape[0]
