@@ -40,7 +40,7 @@ class ReaderData:
     subjqa_test: list[QAExample]
 
 
-RECIPES = ("default", "default-heldout", "reviews", "reviews-heldout")
+RECIPES = ("default", "default-heldout", "reviews", "reviews-heldout", "reviews-products")
 
 
 def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
@@ -52,7 +52,9 @@ def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
     entirely repeats of train pairs, so without this the threshold never sees review questions
     of those domains. ``default-heldout``: ``default`` with the same products kept out (a
     one-phase run, e.g. several epochs on a GPU, whose threshold dev has unseen review
-    products). All hold out the same SQuAD and SubjQA test splits."""
+    products). ``reviews-products``: a short phase 3 after ``reviews-heldout`` on the products it
+    kept out, with a replay of its own data; the threshold is then fitted without them. All hold
+    out the same SQuAD and SubjQA test splits."""
     if name == "default":
         return load_default_reader_data(datasets_dir)
     if name == "default-heldout":
@@ -61,6 +63,8 @@ def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
         return load_review_reader_data(datasets_dir)
     if name == "reviews-heldout":
         return load_review_reader_data(datasets_dir, threshold_products=0.2)
+    if name == "reviews-products":
+        return load_heldout_products_data(datasets_dir)
     raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
 
 
@@ -89,6 +93,21 @@ def load_review_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 3, re
     return _held_out(root, train, threshold_dev, squad_test)
 
 
+def load_heldout_products_data(datasets_dir: str | Path, fraction: float = 0.2, subjqa_repeat: int = 3,
+                               replay: int = 2000, seed: int = 13) -> ReaderData:
+    """The SubjQA train products that ``reviews-heldout`` kept out (``fraction`` of them), plus
+    ``replay`` examples of that recipe's own training data. Its threshold dev set is the
+    ``reviews`` one: SQuAD dev articles and the SubjQA dev pairs not trained on."""
+    root = Path(datasets_dir)
+    phase2 = load_review_reader_data(root, subjqa_repeat=subjqa_repeat, threshold_products=fraction)
+    _, threshold_dev, squad_test = _squad_splits(root)
+    held = [(e, n) for e, n in _subjqa_train(root, subjqa_repeat) if _is_held_out_product(e, fraction)]
+    rng = random.Random(seed)
+    train = held + rng.sample(phase2.train, min(replay, len(phase2.train)))
+    # dev pairs seen by any phase stay out of the threshold dev set
+    return _held_out(root, train, threshold_dev, squad_test, also_seen=phase2.train)
+
+
 def _squad_splits(root: Path) -> tuple[list[QAExample], list[QAExample], list[QAExample]]:
     v1 = load_squad_json(root / "squad/dev-v1.1.json")
     v2 = load_squad_json(root / "squad/dev-v2.0.json")
@@ -112,16 +131,20 @@ def _hold_out_products(subjqa: list[tuple[QAExample, int]], threshold_dev: list[
     from training to the threshold dev set."""
     if fraction <= 0:
         return subjqa, threshold_dev
-    held = {e.id: e for e, _ in subjqa if _bucket(e.group) < 100 * fraction}
+    held = {e.id: e for e, _ in subjqa if _is_held_out_product(e, fraction)}
     return [(e, n) for e, n in subjqa if e.id not in held], threshold_dev + list(held.values())
 
 
+def _is_held_out_product(example: QAExample, fraction: float) -> bool:
+    return _bucket(example.group) < 100 * fraction
+
+
 def _held_out(root: Path, train: list[tuple[QAExample, int]], threshold_dev: list[QAExample],
-              squad_test: list[QAExample]) -> ReaderData:
+              squad_test: list[QAExample], also_seen: list[tuple[QAExample, int]] = ()) -> ReaderData:
     for domain in SUBJQA_DEV_DOMAINS:
         threshold_dev = threshold_dev + load_subjqa_csv(root / "subjqa" / domain / "dev.csv")
     subjqa_test = load_subjqa_csv(root / "subjqa/electronics/test.csv")
-    seen = {_pair(e) for e, _ in train}
+    seen = {_pair(e) for e, _ in [*train, *also_seen]}
     # SubjQA's dev splits repeat some (question, review) pairs of train: not usable for fitting.
     threshold_dev = [e for e in threshold_dev if _pair(e) not in seen]
     _check_disjoint(seen, squad_test + subjqa_test)

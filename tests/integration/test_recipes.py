@@ -1,4 +1,4 @@
-"""The default reader's two data recipes on the real public datasets (``../shared/datasets``):
+"""The default reader's data recipes on the real public datasets (``../shared/datasets``):
 held-out splits are never trained on, and phase 2 is built from what it says."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _pairs(examples) -> set[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def recipes():
     return {name: load_recipe_data(name, DATASETS)
-            for name in ("default", "default-heldout", "reviews", "reviews-heldout")}
+            for name in ("default", "default-heldout", "reviews", "reviews-heldout", "reviews-products")}
 
 
 def test_both_recipes_hold_out_the_same_dev_and_test_splits(recipes) -> None:
@@ -76,3 +76,15 @@ def test_heldout_recipes_keep_a_fifth_of_subjqa_products_for_the_threshold(recip
         x.id for x in held}}
     assert sorted(e.id for e, _ in heldout.train if e.group in trained_products) == sorted(
         e.id for e, _ in reviews.train if e.group in trained_products)  # nothing else changes
+
+
+def test_products_recipe_trains_on_the_held_out_products_and_replays_phase_2(recipes) -> None:
+    phase2, phase3, reviews = recipes["reviews-heldout"], recipes["reviews-products"], recipes["reviews"]
+    phase2_ids = {e.id for e, _ in phase2.train}
+    held_out = {e.id for e in phase2.threshold_dev} - {e.id for e in reviews.threshold_dev}
+    new = [e for e, _ in phase3.train if e.id not in phase2_ids]
+    assert held_out and {e.id for e in new} == held_out  # every held-out product question, nothing else new
+    assert len(new) == 3 * len(held_out)  # repeated 3 times, as in phase 2
+    assert len(phase3.train) - len(new) == 2000  # the replay
+    # fitted without anything any phase trained on: the threshold dev set of the one-phase recipe
+    assert sorted(e.id for e in phase3.threshold_dev) == sorted(e.id for e in reviews.threshold_dev)
