@@ -52,8 +52,8 @@ def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
     entirely repeats of train pairs, so without this the threshold never sees review questions
     of those domains. ``default-heldout``: ``default`` with the same products kept out (a
     one-phase run, e.g. several epochs on a GPU, whose threshold dev has unseen review
-    products). ``reviews-products``: a short phase 3 after ``reviews-heldout`` on the products it
-    kept out, with a replay of its own data; the threshold is then fitted without them. All hold
+    products). ``reviews-products``: a short phase 3 after ``reviews-heldout`` on half of the
+    products it kept out, with a replay of its own data; the other half still fits the threshold. All hold
     out the same SQuAD and SubjQA test splits."""
     if name == "default":
         return load_default_reader_data(datasets_dir)
@@ -93,19 +93,22 @@ def load_review_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 3, re
     return _held_out(root, train, threshold_dev, squad_test)
 
 
-def load_heldout_products_data(datasets_dir: str | Path, fraction: float = 0.2, subjqa_repeat: int = 3,
-                               replay: int = 2000, seed: int = 13) -> ReaderData:
-    """The SubjQA train products that ``reviews-heldout`` kept out (``fraction`` of them), plus
-    ``replay`` examples of that recipe's own training data. Its threshold dev set is the
-    ``reviews`` one: SQuAD dev articles and the SubjQA dev pairs not trained on."""
+def load_heldout_products_data(datasets_dir: str | Path, fraction: float = 0.2, trained: float = 0.1,
+                               subjqa_repeat: int = 3, replay: int = 2000, seed: int = 13) -> ReaderData:
+    """Half of the SubjQA train products that ``reviews-heldout`` kept out (the ``trained`` part
+    of the ``fraction`` it kept, by the same hash), plus ``replay`` examples of that recipe's own
+    training data. The other held-out products stay in the threshold dev set, so the threshold
+    is still fitted on review questions of the training domains that no phase trained on."""
     root = Path(datasets_dir)
     phase2 = load_review_reader_data(root, subjqa_repeat=subjqa_repeat, threshold_products=fraction)
+    subjqa = _subjqa_train(root, subjqa_repeat)
+    new = [(e, n) for e, n in subjqa if _is_held_out_product(e, trained)]
     _, threshold_dev, squad_test = _squad_splits(root)
-    held = [(e, n) for e, n in _subjqa_train(root, subjqa_repeat) if _is_held_out_product(e, fraction)]
+    kept = {e.id: e for e, _ in subjqa if _is_held_out_product(e, fraction) and not _is_held_out_product(e, trained)}
     rng = random.Random(seed)
-    train = held + rng.sample(phase2.train, min(replay, len(phase2.train)))
+    train = new + rng.sample(phase2.train, min(replay, len(phase2.train)))
     # dev pairs seen by any phase stay out of the threshold dev set
-    return _held_out(root, train, threshold_dev, squad_test, also_seen=phase2.train)
+    return _held_out(root, train, threshold_dev + list(kept.values()), squad_test, also_seen=phase2.train)
 
 
 def _squad_splits(root: Path) -> tuple[list[QAExample], list[QAExample], list[QAExample]]:

@@ -78,13 +78,17 @@ def test_heldout_recipes_keep_a_fifth_of_subjqa_products_for_the_threshold(recip
         e.id for e, _ in reviews.train if e.group in trained_products)  # nothing else changes
 
 
-def test_products_recipe_trains_on_the_held_out_products_and_replays_phase_2(recipes) -> None:
+def test_products_recipe_trains_on_half_the_held_out_products_and_replays_phase_2(recipes) -> None:
     phase2, phase3, reviews = recipes["reviews-heldout"], recipes["reviews-products"], recipes["reviews"]
     phase2_ids = {e.id for e, _ in phase2.train}
     held_out = {e.id for e in phase2.threshold_dev} - {e.id for e in reviews.threshold_dev}
     new = [e for e, _ in phase3.train if e.id not in phase2_ids]
-    assert held_out and {e.id for e in new} == held_out  # every held-out product question, nothing else new
-    assert len(new) == 3 * len(held_out)  # repeated 3 times, as in phase 2
+    new_ids = {e.id for e in new}
+    assert new_ids < held_out and 0.3 < len(new_ids) / len(held_out) < 0.7  # about half, nothing else new
+    assert len(new) == 3 * len(new_ids)  # repeated 3 times, as in phase 2
     assert len(phase3.train) - len(new) == 2000  # the replay
-    # fitted without anything any phase trained on: the threshold dev set of the one-phase recipe
-    assert sorted(e.id for e in phase3.threshold_dev) == sorted(e.id for e in reviews.threshold_dev)
+    dev_ids = {e.id for e in phase3.threshold_dev}
+    assert held_out - new_ids <= dev_ids and not new_ids & dev_ids  # the other half fits the threshold
+    assert dev_ids <= {e.id for e in phase2.threshold_dev}
+    new_products = {e.group for e in new}
+    assert not any(e.group in new_products for e in phase3.threshold_dev if e.id in held_out)
