@@ -8,6 +8,7 @@ returned spans whether or not the reader says the documents answer the question.
     .venv/bin/python benchmarks/sample_questions.py                         # the packaged reader
     .venv/bin/python benchmarks/sample_questions.py READER_DIR OTHER_DIR    # several, side by side
     .venv/bin/python benchmarks/sample_questions.py --show                  # every question's answers
+    .venv/bin/python benchmarks/sample_questions.py --retrieval-weights 0 10 # answer ranking, side by side
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _hit(expected: str, text: str) -> bool:
     return bool(b.strip()) and (a in b or b in a)
 
 
-def run(readers: list[str], top_k: int, show: bool) -> list[dict[str, Any]]:
+def run(readers: list[str], top_k: int, show: bool, weights: list[float | None]) -> list[dict[str, Any]]:
     questions = [json.loads(line) for line in (REPO / "data" / "sample_questions.jsonl").read_text().splitlines()
                  if line.strip()]
     rows = []
@@ -41,8 +42,8 @@ def run(readers: list[str], top_k: int, show: bool) -> list[dict[str, Any]]:
             qa.ingest([REPO / "data" / "sample_corpus"], progress=False)
             # every reader reads the same passages, retrieved once
             passages = qa.retrieve_many([item["question"] for item in questions])
-            for name in readers:
-                reader = ExtractiveReader(name, settings=qa.settings).load()
+            for name, weight in [(n, w) for n in readers for w in weights]:
+                reader = ExtractiveReader(name, settings=qa.settings, retrieval_weight=weight).load()
                 top1 = topk = 0
                 for item, found in zip(questions, passages):
                     answers = reader.read(item["question"], found, top_n=top_k).answers
@@ -53,7 +54,8 @@ def run(readers: list[str], top_k: int, show: bool) -> list[dict[str, Any]]:
                         mark = "ok" if hits[:1] and hits[0] else "--"
                         print(f"{mark} {item['question'][:60]!r} expected {item['answer']!r}: "
                               f"{[a.text for a in answers]}")
-                rows.append({"reader": name, "questions": len(questions), "top1": top1, f"top{top_k}": topk})
+                rows.append({"reader": name, "retrieval_weight": reader.params.retrieval_weight,
+                             "questions": len(questions), "top1": top1, f"top{top_k}": topk})
         finally:
             qa.close()
     return rows
@@ -64,13 +66,16 @@ def main() -> int:
     p.add_argument("readers", nargs="*", help="reader model folders or names (default: the packaged reader)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--show", action="store_true", help="print every question's answers")
+    p.add_argument("--retrieval-weights", type=float, nargs="+", metavar="W",
+                   help="rank answers with each of these retrieval weights (default: the setting's)")
     p.add_argument("--json", type=Path, help="also write the table as JSON here")
     args = p.parse_args()
     readers = args.readers or [load_settings().resolved_reader_model]
-    rows = run(readers, args.top_k, args.show)
-    print(f"{'reader':<60} {'right at 1':>10} {'in top ' + str(args.top_k):>10}")
+    rows = run(readers, args.top_k, args.show, args.retrieval_weights or [None])
+    print(f"{'reader':<52} {'weight':>7} {'right at 1':>10} {'in top ' + str(args.top_k):>10}")
     for r in rows:
-        print(f"{r['reader'][-60:]:<60} {r['top1']:>7}/{r['questions']:<2} {r[f'top{args.top_k}']:>7}/{r['questions']:<2}")
+        print(f"{r['reader'][-52:]:<52} {r['retrieval_weight']:>7g} {r['top1']:>7}/{r['questions']:<2} "
+              f"{r[f'top{args.top_k}']:>7}/{r['questions']:<2}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))

@@ -67,7 +67,8 @@ def _answer_json(result: Any) -> dict[str, Any]:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    qa = _open(args, reader_model=args.reader_model, no_answer_threshold=args.no_answer_threshold)
+    qa = _open(args, reader_model=args.reader_model, no_answer_threshold=args.no_answer_threshold,
+               retrieval_weight=args.retrieval_weight)
     with qa:
         result = qa.ask(args.question, top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
                         filters=_parse_filters(args.filter))
@@ -167,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-answer-threshold", type=float, metavar="MARGIN",
                    help="answer only when the best span beats the no-answer score by more than this "
                         "(default: the value fitted with the reader model)")
+    p.add_argument("--retrieval-weight", type=float, metavar="W",
+                   help="rank answers by reader score + W x retrieval score (cosine); 0: reader score "
+                        "alone (default: 10, or QA_SYSTEM_RETRIEVAL_WEIGHT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
 

@@ -33,6 +33,9 @@ class Settings:
     # None: the reader model folder's fitted value (qa_system_reader.json); a number overrides it
     # for this system, e.g. one fitted on another collection's questions (qa-system fit-threshold)
     no_answer_threshold: float | None = None
+    # answers are ranked by reader score + retrieval_weight x retrieval score (cosine), see
+    # qa_system.reader.answers.decode_question; 0 ranks by the reader's score alone
+    retrieval_weight: float = 10.0
     embed_batch_size: int = 64
     max_question_chars: int = 1000
     max_file_bytes: int = 50 * 1024 * 1024
@@ -88,6 +91,9 @@ def _validated(settings: Settings) -> Settings:
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not math.isfinite(threshold)):
         raise ConfigError(f"no_answer_threshold must be a finite number, got {threshold!r}")
+    weight = settings.retrieval_weight
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+        raise ConfigError(f"retrieval_weight must be a finite number >= 0, got {weight!r}")
     return settings
 
 

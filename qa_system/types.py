@@ -100,7 +100,8 @@ class Answer:
 class ReaderResult:
     """The reader's output for one question: answers best first, and the no-answer score.
 
-    ``answers`` are ranked by ``score`` (start + end logits, comparable across passages).
+    ``answers`` are ranked by ``score`` (start + end logits) plus the reader's
+    ``retrieval_weight`` times their passage's retrieval score (``Answer.passage_score``).
     ``no_answer_score`` is the model's score for "no answer"; the question counts as answerable
     when ``answers[0].score - no_answer_score > no_answer_threshold``.
     """

@@ -25,12 +25,21 @@ WindowLogits = tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]
 
 @dataclass(frozen=True)
 class PassageSpan:
-    """A candidate answer: characters ``start_char:end_char`` of passage ``passage_index``."""
+    """A candidate answer: characters ``start_char:end_char`` of passage ``passage_index``.
+
+    ``score`` is the reader's (start + end logits); ``rank_score`` orders the candidates (the
+    score itself unless the passage's retrieval score is weighed in, see ``decode_question``).
+    """
 
     passage_index: int
     start_char: int
     end_char: int
     score: float
+    rank_score: float | None = None
+
+    @property
+    def rank(self) -> float:
+        return self.score if self.rank_score is None else self.rank_score
 
 
 def context_snippet(text: str, start: int, end: int, radius: int = CONTEXT_CHARS) -> str:
@@ -58,15 +67,15 @@ def assemble_answers(
     top_n: int,
     context_chars: int = CONTEXT_CHARS,
 ) -> tuple[Answer, ...]:
-    """The ``top_n`` best answers, best first, without duplicates.
+    """The ``top_n`` best answers (by ``PassageSpan.rank``), best first, without duplicates.
 
-    Duplicate policy: a span is dropped when a better-scoring answer from the same document
+    Duplicate policy: a span is dropped when a better-ranked answer from the same document
     overlaps it in the document's text (the same span read from overlapping chunks or windows,
     or a longer/shorter variant of it), or has the same normalised text.
     """
     kept: list[Answer] = []
     seen_texts: set[tuple[str, str]] = set()
-    ranked = sorted(spans, key=lambda s: (-s.score, s.passage_index, s.start_char, s.end_char))
+    ranked = sorted(spans, key=lambda s: (-s.rank, s.passage_index, s.start_char, s.end_char))
     for span in ranked:
         if len(kept) >= top_n:
             break
@@ -110,8 +119,15 @@ def decode_question(
     max_answer_tokens: int,
     no_answer_threshold: float,
     candidates_per_window: int | None = None,
+    retrieval_weight: float = 0.0,
 ) -> ReaderResult:
     """One question's result from the logits of all its windows (of all its passages).
+
+    Answers are ranked by reader score + ``retrieval_weight`` x the passage's retrieval score
+    (``Passage.score``; cosine similarity for the dense retriever). Reader logits of different
+    passages are not normalised against each other, and the retriever's view of which passage
+    fits the question breaks near-ties between them. ``Answer.score`` stays the reader's score,
+    and the no-answer decision compares the top answer's reader score with the no-answer score.
 
     The no-answer score is the minimum of the windows' [CLS] scores (SQuAD 2 convention); with
     no windows (no passages) it is ``NO_PASSAGES_NO_ANSWER_SCORE`` and there are no answers.
@@ -133,7 +149,10 @@ def decode_question(
             top_k=per_window,
             overlapping=False,
         ):
-            spans.append(PassageSpan(window.passage_index, c.start_char, c.end_char, c.score))
+            bonus = retrieval_weight * passages[window.passage_index].score if retrieval_weight else 0.0
+            spans.append(
+                PassageSpan(window.passage_index, c.start_char, c.end_char, c.score, c.score + bonus)
+            )
     return ReaderResult(
         answers=assemble_answers(passages, spans, top_n=top_n),
         no_answer_score=min(null_scores) if null_scores else NO_PASSAGES_NO_ANSWER_SCORE,

@@ -39,7 +39,9 @@ class ExtractiveReader:
     Window settings (``max_seq_length``, ``doc_stride``, ``max_answer_tokens``) come from, in
     order: the constructor argument, a ``settings`` value changed from its default, the model
     folder's ``qa_system_reader.json``, the settings default. ``no_answer_threshold``: the
-    argument, else ``settings.no_answer_threshold``, else the file, else 0.0.
+    argument, else ``settings.no_answer_threshold``, else the file, else 0.0. ``retrieval_weight``
+    (how much the passages' retrieval scores count in ranking answers across passages): the
+    argument, else ``settings.retrieval_weight``.
     ``settings.torch_threads`` (process-wide in torch) and ``settings.device`` apply at ``load()``.
 
     ``quantize`` applies int8 dynamic quantisation to the Linear layers (CPU only); ``bf16``
@@ -61,6 +63,7 @@ class ExtractiveReader:
         doc_stride: int | None = None,
         batch_size: int | None = None,
         no_answer_threshold: float | None = None,
+        retrieval_weight: float | None = None,
         quantize: bool = False,
         bf16: bool = False,
     ) -> None:
@@ -77,6 +80,7 @@ class ExtractiveReader:
             "doc_stride": doc_stride,
             "batch_size": batch_size,
             "no_answer_threshold": no_answer_threshold,
+            "retrieval_weight": retrieval_weight,
         }
         self._quantize = quantize
         self._bf16 = bf16
@@ -247,6 +251,7 @@ class ExtractiveReader:
                 top_n=top_n,
                 max_answer_tokens=max_answer_tokens,
                 no_answer_threshold=state.params.no_answer_threshold,
+                retrieval_weight=state.params.retrieval_weight,
             )
             for passages, (question_windows, question_logits) in zip(passages_per_question, grouped)
         ]

@@ -121,6 +121,7 @@ class ReaderParams:
     top_n: int
     batch_size: int
     no_answer_threshold: float
+    retrieval_weight: float = 0.0
 
 
 def resolve_params(
@@ -134,6 +135,7 @@ def resolve_params(
     top_n: int | None = None,
     batch_size: int | None = None,
     no_answer_threshold: float | None = None,
+    retrieval_weight: float | None = None,
 ) -> ReaderParams:
     """Resolve each window setting: an explicit argument, else a ``settings`` value the user
     changed from its default, else the model folder's ``qa_system_reader.json``, else the
@@ -165,6 +167,9 @@ def resolve_params(
             float(t) for t in (no_answer_threshold, settings.no_answer_threshold,
                                file_config.no_answer_threshold) if t is not None
         ),
+        retrieval_weight=float(
+            retrieval_weight if retrieval_weight is not None else settings.retrieval_weight
+        ),
     )
     if params.max_seq_length < MIN_SEQ_LENGTH:
         raise ConfigError(f"max_seq_length must be at least {MIN_SEQ_LENGTH}, got {seq}")
@@ -175,4 +180,6 @@ def resolve_params(
             raise ConfigError(f"{name} must be positive, got {getattr(params, name)}")
     if not math.isfinite(params.no_answer_threshold):
         raise ConfigError("no_answer_threshold must be finite")
+    if not 0 <= params.retrieval_weight < math.inf:
+        raise ConfigError(f"retrieval_weight must be a finite number >= 0, got {params.retrieval_weight}")
     return params

@@ -270,6 +270,39 @@ def test_decode_question_no_answer_is_min_over_windows() -> None:
     assert result.has_answer
 
 
+def test_retrieval_weight_reranks_answers_across_passages_but_not_their_scores() -> None:
+    far = Passage(0, "d1", "a", None, CONTEXT, 0, len(CONTEXT), 0.2)  # retrieval score 0.2
+    near = Passage(1, "d2", "b", None, CONTEXT, 0, len(CONTEXT), 0.8)
+    w1, l1 = window(0, 0.0, 6, 5.0)  # reader score 6 in the far passage
+    w2, l2 = window(1, 0.0, 5, 4.0)  # 5 in the near one
+
+    def read(weight: float, threshold: float = 0.0):
+        return decode_question([far, near], [w1, w2], [l1, l2], top_n=2, max_answer_tokens=3,
+                               no_answer_threshold=threshold, retrieval_weight=weight)
+
+    assert [a.document_id for a in read(0.0).answers] == ["d1", "d2"]
+    # 5 + 10 x 0.8 = 13 beats 6 + 10 x 0.2 = 8; 1.0 is the tipping point (5.8 against 6.2)
+    assert [a.document_id for a in read(10.0).answers] == ["d2", "d1"]
+    assert [a.document_id for a in read(2.0).answers] == ["d2", "d1"]
+    assert [a.document_id for a in read(1.0).answers] == ["d1", "d2"]
+    reranked = read(10.0)
+    assert [a.score for a in reranked.answers] == [pytest.approx(5.0), pytest.approx(6.0)]
+    # the no-answer decision looks at the top answer's reader score, not its rank score
+    assert read(10.0, threshold=5.5).has_answer is False
+    assert read(0.0, threshold=5.5).has_answer is True
+
+
+def test_retrieval_weight_must_be_finite_and_not_negative() -> None:
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="retrieval_weight"):
+            Settings().with_overrides(retrieval_weight=bad)
+        with pytest.raises(ConfigError, match="retrieval_weight"):
+            resolve_params(Settings(), ReaderModelConfig(), retrieval_weight=bad)
+    assert resolve_params(Settings(), ReaderModelConfig()).retrieval_weight == Settings().retrieval_weight
+    assert resolve_params(Settings(retrieval_weight=3.0), ReaderModelConfig()).retrieval_weight == 3.0
+    assert resolve_params(Settings(), ReaderModelConfig(), retrieval_weight=0.0).retrieval_weight == 0.0
+
+
 def test_decode_question_without_windows() -> None:
     result = decode_question([], [], [], top_n=3, max_answer_tokens=3, no_answer_threshold=0.0)
     assert result.answers == () and result.no_answer_score == 0.0 and not result.has_answer
