@@ -232,6 +232,13 @@ def test_cli_check_repair_fixes_a_corrupted_index(
                          "--reader-model", str(reader_model_dir), "--no-answer-threshold", margin]) == 0
         result = json.loads(capsys.readouterr().out)
         assert result["has_answer"] is answered and result["answers"]
+    # answer ranking: with no weight the answers are in reader-score order; a bad weight is refused
+    assert cli_main(["ask", "How much does the Plus plan cost per month?", "--store", str(store), "--json",
+                     "--reader-model", str(reader_model_dir), "--retrieval-weight", "0"]) == 0
+    scores = [a["score"] for a in json.loads(capsys.readouterr().out)["answers"]]
+    assert scores == sorted(scores, reverse=True)
+    assert cli_main(["ask", "How much is Plus?", "--store", str(store), "--retrieval-weight", "-1"]) == 1
+    assert "retrieval_weight" in capsys.readouterr().err
 
 
 def test_cli_refuses_an_empty_question(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
