@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import load_settings
+from .config import Settings, load_settings
 from .errors import QASystemError
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the value fitted with the reader model)")
     p.add_argument("--retrieval-weight", type=float, metavar="W",
                    help="rank answers by reader score + W x retrieval score (cosine); 0: reader score "
-                        "alone (default: 10, or QA_SYSTEM_RETRIEVAL_WEIGHT)")
+                        f"alone (default: {Settings().retrieval_weight:g}, or QA_SYSTEM_RETRIEVAL_WEIGHT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
 

@@ -140,6 +140,7 @@ def decode_question(
     null_scores: list[float] = []
     for window, (start_logits, end_logits) in zip(windows, logits):
         null_scores.append(no_answer_score(start_logits, end_logits, window.cls_index))
+        bonus = retrieval_weight * passages[window.passage_index].score if retrieval_weight else 0.0
         for c in top_spans(
             start_logits,
             end_logits,
@@ -149,7 +150,6 @@ def decode_question(
             top_k=per_window,
             overlapping=False,
         ):
-            bonus = retrieval_weight * passages[window.passage_index].score if retrieval_weight else 0.0
             spans.append(
                 PassageSpan(window.passage_index, c.start_char, c.end_char, c.score, c.score + bonus)
             )

@@ -101,14 +101,14 @@ def load_heldout_products_data(datasets_dir: str | Path, fraction: float = 0.2, 
     is still fitted on review questions of the training domains that no phase trained on."""
     root = Path(datasets_dir)
     phase2 = load_review_reader_data(root, subjqa_repeat=subjqa_repeat, threshold_products=fraction)
-    subjqa = _subjqa_train(root, subjqa_repeat)
-    new = [(e, n) for e, n in subjqa if _is_held_out_product(e, trained)]
-    _, threshold_dev, squad_test = _squad_splits(root)
-    kept = {e.id: e for e, _ in subjqa if _is_held_out_product(e, fraction) and not _is_held_out_product(e, trained)}
+    new = [(e, n) for e, n in _subjqa_train(root, subjqa_repeat) if _is_held_out_product(e, trained)]
     rng = random.Random(seed)
     train = new + rng.sample(phase2.train, min(replay, len(phase2.train)))
-    # dev pairs seen by any phase stay out of the threshold dev set
-    return _held_out(root, train, threshold_dev + list(kept.values()), squad_test, also_seen=phase2.train)
+    # phase 2's threshold dev set, less what this phase trains on (its own dev pairs are already out)
+    seen = {_pair(e) for e, _ in [*train, *phase2.train]}
+    threshold_dev = [e for e in phase2.threshold_dev if _pair(e) not in seen]
+    _check_disjoint(seen, phase2.squad_test + phase2.subjqa_test)
+    return ReaderData(train, threshold_dev, phase2.squad_test, phase2.subjqa_test)
 
 
 def _squad_splits(root: Path) -> tuple[list[QAExample], list[QAExample], list[QAExample]]:
@@ -143,11 +143,11 @@ def _is_held_out_product(example: QAExample, fraction: float) -> bool:
 
 
 def _held_out(root: Path, train: list[tuple[QAExample, int]], threshold_dev: list[QAExample],
-              squad_test: list[QAExample], also_seen: list[tuple[QAExample, int]] = ()) -> ReaderData:
+              squad_test: list[QAExample]) -> ReaderData:
     for domain in SUBJQA_DEV_DOMAINS:
         threshold_dev = threshold_dev + load_subjqa_csv(root / "subjqa" / domain / "dev.csv")
     subjqa_test = load_subjqa_csv(root / "subjqa/electronics/test.csv")
-    seen = {_pair(e) for e, _ in [*train, *also_seen]}
+    seen = {_pair(e) for e, _ in train}
     # SubjQA's dev splits repeat some (question, review) pairs of train: not usable for fitting.
     threshold_dev = [e for e in threshold_dev if _pair(e) not in seen]
     _check_disjoint(seen, squad_test + subjqa_test)
