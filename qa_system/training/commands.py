@@ -29,7 +29,8 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
                         "'reviews' (phase 2, from a phase-1 model: SubjQA and review QA); 'default-heldout' and "
                         "'reviews-heldout': the same with a fifth of the SubjQA train products kept for fitting "
                         "the threshold; 'reviews-products' (phase 3, after reviews-heldout): those products, "
-                        "with a replay")
+                        "with a replay; 'reviews-long' (phase 3, after reviews-heldout): contexts longer than "
+                        "one window, with a replay (use --negative-keep 1)")
     p.add_argument("--datasets", default="../shared/datasets", help="folder of the public datasets (recipe only)")
     p.add_argument("--base-model", default=DEFAULT_EMBEDDING_MODEL,
                    help="a QA model or a plain encoder (gets a new QA head); name or folder")

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..qa_datasets import QAExample, dedupe_by_id, load_squad_json, load_subjqa_csv
+from ..qa_datasets import GoldAnswer, QAExample, dedupe_by_id, load_squad_json, load_subjqa_csv
 
 SUBJQA_TRAIN_DOMAINS = ("electronics", "grocery", "restaurants", "tripadvisor")
 SUBJQA_DEV_DOMAINS = ("electronics", "grocery", "restaurants", "tripadvisor", "books", "movies")
@@ -40,7 +40,8 @@ class ReaderData:
     subjqa_test: list[QAExample]
 
 
-RECIPES = ("default", "default-heldout", "reviews", "reviews-heldout", "reviews-products")
+RECIPES = ("default", "default-heldout", "reviews", "reviews-heldout", "reviews-products", "reviews-long")
+LONG_CONTEXT_CHARS = 1400  # about 300 tokens: with the question, more than one 384-token window is near
 
 
 def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
@@ -54,7 +55,8 @@ def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
     one-phase run, e.g. several epochs on a GPU, whose threshold dev has unseen review
     products). ``reviews-products``: a short phase 3 after ``reviews-heldout`` on half of the
     products it kept out, with a replay of its own data; the other half still fits the threshold. All hold
-    out the same SQuAD and SubjQA test splits."""
+    out the same SQuAD and SubjQA test splits. ``reviews-long``: a short phase after
+    ``reviews-heldout`` on contexts longer than one window (see ``load_long_context_data``)."""
     if name == "default":
         return load_default_reader_data(datasets_dir)
     if name == "default-heldout":
@@ -65,6 +67,8 @@ def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
         return load_review_reader_data(datasets_dir, threshold_products=0.2)
     if name == "reviews-products":
         return load_heldout_products_data(datasets_dir)
+    if name == "reviews-long":
+        return load_long_context_data(datasets_dir)
     raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
 
 
@@ -109,6 +113,57 @@ def load_heldout_products_data(datasets_dir: str | Path, fraction: float = 0.2, 
     threshold_dev = [e for e in phase2.threshold_dev if _pair(e) not in seen]
     _check_disjoint(seen, phase2.squad_test + phase2.subjqa_test)
     return ReaderData(train, threshold_dev, phase2.squad_test, phase2.subjqa_test)
+
+
+def load_long_context_data(datasets_dir: str | Path, fraction: float = 0.2, subjqa_repeat: int = 2,
+                           squad_questions: int = 1500, paragraphs: int = 3, replay: int = 2000,
+                           seed: int = 13) -> ReaderData:
+    """Long contexts, where the earlier phases saw few: most of their examples fit in one window,
+    so the model never learned to tell the window that holds the answer from its neighbours.
+
+    - the SubjQA train reviews of ``reviews-heldout``'s training products longer than
+      ``LONG_CONTEXT_CHARS``, ``subjqa_repeat`` times;
+    - ``squad_questions`` SQuAD questions of the training articles, each on its paragraph joined
+      with its neighbours in the article (``paragraphs`` in all, its own at a random place),
+      the answer offsets moved with it;
+    - ``replay`` examples of ``reviews-heldout``'s own training data.
+
+    Train it with ``--negative-keep 1``: the answer-less windows are the point. Nothing new is
+    held out, so the threshold dev set is ``reviews-heldout``'s, and so are both test sets."""
+    root = Path(datasets_dir)
+    phase2 = load_review_reader_data(root, threshold_products=fraction)
+    rng = random.Random(seed)
+    reviews = [(e, n) for e, n in _subjqa_train(root, subjqa_repeat)
+               if len(e.context) > LONG_CONTEXT_CHARS and not _is_held_out_product(e, fraction)]
+    squad_train = _squad_splits(root)[0]
+    joined = [_with_neighbours(e, _article_paragraphs(squad_train), paragraphs, rng)
+              for e in rng.sample(squad_train, min(squad_questions, len(squad_train)))]
+    train = reviews + [(e, 1) for e in joined] + rng.sample(phase2.train, min(replay, len(phase2.train)))
+    _check_disjoint({_pair(e) for e, _ in train}, phase2.squad_test + phase2.subjqa_test)
+    return ReaderData(train, phase2.threshold_dev, phase2.squad_test, phase2.subjqa_test)
+
+
+def _article_paragraphs(examples: list[QAExample]) -> dict[str, list[str]]:
+    """Each article's distinct paragraphs, in the order they first appear."""
+    out: dict[str, list[str]] = {}
+    for e in examples:
+        paras = out.setdefault(e.group, [])
+        if e.context not in paras:
+            paras.append(e.context)
+    return out
+
+
+def _with_neighbours(example: QAExample, articles: dict[str, list[str]], paragraphs: int,
+                     rng: random.Random) -> QAExample:
+    """``example`` on a longer context: its paragraph and up to ``paragraphs - 1`` consecutive
+    neighbours of the same article, separated by blank lines."""
+    paras = articles[example.group]
+    i = paras.index(example.context)
+    first = rng.randint(max(0, i - paragraphs + 1), max(0, min(i, len(paras) - paragraphs)))
+    chosen = paras[first : first + paragraphs]
+    shift = sum(len(p) + 2 for p in chosen[: i - first])
+    answers = tuple(GoldAnswer(a.text, a.start + shift) for a in example.answers)
+    return QAExample(example.id, example.group, example.question, "\n\n".join(chosen), answers)
 
 
 def _squad_splits(root: Path) -> tuple[list[QAExample], list[QAExample], list[QAExample]]:

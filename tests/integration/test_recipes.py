@@ -9,6 +9,7 @@ import pytest
 
 from qa_system.qa_datasets import load_squad_json, load_subjqa_csv
 from qa_system.training.recipe import (
+    LONG_CONTEXT_CHARS,
     REVIEW_SOURCE,
     SUBJQA_TRAIN_DOMAINS,
     load_recipe_data,
@@ -30,7 +31,8 @@ def _pairs(examples) -> set[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def recipes():
     return {name: load_recipe_data(name, DATASETS)
-            for name in ("default", "default-heldout", "reviews", "reviews-heldout", "reviews-products")}
+            for name in ("default", "default-heldout", "reviews", "reviews-heldout", "reviews-products",
+                          "reviews-long")}
 
 
 def test_both_recipes_hold_out_the_same_dev_and_test_splits(recipes) -> None:
@@ -92,3 +94,28 @@ def test_products_recipe_trains_on_half_the_held_out_products_and_replays_phase_
     assert dev_ids <= {e.id for e in phase2.threshold_dev}
     new_products = {e.group for e in new}
     assert not any(e.group in new_products for e in phase3.threshold_dev if e.id in held_out)
+
+
+def test_long_recipe_trains_long_reviews_and_squad_paragraphs_joined_with_their_neighbours(recipes) -> None:
+    phase2, long = recipes["reviews-heldout"], recipes["reviews-long"]
+    # nothing new is held out: phase 2's threshold dev and tests, and none of them trained on
+    assert [e.id for e in long.threshold_dev] == [e.id for e in phase2.threshold_dev]
+    phase2_products = {e.group for e, _ in phase2.train}
+    subjqa_ids = {e.id for d in SUBJQA_TRAIN_DOMAINS for e in load_subjqa_csv(DATASETS / "subjqa" / d / "train.csv")}
+    phase2_pairs = _pairs(e for e, _ in phase2.train)
+    reviews = [e for e, _ in long.train if e.id in subjqa_ids]
+    assert all(e.group in phase2_products for e in reviews)
+    long_reviews = [e for e in reviews if len(e.context) > LONG_CONTEXT_CHARS]
+    assert len(long_reviews) > len(reviews) / 2  # the short ones come from the replay only
+    squad = {e.id: e for e in load_squad_json(DATASETS / "squad/dev-v1.1.json")
+             + load_squad_json(DATASETS / "squad/dev-v2.0.json")}
+    joined = [e for e, _ in long.train if e.id in squad and e.context != squad[e.id].context]
+    assert len(joined) > 1000
+    for e in joined:
+        own = squad[e.id]
+        assert own.context in e.context and len(e.context) > len(own.context)
+        assert e.context.split("\n\n")[0] in {x.context for x in squad.values() if x.group == e.group}
+        assert [e.context[a.start:a.start + len(a.text)] for a in e.answers] == [a.text for a in own.answers]
+        assert squad_v2_split(e.group) == "train"
+    replay = [e for e, _ in long.train if e.id not in subjqa_ids and e.id not in {x.id for x in joined}]
+    assert _pairs(replay) <= phase2_pairs
