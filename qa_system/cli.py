@@ -138,6 +138,12 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
     return eval_reader_command(args)
 
 
+def cmd_average_readers(args: argparse.Namespace) -> int:
+    from .training.commands import average_readers_command
+
+    return average_readers_command(args)
+
+
 def cmd_fit_threshold(args: argparse.Namespace) -> int:
     from .training.commands import fit_threshold_command
 
@@ -199,7 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 
-    from .training.commands import add_eval_reader_arguments, add_fit_threshold_arguments, add_train_reader_arguments
+    from .training.commands import (
+        add_average_readers_arguments,
+        add_eval_reader_arguments,
+        add_fit_threshold_arguments,
+        add_train_reader_arguments,
+    )
 
     add_train_reader_arguments(sub.add_parser("train-reader", help="fine-tune an extractive QA reader"))
     sub.choices["train-reader"].set_defaults(func=cmd_train_reader)
@@ -207,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["eval-reader"].set_defaults(func=cmd_eval_reader)
     add_fit_threshold_arguments(sub.add_parser("fit-threshold", help="re-fit a reader's no-answer threshold on dev data"))
     sub.choices["fit-threshold"].set_defaults(func=cmd_fit_threshold)
+    add_average_readers_arguments(sub.add_parser("average-readers", help="average the weights of readers of one base"))
+    sub.choices["average-readers"].set_defaults(func=cmd_average_readers)
     from .evaluation.commands import add_eval_arguments, eval_command
 
     add_eval_arguments(sub.add_parser("eval", help="retriever recall@k and QA EM/F1 benchmarks (SubjQA, open SQuAD)"))

@@ -76,6 +76,22 @@ def add_fit_threshold_arguments(p: argparse.ArgumentParser) -> None:
                    help="print the fitted threshold without writing it (use it as QA_SYSTEM_NO_ANSWER_THRESHOLD)")
 
 
+def add_average_readers_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", type=Path, help="local QA model folders of one architecture (two or more)")
+    p.add_argument("--output", required=True, type=Path, help="folder for the averaged model (fp16)")
+    p.add_argument("--weights", type=float, nargs="+", help="one per model, summing to 1 (default: equal)")
+
+
+def average_readers_command(args: argparse.Namespace) -> int:
+    """Average the weights of readers fine-tuned from one base; the result needs fit-threshold."""
+    from .finalize import average_weights
+
+    out = average_weights(args.models, args.output, args.weights)
+    print(f"averaged {len(args.models)} models into {out}; fit its no-answer threshold next: "
+          f"qa-system fit-threshold {out} DEV_FILE... (or --recipe NAME)")
+    return 0
+
+
 def _base_model_path(name: str) -> str:
     from ..embedding import resolve_embedding_model
 

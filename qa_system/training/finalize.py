@@ -57,3 +57,41 @@ def export_half_precision(model_dir: str | Path, out_dir: str | Path) -> Path:
         shutil.rmtree(out)
     tmp.rename(out)
     return out
+
+
+def average_weights(model_dirs: Sequence[str | Path], out_dir: str | Path,
+                    weights: Sequence[float] | None = None) -> Path:
+    """Write a QA model whose every weight is the weighted mean of the same weight in
+    ``model_dirs`` (a "model soup"; equal weights by default), stored in fp16 with the first
+    folder's tokenizer. The models must share one architecture, e.g. fine-tuned from one base.
+    The average has no fitted no-answer threshold: run ``fit-threshold`` on it."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from ..errors import ConfigError
+
+    dirs = [Path(d) for d in model_dirs]
+    if len(dirs) < 2:
+        raise ConfigError("give at least two model folders to average")
+    for d in dirs:
+        if not (d / "config.json").is_file():
+            raise ConfigError(f"{d} is not a local model folder (no config.json)")
+    weights = [1.0 / len(dirs)] * len(dirs) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(dirs) or any(w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
+        raise ConfigError(f"need one non-negative weight per model, summing to 1; got {weights}")
+    models = [AutoModelForQuestionAnswering.from_pretrained(d, dtype=torch.float32) for d in dirs]
+    states = [m.state_dict() for m in models]
+    for d, state in zip(dirs[1:], states[1:]):
+        if state.keys() != states[0].keys() or any(state[k].shape != v.shape for k, v in states[0].items()):
+            raise ConfigError(f"{d} and {dirs[0]} have different architectures: their weights cannot be averaged")
+    models[0].load_state_dict({k: sum(w * s[k] for w, s in zip(weights, states)) for k in states[0]})
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    models[0].half().save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(dirs[0]).save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out

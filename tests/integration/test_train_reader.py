@@ -93,3 +93,32 @@ def test_train_reader_refuses_a_missing_gpu(tmp_path: Path, capsys: pytest.Captu
     assert "no CUDA GPU" in capsys.readouterr().err
     assert cli_main(["train-reader", "--train", TINY, "--output", str(tmp_path / "y"), "--time-budget", "0"]) == 1
     assert "--time-budget must be positive" in capsys.readouterr().err
+
+
+def test_average_readers_writes_the_mean_of_each_weight(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    runs = []
+    for seed in ("1", "2"):  # two readers of one base, trained apart
+        out = tmp_path / f"run{seed}"
+        assert cli_main(["train-reader", "--train", TINY, "--eval", TINY, "--output", str(out), "--max-length", "96",
+                         "--stride", "32", "--batch-size", "4", "--max-steps", "2", "--threads", "1", "--lr", "1e-3",
+                         "--seed", seed]) == 0
+        runs.append(out / "model")
+    avg = tmp_path / "avg"
+    assert cli_main(["average-readers", *map(str, runs), "--output", str(avg), "--weights", "0.25", "0.75"]) == 0
+    assert "fit-threshold" in capsys.readouterr().out
+    a, b, m = (AutoModelForQuestionAnswering.from_pretrained(d, dtype=torch.float32).state_dict() for d in (*runs, avg))
+    differing = [k for k in a if not torch.equal(a[k], b[k])]
+    assert "qa_outputs.weight" in differing  # the two runs really differ
+    for k in differing:
+        assert torch.allclose(m[k], 0.25 * a[k] + 0.75 * b[k], atol=2e-3, rtol=1e-2), k
+    assert not (avg / "qa_system_reader.json").exists()  # its threshold is fitted afterwards
+    assert cli_main(["fit-threshold", str(avg), TINY]) == 0
+
+    assert cli_main(["average-readers", str(runs[0]), str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")]) == 1
+    assert "not a local model folder" in capsys.readouterr().err
+    assert cli_main(["average-readers", *map(str, runs), "--output", str(tmp_path / "x"), "--weights", "0.5", "0.6"]) == 1
+    assert "summing to 1" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
