@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..errors import ConfigError
 from ..evaluation.reader_eval import ThresholdFit, fit_threshold, run_reader
 from ..reader import ExtractiveReader, ReaderModelConfig, save_reader_config
 from ..qa_datasets import QAExample
@@ -68,8 +69,6 @@ def average_weights(model_dirs: Sequence[str | Path], out_dir: str | Path,
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from ..errors import ConfigError
-
     dirs = [Path(d) for d in model_dirs]
     if len(dirs) < 2:
         raise ConfigError("give at least two model folders to average")
@@ -84,7 +83,15 @@ def average_weights(model_dirs: Sequence[str | Path], out_dir: str | Path,
     for d, state in zip(dirs[1:], states[1:]):
         if state.keys() != states[0].keys() or any(state[k].shape != v.shape for k, v in states[0].items()):
             raise ConfigError(f"{d} and {dirs[0]} have different architectures: their weights cannot be averaged")
-    models[0].load_state_dict({k: sum(w * s[k] for w, s in zip(weights, states)) for k in states[0]})
+    averaged = {}
+    for k, first in states[0].items():
+        if first.is_floating_point():
+            averaged[k] = sum(w * s[k] for w, s in zip(weights, states))
+        elif all(torch.equal(s[k], first) for s in states[1:]):
+            averaged[k] = first  # integer buffers (e.g. position ids) must agree, not be averaged
+        else:
+            raise ConfigError(f"{k} differs between the models and cannot be averaged")
+    models[0].load_state_dict(averaged)
     out = Path(out_dir)
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():

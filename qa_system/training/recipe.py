@@ -136,7 +136,8 @@ def load_long_context_data(datasets_dir: str | Path, fraction: float = 0.2, subj
     reviews = [(e, n) for e, n in _subjqa_train(root, subjqa_repeat)
                if len(e.context) > LONG_CONTEXT_CHARS and not _is_held_out_product(e, fraction)]
     squad_train = _squad_splits(root)[0]
-    joined = [_with_neighbours(e, _article_paragraphs(squad_train), paragraphs, rng)
+    articles = _article_paragraphs(squad_train)
+    joined = [_with_neighbours(e, articles, paragraphs, rng)
               for e in rng.sample(squad_train, min(squad_questions, len(squad_train)))]
     train = reviews + [(e, 1) for e in joined] + rng.sample(phase2.train, min(replay, len(phase2.train)))
     _check_disjoint({_pair(e) for e, _ in train}, phase2.squad_test + phase2.subjqa_test)
