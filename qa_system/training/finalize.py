@@ -75,6 +75,10 @@ def average_weights(model_dirs: Sequence[str | Path], out_dir: str | Path,
     for d in dirs:
         if not (d / "config.json").is_file():
             raise ConfigError(f"{d} is not a local model folder (no config.json)")
+        architectures = json.loads((d / "config.json").read_text()).get("architectures") or []
+        if not any(a.endswith("ForQuestionAnswering") for a in architectures):
+            # loading it would give a new, random span head: averaging with that is noise
+            raise ConfigError(f"{d} is not a question-answering model (architectures: {architectures})")
     weights = [1.0 / len(dirs)] * len(dirs) if weights is None else [float(w) for w in weights]
     if len(weights) != len(dirs) or any(w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
         raise ConfigError(f"need one non-negative weight per model, summing to 1; got {weights}")
