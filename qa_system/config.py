@@ -91,10 +91,15 @@ def _validated(settings: Settings) -> Settings:
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not math.isfinite(threshold)):
         raise ConfigError(f"no_answer_threshold must be a finite number, got {threshold!r}")
-    weight = settings.retrieval_weight
+    check_retrieval_weight(settings.retrieval_weight)
+    return settings
+
+
+def check_retrieval_weight(weight: Any) -> float:
+    """``weight`` as a float, or ConfigError unless it is a finite number >= 0."""
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
         raise ConfigError(f"retrieval_weight must be a finite number >= 0, got {weight!r}")
-    return settings
+    return float(weight)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import Settings
+from ..config import Settings, check_retrieval_weight
 from ..errors import ConfigError
 
 READER_CONFIG_FILENAME = "qa_system_reader.json"
@@ -167,7 +167,7 @@ def resolve_params(
             float(t) for t in (no_answer_threshold, settings.no_answer_threshold,
                                file_config.no_answer_threshold) if t is not None
         ),
-        retrieval_weight=float(
+        retrieval_weight=check_retrieval_weight(
             retrieval_weight if retrieval_weight is not None else settings.retrieval_weight
         ),
     )
@@ -180,6 +180,4 @@ def resolve_params(
             raise ConfigError(f"{name} must be positive, got {getattr(params, name)}")
     if not math.isfinite(params.no_answer_threshold):
         raise ConfigError("no_answer_threshold must be finite")
-    if not 0 <= params.retrieval_weight < math.inf:
-        raise ConfigError(f"retrieval_weight must be a finite number >= 0, got {params.retrieval_weight}")
     return params

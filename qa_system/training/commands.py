@@ -203,11 +203,10 @@ def fit_threshold_command(args: argparse.Namespace) -> int:
     """Re-fit a model folder's no-answer threshold on dev data (e.g. your own domain's)."""
     from ..qa_datasets import load_examples
     from ..reader.model_config import load_reader_config, reader_config_path
-    from .finalize import fit_and_save_threshold
+    from .finalize import fit_and_save_threshold, require_model_folder
     from .recipe import load_recipe_data
 
-    if not (args.model / "config.json").is_file():
-        raise ConfigError(f"{args.model} is not a local model folder (no config.json)")
+    require_model_folder(args.model)
     dev = [e for f in args.files for e in load_examples(f)]
     if args.recipe:
         dev += load_recipe_data(args.recipe, args.datasets).threshold_dev

@@ -38,20 +38,38 @@ def fit_and_save_threshold(
     return fit
 
 
+def require_model_folder(path: str | Path) -> Path:
+    """``path`` as a local model folder, or ConfigError naming it."""
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{folder} is not a local model folder (no config.json)")
+    return folder
+
+
 def export_half_precision(model_dir: str | Path, out_dir: str | Path) -> Path:
     """Copy a trained QA model folder with its weights stored as fp16 (half the size); the
     reader casts them back to fp32 when it loads on a CPU."""
     import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers import AutoModelForQuestionAnswering
 
-    src, out = Path(model_dir), Path(out_dir)
+    src = Path(model_dir)
+    model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32)
+    return _save_half_precision(model, src, out_dir, extras=("qa_system_reader.json", "threshold_fit.json",
+                                                              "eval_results.json"))
+
+
+def _save_half_precision(model: Any, src: Path, out_dir: str | Path, extras: Sequence[str] = ()) -> Path:
+    """Write ``model`` in fp16 with ``src``'s tokenizer (and its ``extras`` files, where present) to
+    ``out_dir``, through a temporary folder so that a failure leaves no half-written model."""
+    from transformers import AutoTokenizer
+
+    out = Path(out_dir)
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32)
     model.half().save_pretrained(tmp)
     AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
-    for extra in ("qa_system_reader.json", "threshold_fit.json", "eval_results.json"):
+    for extra in extras:
         if (src / extra).exists():
             shutil.copy2(src / extra, tmp / extra)
     if out.exists():
@@ -67,14 +85,12 @@ def average_weights(model_dirs: Sequence[str | Path], out_dir: str | Path,
     folder's tokenizer. The models must share one architecture, e.g. fine-tuned from one base.
     The average has no fitted no-answer threshold: run ``fit-threshold`` on it."""
     import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers import AutoModelForQuestionAnswering
 
-    dirs = [Path(d) for d in model_dirs]
+    dirs = [require_model_folder(d) for d in model_dirs]
     if len(dirs) < 2:
         raise ConfigError("give at least two model folders to average")
     for d in dirs:
-        if not (d / "config.json").is_file():
-            raise ConfigError(f"{d} is not a local model folder (no config.json)")
         architectures = json.loads((d / "config.json").read_text()).get("architectures") or []
         if not any(a.endswith("ForQuestionAnswering") for a in architectures):
             # loading it would give a new, random span head: averaging with that is noise
@@ -96,13 +112,4 @@ def average_weights(model_dirs: Sequence[str | Path], out_dir: str | Path,
         else:
             raise ConfigError(f"{k} differs between the models and cannot be averaged")
     models[0].load_state_dict(averaged)
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    models[0].half().save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(dirs[0]).save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    return _save_half_precision(models[0], dirs[0], out_dir)
