@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,9 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", type=float, metavar="MINUTES",
                    help="end the training steps within this many minutes: the throughput of the first steps "
                         "sets how many steps fit, and the learning-rate schedule is fitted to them")
+    p.add_argument("--shared-norm", type=float, default=0.0, metavar="WEIGHT",
+                   help="weight of a second loss that scores the answer against all windows of a long context "
+                        "at once (keeps them in one batch); 0 turns it off")
     p.add_argument("--threads", type=int)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--checkpoint-every", type=int, default=50)
@@ -136,6 +140,8 @@ def train_reader_command(args: argparse.Namespace) -> int:
     # settings errors first, before minutes of data loading and tokenising
     if args.time_budget is not None and args.time_budget <= 0:
         raise ConfigError(f"--time-budget must be positive, got {args.time_budget}")
+    if not (args.shared_norm >= 0 and math.isfinite(args.shared_norm)):
+        raise ConfigError(f"--shared-norm must be a finite weight >= 0, got {args.shared_norm}")
     device = _training_device(args.device)
     if args.recipe:
         data = recipe_data(args.recipe, args.datasets)
@@ -148,7 +154,7 @@ def train_reader_command(args: argparse.Namespace) -> int:
         stride=args.stride, batch_size=args.batch_size, learning_rate=args.lr, epochs=args.epochs,
         seed=args.seed, bf16=_use_bf16(args.precision, device), checkpoint_every_steps=args.checkpoint_every,
         torch_threads=args.threads, max_steps=args.max_steps, device=device,
-        time_budget_s=None if args.time_budget is None else 60.0 * args.time_budget,
+        time_budget_s=None if args.time_budget is None else 60.0 * args.time_budget, shared_norm=args.shared_norm,
     )
     model_dir = run_training(config, data, negative_keep=args.negative_keep)
     finish_training(model_dir, data, dev_files=args.dev, export_fp16=args.export_fp16, device=device)

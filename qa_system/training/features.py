@@ -7,7 +7,7 @@ does not contain the whole answer is labelled "no answer" (start = end = 0, the 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from ..qa_datasets import QAExample
@@ -19,7 +19,14 @@ class TrainWindow:
     token_type_ids: tuple[int, ...]
     start: int
     end: int
-    example_index: int
+    group: int  # the (question, gold span) it was cut from: a long context's windows share one
+    context_first: int  # token positions of the window's first and last context token
+    context_last: int
+
+
+def regroup(windows: Sequence[TrainWindow], offset: int) -> list[TrainWindow]:
+    """``windows`` with ``offset`` added to their group, to join window lists made separately."""
+    return [replace(w, group=w.group + offset) for w in windows]
 
 
 def label_window(
@@ -60,21 +67,21 @@ def build_windows(
     Windows of answerable questions that miss the answer are kept with probability
     ``negative_keep``; every window of an unanswerable question is kept."""
     rng = random.Random(seed)
-    jobs: list[tuple[int, QAExample, int, int]] = []
-    for index, example in enumerate(examples):
+    jobs: list[tuple[QAExample, int, int]] = []
+    for example in examples:
         if example.is_impossible:
-            jobs.append((index, example, -1, -1))
+            jobs.append((example, -1, -1))
             continue
         spans = list(dict.fromkeys((a.start, a.start + len(a.text)) for a in example.answers))
         for start, end in spans[:max_answers]:
-            jobs.append((index, example, start, end))
+            jobs.append((example, start, end))
     windows: list[TrainWindow] = []
     max_question_tokens = max(1, (max_length - stride) // 2)
     for lo in range(0, len(jobs), batch):
         chunk = jobs[lo : lo + batch]
         encoded = tokenizer(
-            truncate_questions([j[1].question for j in chunk], tokenizer, max_question_tokens),
-            [j[1].context for j in chunk],
+            truncate_questions([j[0].question for j in chunk], tokenizer, max_question_tokens),
+            [j[0].context for j in chunk],
             truncation="only_second",
             max_length=max_length,
             stride=stride,
@@ -83,15 +90,18 @@ def build_windows(
         )
         mapping = encoded["overflow_to_sample_mapping"]
         for w, job_pos in enumerate(mapping):
-            index, example, a_start, a_end = chunk[job_pos]
+            example, a_start, a_end = chunk[job_pos]
+            sequence_ids = encoded.sequence_ids(w)
             if a_start < 0:
                 start = end = 0
             else:
-                start, end = label_window(encoded["offset_mapping"][w], encoded.sequence_ids(w), a_start, a_end)
+                start, end = label_window(encoded["offset_mapping"][w], sequence_ids, a_start, a_end)
                 if start == 0 and rng.random() >= negative_keep:
                     continue
             type_ids = encoded["token_type_ids"][w] if "token_type_ids" in encoded else [0] * len(encoded["input_ids"][w])
-            windows.append(TrainWindow(tuple(encoded["input_ids"][w]), tuple(type_ids), start, end, index))
+            context = [i for i, s in enumerate(sequence_ids) if s == 1] or [0, -1]
+            windows.append(TrainWindow(tuple(encoded["input_ids"][w]), tuple(type_ids), start, end, lo + job_pos,
+                                       context[0], context[-1]))
     return windows
 
 

@@ -42,6 +42,11 @@ class TrainConfig:
     # Seconds for the training steps of this invocation: after a few steps the throughput is
     # measured and the run is shortened (learning-rate schedule included) to end in time.
     time_budget_s: float | None = None
+    # Weight of the shared-normalisation loss (0: off). With it, all windows cut from one long
+    # context share a batch, and the gold span's logits are also scored against the context
+    # tokens of all those windows at once: raw span scores then compare across windows, as
+    # inference compares them (the per-window loss alone never asks for that).
+    shared_norm: float = 0.0
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -57,6 +62,58 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int) -
         batches.extend(group[i : i + batch_size] for i in range(0, len(group), batch_size))
     rng.shuffle(batches)
     return batches
+
+
+def grouped_batches(windows: Sequence[TrainWindow], batch_size: int, seed: int) -> list[list[int]]:
+    """Like ``length_grouped_batches``, but the windows of one group (one question on one long
+    context) stay together in one batch; a group of more than ``batch_size`` windows is cut."""
+    rng = random.Random(seed)
+    groups: dict[int, list[int]] = {}
+    for i, w in enumerate(windows):
+        groups.setdefault(w.group, []).append(i)
+    units = [rows[i : i + batch_size] for rows in groups.values() for i in range(0, len(rows), batch_size)]
+    rng.shuffle(units)
+    mega = batch_size * 50
+    batches: list[list[int]] = []
+    lo = 0
+    while lo < len(units):
+        hi, count = lo, 0
+        while hi < len(units) and count < mega:
+            count += len(units[hi])
+            hi += 1
+        block = sorted(units[lo:hi], key=lambda u: max(len(windows[i].input_ids) for i in u))
+        batch: list[int] = []
+        for unit in block:
+            if len(batch) + len(unit) > batch_size:
+                batches.append(batch)
+                batch = []
+            batch.extend(unit)
+        if batch:
+            batches.append(batch)
+        lo = hi
+    rng.shuffle(batches)
+    return batches
+
+
+def shared_norm_loss(start_logits: torch.Tensor, end_logits: torch.Tensor,
+                     windows: Sequence[TrainWindow]) -> torch.Tensor | None:
+    """Mean over the batch's multi-window groups with an answer of the negative log of the
+    probability of the gold start (and end) token, a softmax taken over the context tokens of
+    all the group's windows together (marginal over the windows holding the answer). ``None``
+    when the batch has no such group."""
+    by_group: dict[int, list[int]] = {}
+    for row, w in enumerate(windows):
+        by_group.setdefault(w.group, []).append(row)
+    losses = []
+    for rows in by_group.values():
+        gold_rows = [r for r in rows if windows[r].start > 0]
+        if len(rows) < 2 or not gold_rows:
+            continue
+        for logits, gold_of in ((start_logits, lambda w: w.start), (end_logits, lambda w: w.end)):
+            scores = torch.cat([logits[r, windows[r].context_first : windows[r].context_last + 1] for r in rows])
+            gold = torch.stack([logits[r, gold_of(windows[r])] for r in gold_rows])
+            losses.append(torch.logsumexp(scores.float(), 0) - torch.logsumexp(gold.float(), 0))
+    return torch.stack(losses).mean() if losses else None
 
 
 def collate(windows: Sequence[TrainWindow], pad_id: int,
@@ -204,7 +261,8 @@ def train_reader(
     epochs = max(1, math.ceil(config.epochs))
     schedule: list[list[int]] = []
     for epoch in range(epochs):
-        schedule.extend(length_grouped_batches(lengths, config.batch_size, config.seed + epoch))
+        schedule.extend(grouped_batches(windows, config.batch_size, config.seed + epoch) if config.shared_norm
+                        else length_grouped_batches(lengths, config.batch_size, config.seed + epoch))
     total = int(len(schedule) * config.epochs / epochs)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
@@ -250,9 +308,15 @@ def train_reader(
                 write_config()
                 if step >= total:
                     break
-        batch = collate([windows[i] for i in schedule[step]], pad_id, device)
+        batch_windows = [windows[i] for i in schedule[step]]
+        batch = collate(batch_windows, pad_id, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-            loss = model(**batch).loss
+            output = model(**batch)
+            loss = output.loss
+            if config.shared_norm:
+                shared = shared_norm_loss(output.start_logits, output.end_logits, batch_windows)
+                if shared is not None:
+                    loss = loss + config.shared_norm * shared
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

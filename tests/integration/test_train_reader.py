@@ -84,6 +84,24 @@ def test_time_budget_shortens_the_run_and_its_schedule(tmp_path: Path, capsys: p
     assert (out / "model" / "qa_system_reader.json").is_file()
 
 
+def test_shared_norm_run_records_its_weight_and_resumes_only_with_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    args = ["train-reader", "--train", SUBJ, "--eval", TINY, "--output", str(out), "--max-length", "64",
+            "--stride", "16", "--batch-size", "8", "--checkpoint-every", "1", "--threads", "1"]
+    assert cli_main([*args, "--max-steps", "2", "--shared-norm", "1.0"]) == 0
+    assert json.loads((out / "train_config.json").read_text())["shared_norm"] == 1.0
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [1, 2] and all(h["loss"] > 0 for h in history)
+    # the checkpoint belongs to a shared-norm run: resuming without it is refused, not mixed
+    assert cli_main([*args, "--max-steps", "3"]) == 1
+    assert "another configuration" in capsys.readouterr().err
+    assert cli_main([*args, "--max-steps", "3", "--shared-norm", "1.0"]) == 0
+    assert "resuming from step 2" in capsys.readouterr().out
+    assert cli_main([*args, "--shared-norm", "-1"]) == 1
+    assert "--shared-norm must be a finite weight >= 0" in capsys.readouterr().err
+
+
 def test_train_reader_refuses_a_missing_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

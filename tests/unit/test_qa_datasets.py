@@ -9,8 +9,9 @@ from transformers import AutoTokenizer
 
 from qa_system.evaluation.reader_eval import ReaderRun, fit_threshold, predictions
 from qa_system.qa_datasets import QAExample, GoldAnswer, load_squad_json, load_subjqa_csv
-from qa_system.training.features import build_windows, label_window, truncate_questions
-from qa_system.training.trainer import length_grouped_batches
+from qa_system.training.features import TrainWindow, build_windows, label_window, truncate_questions
+from qa_system.training.run import windows_for
+from qa_system.training.trainer import grouped_batches, length_grouped_batches, shared_norm_loss
 from tests.support import DATA
 
 
@@ -82,6 +83,51 @@ def test_length_grouped_batches_cover_every_window_once_with_little_padding() ->
     waste = sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
     assert waste / sum(lengths) < 0.1
     assert batches != length_grouped_batches(lengths, 16, seed=4)
+
+
+def _window(group: int, length: int, start: int = 0, end: int = 0) -> TrainWindow:
+    return TrainWindow(tuple(range(length)), (0,) * length, start, end, group, 1, length - 2)
+
+
+def test_grouped_batches_keep_each_context_s_windows_together() -> None:
+    windows = [_window(g, 20 + (g * 13) % 100) for g in range(300) for _ in range(1 + g % 4)]
+    windows += [_window(999, 50)] * 40  # a group bigger than a batch is cut into batches
+    batches = grouped_batches(windows, 16, seed=3)
+    assert sorted(i for b in batches for i in b) == list(range(len(windows)))
+    assert all(len(b) <= 16 for b in batches)
+    for g in range(300):
+        assert sum(any(windows[i].group == g for i in b) for b in batches) == 1
+    assert sum(any(windows[i].group == 999 for i in b) for b in batches) == 3
+    assert batches != grouped_batches(windows, 16, seed=4)
+
+
+def test_shared_norm_loss_scores_the_answer_against_all_windows_of_its_context() -> None:
+    import torch
+
+    # group 0: two windows, the answer at tokens 2..3 of the second; group 1: one window (skipped)
+    windows = [_window(0, 6), _window(0, 6, 2, 3), _window(1, 6, 1, 1)]
+    start = torch.tensor([[9.0, 0.0, 1.0, 2.0, 0.0, 0.0], [9.0, 0.0, 3.0, 0.0, 0.0, 0.0], [0.0] * 6])
+    end = torch.zeros(3, 6)
+    loss = shared_norm_loss(start, end, windows)
+    context = torch.tensor([0.0, 1.0, 2.0, 0.0, 0.0, 3.0, 0.0, 0.0])  # tokens 1..4 of both windows, no [CLS]
+    expected_start = torch.logsumexp(context, 0) - 3.0
+    expected_end = math.log(8.0) - 0.0
+    assert loss is not None
+    assert loss.item() == pytest.approx(float(expected_start + expected_end) / 2)
+    assert shared_norm_loss(start[2:], end[2:], windows[2:]) is None  # no multi-window group
+    assert shared_norm_loss(start[:1], end[:1], [windows[0], _window(0, 6)]) is None  # no answer
+
+
+def test_windows_of_separate_builds_get_distinct_groups(tokenizer) -> None:  # noqa: ANN001
+    context = "The battery lasts all day. " * 40
+    squad_like = QAExample("a", "g", "how long does it last?", context, (GoldAnswer("all day", 17),))
+    review = QAExample("b", "g", "is the battery good?", context, (GoldAnswer("lasts", 12), GoldAnswer("all day", 17)))
+    windows = windows_for([(squad_like, 1), (review, 3)], tokenizer, max_length=64, stride=16, negative_keep=1.0, seed=0)
+    groups = {w.group for w in windows}
+    assert len(groups) == 3  # one question-span pair, then two for the review's two spans
+    for w in windows:
+        assert w.context_first > 0 and w.context_last < len(w.input_ids) - 1
+        assert w.input_ids[w.context_last + 1] == tokenizer.sep_token_id
 
 
 def test_threshold_fit_maximises_f1() -> None:
