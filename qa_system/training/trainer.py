@@ -9,7 +9,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -157,6 +157,10 @@ def _atomic_save_dir(write: Callable[[Path], None], target: Path) -> None:
 
 
 def _resumable(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings a checkpoint must share with the run resuming it. A setting added to
+    ``TrainConfig`` after the checkpoint was written counts as its default (off)."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    config = {**defaults, **config}
     return {k: v for k, v in config.items()
             if k not in {"max_steps", "checkpoint_every_steps", "eval_every_steps", "torch_threads", "device",
                          "time_budget_s"}}

@@ -118,6 +118,18 @@ def test_shared_norm_loss_scores_the_answer_against_all_windows_of_its_context()
     assert shared_norm_loss(start[:1], end[:1], [windows[0], _window(0, 6)]) is None  # no answer
 
 
+def test_a_checkpoint_from_before_a_new_setting_resumes_as_if_it_were_off() -> None:
+    from dataclasses import asdict
+
+    from qa_system.training.trainer import TrainConfig, _resumable
+
+    now = asdict(TrainConfig(output_dir="runs/x", base_model="m", learning_rate=3e-5))
+    older = {k: v for k, v in now.items() if k != "shared_norm"}  # written before shared_norm existed
+    assert _resumable(older) == _resumable(now)
+    assert _resumable(older) != _resumable({**now, "shared_norm": 1.0})
+    assert _resumable({**older, "time_budget_s": 60.0}) == _resumable(now)  # may change on resume
+
+
 def test_windows_of_separate_builds_get_distinct_groups(tokenizer) -> None:  # noqa: ANN001
     context = "The battery lasts all day. " * 40
     squad_like = QAExample("a", "g", "how long does it last?", context, (GoldAnswer("all day", 17),))
