@@ -7,7 +7,7 @@ does not contain the whole answer is labelled "no answer" (start = end = 0, the 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..qa_datasets import QAExample
@@ -22,11 +22,6 @@ class TrainWindow:
     group: int  # the (question, gold span) it was cut from: a long context's windows share one
     context_first: int  # token positions of the window's first and last context token
     context_last: int
-
-
-def regroup(windows: Sequence[TrainWindow], offset: int) -> list[TrainWindow]:
-    """``windows`` with ``offset`` added to their group, to join window lists made separately."""
-    return [replace(w, group=w.group + offset) for w in windows]
 
 
 def label_window(
@@ -60,12 +55,14 @@ def build_windows(
     max_answers: int = 1,
     seed: int = 0,
     batch: int = 512,
+    first_group: int = 0,
 ) -> list[TrainWindow]:
     """Windows for training. Each of the first ``max_answers`` distinct gold spans of an
     example is trained on once (1 suits SQuAD-style re-annotations of one span; SubjQA's
     annotators mark different spans).
     Windows of answerable questions that miss the answer are kept with probability
-    ``negative_keep``; every window of an unanswerable question is kept."""
+    ``negative_keep``; every window of an unanswerable question is kept. Each (question, gold
+    span) gets its own group number, counting up from ``first_group``, shared by its windows."""
     rng = random.Random(seed)
     jobs: list[tuple[QAExample, int, int]] = []
     for example in examples:
@@ -100,7 +97,7 @@ def build_windows(
                     continue
             type_ids = encoded["token_type_ids"][w] if "token_type_ids" in encoded else [0] * len(encoded["input_ids"][w])
             context = [i for i, s in enumerate(sequence_ids) if s == 1] or [0, -1]
-            windows.append(TrainWindow(tuple(encoded["input_ids"][w]), tuple(type_ids), start, end, lo + job_pos,
+            windows.append(TrainWindow(tuple(encoded["input_ids"][w]), tuple(type_ids), start, end, first_group + lo + job_pos,
                                        context[0], context[-1]))
     return windows
 

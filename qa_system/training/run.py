@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from ..errors import ConfigError
 from ..qa_datasets import QAExample, load_examples
-from .features import TrainWindow, build_windows, regroup
+from .features import TrainWindow, build_windows
 from .recipe import load_recipe_data
 from .trainer import TrainConfig, train_reader
 
@@ -53,9 +53,9 @@ def windows_for(
         by_answers.setdefault(n, []).append(example)
     windows: list[TrainWindow] = []
     for n, examples in sorted(by_answers.items()):
-        made = build_windows(examples, tokenizer, max_length=max_length, stride=stride,
-                             negative_keep=negative_keep, max_answers=n, seed=seed)
-        windows.extend(regroup(made, windows[-1].group + 1 if windows else 0))
+        windows.extend(build_windows(examples, tokenizer, max_length=max_length, stride=stride,
+                                     negative_keep=negative_keep, max_answers=n, seed=seed,
+                                     first_group=windows[-1].group + 1 if windows else 0))
     return windows
 
 

@@ -52,26 +52,24 @@ class TrainConfig:
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
     """Shuffle, sort within mega-batches of 50 batches by length, cut into batches, shuffle
     the batches: little padding waste, still random order."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    mega = batch_size * 50
-    batches: list[list[int]] = []
-    for lo in range(0, len(order), mega):
-        group = sorted(order[lo : lo + mega], key=lambda i: lengths[i])
-        batches.extend(group[i : i + batch_size] for i in range(0, len(group), batch_size))
-    rng.shuffle(batches)
-    return batches
+    return _packed_batches([[i] for i in range(len(lengths))], lengths, batch_size, seed)
 
 
 def grouped_batches(windows: Sequence[TrainWindow], batch_size: int, seed: int) -> list[list[int]]:
     """Like ``length_grouped_batches``, but the windows of one group (one question on one long
     context) stay together in one batch; a group of more than ``batch_size`` windows is cut."""
-    rng = random.Random(seed)
     groups: dict[int, list[int]] = {}
     for i, w in enumerate(windows):
         groups.setdefault(w.group, []).append(i)
     units = [rows[i : i + batch_size] for rows in groups.values() for i in range(0, len(rows), batch_size)]
+    return _packed_batches(units, [len(w.input_ids) for w in windows], batch_size, seed)
+
+
+def _packed_batches(units: list[list[int]], lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffle the units (lists of window indices, none longer than ``batch_size``), sort them
+    by their longest window within mega-batches of about 50 batches, pack them in that order
+    into batches of at most ``batch_size`` windows without splitting one, shuffle the batches."""
+    rng = random.Random(seed)
     rng.shuffle(units)
     mega = batch_size * 50
     batches: list[list[int]] = []
@@ -81,9 +79,8 @@ def grouped_batches(windows: Sequence[TrainWindow], batch_size: int, seed: int) 
         while hi < len(units) and count < mega:
             count += len(units[hi])
             hi += 1
-        block = sorted(units[lo:hi], key=lambda u: max(len(windows[i].input_ids) for i in u))
         batch: list[int] = []
-        for unit in block:
+        for unit in sorted(units[lo:hi], key=lambda u: max(lengths[i] for i in u)):
             if len(batch) + len(unit) > batch_size:
                 batches.append(batch)
                 batch = []
