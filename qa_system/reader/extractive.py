@@ -21,7 +21,7 @@ from ..types import Passage, ReaderResult
 from .answers import WindowLogits, decode_question
 from .inference import load_pretrained, prepare_model, run_windows
 from .model_config import ReaderModelConfig, ReaderParams, load_reader_config, resolve_params
-from .windows import Window, encode_windows
+from .windows import Window, check_long_passage_windows, encode_windows
 
 _NO_MAX_LENGTH = 1_000_000  # tokenizers without a real limit report a huge model_max_length
 
@@ -31,6 +31,23 @@ class _Loaded:
     tokenizer: Any
     model: Any
     params: ReaderParams
+
+
+def check_tokenizer_windows(tokenizer: Any, max_seq_length: int, doc_stride: int) -> None:
+    """``check_long_passage_windows`` as a ``ConfigError`` that names the installed ``tokenizers``."""
+    try:
+        check_long_passage_windows(tokenizer, max_seq_length, doc_stride)
+    except ValueError as err:
+        try:
+            from importlib.metadata import version
+
+            installed = f"tokenizers {version('tokenizers')}"
+        except Exception:  # noqa: BLE001 - only for the message
+            installed = "the installed tokenizers library"
+        raise ConfigError(
+            f"{err} ({installed}; releases 0.23.1 and 0.23.2 do this): "
+            "install another release, e.g. pip install 'tokenizers>=0.23.3'"
+        ) from err
 
 
 class ExtractiveReader:
@@ -145,6 +162,7 @@ class ExtractiveReader:
         )
         if tokenizer.pad_token_id is None:
             raise ConfigError(f"the tokenizer of {self._model_name!r} has no padding token")
+        check_tokenizer_windows(tokenizer, params.max_seq_length, params.doc_stride)
         model = prepare_model(
             model,
             device=self._settings.device,

@@ -127,6 +127,21 @@ def encode_windows(
     return windows
 
 
+def check_long_passage_windows(tokenizer: Any, max_seq_length: int, doc_stride: int) -> None:
+    """Raise ``ValueError`` unless ``tokenizer`` cuts a long passage into windows that reach its
+    end. Releases 0.23.1 and 0.23.2 of the ``tokenizers`` library return only the first two
+    windows of a long (question, passage) pair: the reader would then read only the start of
+    every long passage, and training would lose most of its long contexts, without any error."""
+    passage = " ".join(["word"] * (3 * max_seq_length))
+    windows = encode_windows(tokenizer, "what is it?", [passage], question_index=0, passage_indices=[0],
+                             max_seq_length=max_seq_length, doc_stride=doc_stride)
+    reached = max((int(w.offsets[w.context_mask, 1].max()) for w in windows if w.context_mask.any()), default=0)
+    if reached < len(passage):
+        raise ValueError(
+            f"the tokenizer cut a {len(passage)}-character test passage into {len(windows)} windows that "
+            f"stop at character {reached}: it drops the rest of long passages")
+
+
 def plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Group window indices into batches of similar length (longest first) to limit padding."""
     if batch_size <= 0:

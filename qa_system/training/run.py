@@ -69,7 +69,10 @@ def run_training(
 ) -> Path:
     from transformers import AutoTokenizer
 
+    from ..reader.extractive import check_tokenizer_windows
+
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    check_tokenizer_windows(tokenizer, config.max_length, config.stride)  # before minutes of tokenising
     began = time.perf_counter()
     windows = windows_for(data.train, tokenizer, config.max_length, config.stride, negative_keep, config.seed)
     eval_examples = random.Random(config.seed).sample(data.eval, min(eval_loss_examples, len(data.eval)))

