@@ -127,18 +127,19 @@ def encode_windows(
     return windows
 
 
-def check_long_passage_windows(tokenizer: Any, max_seq_length: int, doc_stride: int) -> None:
-    """Raise ``ValueError`` unless ``tokenizer`` cuts a long passage into windows that reach its
-    end. Releases 0.23.1 and 0.23.2 of the ``tokenizers`` library return only the first two
-    windows of a long (question, passage) pair: the reader would then read only the start of
-    every long passage, and training would lose most of its long contexts, without any error."""
+def long_passage_problem(tokenizer: Any, max_seq_length: int, doc_stride: int) -> str | None:
+    """Why ``tokenizer`` fails to cut a long passage into windows that reach its end, or None.
+    Releases 0.23.1 and 0.23.2 of the ``tokenizers`` library return only the first two windows
+    of a long (question, passage) pair: the reader would then read only the start of every long
+    passage, and training would lose most of its long contexts, without any error.
+    ``ValueError`` (from ``encode_windows``) when the settings leave no room for a passage."""
     passage = " ".join(["word"] * (3 * max_seq_length))
     windows = encode_windows(tokenizer, "what is it?", [passage], question_index=0, passage_indices=[0],
                              max_seq_length=max_seq_length, doc_stride=doc_stride)
     reached = max((int(w.offsets[w.context_mask, 1].max()) for w in windows if w.context_mask.any()), default=0)
-    if reached < len(passage):
-        raise ValueError(
-            f"the tokenizer cut a {len(passage)}-character test passage into {len(windows)} windows that "
+    if reached >= len(passage):
+        return None
+    return (f"the tokenizer cut a {len(passage)}-character test passage into {len(windows)} windows that "
             f"stop at character {reached}: it drops the rest of long passages")
 
 

@@ -155,3 +155,43 @@ def test_threshold_fit_maximises_f1() -> None:
     assert fit.f1 == 1.0
     preds = predictions(run, fit.threshold)
     assert preds == {"a": "yes", "b": "", "c": "yes", "d": ""}
+
+
+class _TwoWindowsPerPair:
+    """The real tokenizer, but keeping only the first two windows of each (question, passage)
+    pair, as tokenizers 0.23.1 and 0.23.2 do."""
+
+    def __init__(self, tokenizer) -> None:  # noqa: ANN001
+        self._tokenizer = tokenizer
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self._tokenizer, name)
+
+    def __call__(self, text, text_pair=None, **kwargs):  # noqa: ANN001, ANN003, ANN204
+        from transformers import BatchEncoding
+
+        encoded = self._tokenizer(text, text_pair, **kwargs)
+        if text_pair is None or not kwargs.get("return_overflowing_tokens"):
+            return encoded
+        samples = encoded["overflow_to_sample_mapping"]
+        keep = [i for i, s in enumerate(samples) if samples[:i].count(s) < 2]
+        return BatchEncoding({k: [v[i] for i in keep] for k, v in encoded.items()},
+                             encoding=[encoded.encodings[i] for i in keep])
+
+
+def test_training_refuses_a_tokenizer_that_drops_windows_before_writing_anything(tokenizer, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    import transformers
+
+    from qa_system.errors import ConfigError
+    from qa_system.training.run import TrainingData, run_training
+    from qa_system.training.trainer import TrainConfig
+
+    dropping = _TwoWindowsPerPair(tokenizer)
+    long_context = " ".join(["word"] * 2000)
+    assert len(build_windows([QAExample("q", "t", "what?", long_context, ())], tokenizer, max_length=384, stride=128)) > 2
+    assert len(build_windows([QAExample("q", "t", "what?", long_context, ())], dropping, max_length=384, stride=128)) == 2
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *args, **kwargs: dropping)
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"drops the rest of long passages \(tokenizers"):
+        run_training(TrainConfig(output_dir=str(out), base_model="unused", max_length=384, stride=128), TrainingData([], []))
+    assert not out.exists()
