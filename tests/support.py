@@ -18,3 +18,14 @@ def packaged_reader_present() -> bool:
 
 def sample_questions() -> list[dict[str, Any]]:
     return [json.loads(line) for line in (DATA / "sample_questions.jsonl").read_text().splitlines() if line.strip()]
+
+
+def first_two_windows_per_pair(overflow_to_sample: list[int]) -> list[int]:
+    """Indices of the windows that tokenizers 0.23.1 and 0.23.2 keep: the first two of each pair."""
+    seen: dict[int, int] = {}
+    keep = []
+    for i, sample in enumerate(overflow_to_sample):
+        seen[sample] = seen.get(sample, 0) + 1
+        if seen[sample] <= 2:
+            keep.append(i)
+    return keep

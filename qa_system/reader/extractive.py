@@ -21,7 +21,7 @@ from ..types import Passage, ReaderResult
 from .answers import WindowLogits, decode_question
 from .inference import load_pretrained, prepare_model, run_windows
 from .model_config import ReaderModelConfig, ReaderParams, load_reader_config, resolve_params
-from .windows import Window, encode_windows, long_passage_problem
+from .windows import Window, check_tokenizer_windows, encode_windows
 
 _NO_MAX_LENGTH = 1_000_000  # tokenizers without a real limit report a huge model_max_length
 
@@ -31,27 +31,6 @@ class _Loaded:
     tokenizer: Any
     model: Any
     params: ReaderParams
-
-
-def check_tokenizer_windows(tokenizer: Any, max_seq_length: int, doc_stride: int) -> None:
-    """``ConfigError`` unless ``tokenizer`` keeps every window of a long passage (see
-    ``long_passage_problem``), naming the installed ``tokenizers`` release."""
-    try:
-        problem = long_passage_problem(tokenizer, max_seq_length, doc_stride)
-    except ValueError as err:  # window settings that leave no room for a passage
-        raise ConfigError(str(err)) from err
-    if problem is None:
-        return
-    try:
-        from importlib.metadata import version
-
-        installed = f"tokenizers {version('tokenizers')}"
-    except Exception:  # noqa: BLE001 - only for the message
-        installed = "the installed tokenizers library"
-    raise ConfigError(
-        f"{problem} ({installed}; releases 0.23.1 and 0.23.2 do this): "
-        "install another release, e.g. pip install 'tokenizers>=0.23.3'"
-    )
 
 
 class ExtractiveReader:

@@ -13,6 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import ConfigError
+
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -141,6 +143,27 @@ def long_passage_problem(tokenizer: Any, max_seq_length: int, doc_stride: int) -
         return None
     return (f"the tokenizer cut a {len(passage)}-character test passage into {len(windows)} windows that "
             f"stop at character {reached}: it drops the rest of long passages")
+
+
+def check_tokenizer_windows(tokenizer: Any, max_seq_length: int, doc_stride: int) -> None:
+    """``ConfigError`` unless ``tokenizer`` keeps every window of a long passage (see
+    ``long_passage_problem``), naming the installed ``tokenizers`` release."""
+    try:
+        problem = long_passage_problem(tokenizer, max_seq_length, doc_stride)
+    except ValueError as err:  # window settings that leave no room for a passage
+        raise ConfigError(str(err)) from err
+    if problem is None:
+        return
+    try:
+        from importlib.metadata import version
+
+        installed = f"tokenizers {version('tokenizers')}"
+    except Exception:  # noqa: BLE001 - only for the message
+        installed = "the installed tokenizers library"
+    raise ConfigError(
+        f"{problem} ({installed}; releases 0.23.1 and 0.23.2 do this): "
+        "install another release, e.g. pip install 'tokenizers>=0.23.3'"
+    )
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 
 from ..errors import ConfigError
 from ..qa_datasets import QAExample, load_examples
+from ..reader.windows import check_tokenizer_windows
 from .features import TrainWindow, build_windows
 from .recipe import load_recipe_data
 from .trainer import TrainConfig, train_reader
@@ -68,8 +69,6 @@ def run_training(
     log: Callable[[str], None] = print,
 ) -> Path:
     from transformers import AutoTokenizer
-
-    from ..reader.extractive import check_tokenizer_windows
 
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     check_tokenizer_windows(tokenizer, config.max_length, config.stride)  # before minutes of tokenising

@@ -12,7 +12,7 @@ from qa_system.qa_datasets import QAExample, GoldAnswer, load_squad_json, load_s
 from qa_system.training.features import TrainWindow, build_windows, label_window, truncate_questions
 from qa_system.training.run import windows_for
 from qa_system.training.trainer import grouped_batches, length_grouped_batches, shared_norm_loss
-from tests.support import DATA
+from tests.support import DATA, first_two_windows_per_pair
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +173,7 @@ class _TwoWindowsPerPair:
         encoded = self._tokenizer(text, text_pair, **kwargs)
         if text_pair is None or not kwargs.get("return_overflowing_tokens"):
             return encoded
-        samples = encoded["overflow_to_sample_mapping"]
-        keep = [i for i, s in enumerate(samples) if samples[:i].count(s) < 2]
+        keep = first_two_windows_per_pair(encoded["overflow_to_sample_mapping"])
         return BatchEncoding({k: [v[i] for i in keep] for k, v in encoded.items()},
                              encoding=[encoded.encodings[i] for i in keep])
 

@@ -21,6 +21,7 @@ from qa_system.reader.windows import (
     truncate_question,
 )
 from qa_system.types import Passage
+from tests.support import first_two_windows_per_pair
 
 CLS, SEP, PAD = 1, 2, 0
 
@@ -299,8 +300,7 @@ class TwoWindowTokenizer(FakeTokenizer):
         encoded = super().__call__(text, text_pair, **kwargs)
         if text_pair is None:
             return encoded
-        samples = encoded["overflow_to_sample_mapping"]
-        keep = [i for i, s in enumerate(samples) if samples[:i].count(s) < 2]
+        keep = first_two_windows_per_pair(encoded["overflow_to_sample_mapping"])
         data = {k: [v[i] for i in keep] for k, v in encoded.items()}
         return FakeEncoding(data, [encoded.sequence_ids(i) for i in keep])
 
