@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_EMBEDDING_MODEL
 from ..errors import ConfigError
+from .folders import check_model_output
 from .recipe import RECIPES
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--export-fp16", type=Path, help="also write a half-precision copy of the final model here")
+    p.add_argument("--overwrite-export", action="store_true",
+                   help="let --export-fp16 replace the model already in that folder")
 
 
 def add_eval_reader_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,13 +87,14 @@ def add_average_readers_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("models", nargs="+", type=Path, help="local QA model folders of one architecture (two or more)")
     p.add_argument("--output", required=True, type=Path, help="folder for the averaged model (fp16)")
     p.add_argument("--weights", type=float, nargs="+", help="one per model, summing to 1 (default: equal)")
+    p.add_argument("--overwrite", action="store_true", help="replace the model already in --output")
 
 
 def average_readers_command(args: argparse.Namespace) -> int:
     """Average the weights of readers fine-tuned from one base; the result needs fit-threshold."""
     from .finalize import average_weights
 
-    out = average_weights(args.models, args.output, args.weights)
+    out = average_weights(args.models, args.output, args.weights, overwrite=args.overwrite)
     print(f"averaged {len(args.models)} models into {out}; fit its no-answer threshold next: "
           f"qa-system fit-threshold {out} DEV_FILE... (or --recipe NAME)")
     return 0
@@ -142,6 +146,8 @@ def train_reader_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--time-budget must be positive, got {args.time_budget}")
     if not (args.shared_norm >= 0 and math.isfinite(args.shared_norm)):
         raise ConfigError(f"--shared-norm must be a finite weight >= 0, got {args.shared_norm}")
+    if args.export_fp16:
+        check_model_output(args.export_fp16, args.overwrite_export, flag="--overwrite-export")
     device = _training_device(args.device)
     if args.recipe:
         data = recipe_data(args.recipe, args.datasets)
@@ -157,12 +163,13 @@ def train_reader_command(args: argparse.Namespace) -> int:
         time_budget_s=None if args.time_budget is None else 60.0 * args.time_budget, shared_norm=args.shared_norm,
     )
     model_dir = run_training(config, data, negative_keep=args.negative_keep)
-    finish_training(model_dir, data, dev_files=args.dev, export_fp16=args.export_fp16, device=device)
+    finish_training(model_dir, data, dev_files=args.dev, export_fp16=args.export_fp16, device=device,
+                    overwrite_export=args.overwrite_export)
     return 0
 
 
 def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[str], export_fp16: Path | None,
-                    device: str = "cpu") -> None:
+                    device: str = "cpu", overwrite_export: bool = False) -> None:
     """Fit the no-answer threshold, score the held-out sets, optionally export an fp16 copy."""
     from ..config import Settings
     from ..qa_datasets import load_examples
@@ -180,7 +187,7 @@ def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[st
         _print_scores(name, scores)
     (Path(model_dir) / "eval_results.json").write_text(json.dumps(results, indent=2))
     if export_fp16:
-        print(f"fp16 copy: {export_half_precision(model_dir, export_fp16)}")
+        print(f"fp16 copy: {export_half_precision(model_dir, export_fp16, overwrite_export)}")
     print(f"model: {model_dir}")
 
 

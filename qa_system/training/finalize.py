@@ -11,6 +11,7 @@ from ..errors import ConfigError
 from ..evaluation.reader_eval import ThresholdFit, fit_threshold, run_reader
 from ..reader import ExtractiveReader, ReaderModelConfig, save_reader_config
 from ..qa_datasets import QAExample
+from .folders import atomic_save_dir, check_model_output
 
 
 def fit_and_save_threshold(
@@ -46,13 +47,15 @@ def require_model_folder(path: str | Path) -> Path:
     return folder
 
 
-def export_half_precision(model_dir: str | Path, out_dir: str | Path) -> Path:
+def export_half_precision(model_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Copy a trained QA model folder with its weights stored as fp16 (half the size); the
-    reader casts them back to fp32 when it loads on a CPU."""
+    reader casts them back to fp32 when it loads on a CPU. An existing model at ``out_dir`` is
+    replaced only with ``overwrite`` (see ``check_model_output``)."""
     import torch
     from transformers import AutoModelForQuestionAnswering
 
-    src = Path(model_dir)
+    check_model_output(out_dir, overwrite)
+    src = require_model_folder(model_dir)
     model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32)
     return _save_half_precision(model, src, out_dir, extras=("qa_system_reader.json", "threshold_fit.json",
                                                               "eval_results.json"))
@@ -60,34 +63,33 @@ def export_half_precision(model_dir: str | Path, out_dir: str | Path) -> Path:
 
 def _save_half_precision(model: Any, src: Path, out_dir: str | Path, extras: Sequence[str] = ()) -> Path:
     """Write ``model`` in fp16 with ``src``'s tokenizer (and its ``extras`` files, where present) to
-    ``out_dir``, through a temporary folder so that a failure leaves no half-written model."""
+    ``out_dir``, swapped in whole (``atomic_save_dir``): a failure leaves no half-written model."""
     from transformers import AutoTokenizer
 
+    def write(tmp: Path) -> None:
+        model.half().save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
+        for extra in extras:
+            if (src / extra).exists():
+                shutil.copy2(src / extra, tmp / extra)
+
     out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.half().save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
-    for extra in extras:
-        if (src / extra).exists():
-            shutil.copy2(src / extra, tmp / extra)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    atomic_save_dir(write, out)
     return out
 
 
 def average_weights(model_dirs: Sequence[str | Path], out_dir: str | Path,
-                    weights: Sequence[float] | None = None) -> Path:
+                    weights: Sequence[float] | None = None, overwrite: bool = False) -> Path:
     """Write a QA model whose every weight is the weighted mean of the same weight in
     ``model_dirs`` (a "model soup"; equal weights by default), stored in fp16 with the first
     folder's tokenizer. The models must share one architecture, e.g. fine-tuned from one base.
-    The average has no fitted no-answer threshold: run ``fit-threshold`` on it."""
+    The average has no fitted no-answer threshold: run ``fit-threshold`` on it. An existing model
+    at ``out_dir`` (one of ``model_dirs`` included) is replaced only with ``overwrite``."""
     import torch
     from transformers import AutoModelForQuestionAnswering
 
     dirs = [require_model_folder(d) for d in model_dirs]
+    check_model_output(out_dir, overwrite)
     if len(dirs) < 2:
         raise ConfigError("give at least two model folders to average")
     for d in dirs:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import shutil
 import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -18,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from .features import TrainWindow
+from .folders import atomic_save_dir
 
 
 @dataclass(frozen=True)
@@ -135,22 +134,6 @@ def collate(windows: Sequence[TrainWindow], pad_id: int,
     if device is None or device.type == "cpu":
         return batch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def _atomic_save_dir(write: Callable[[Path], None], target: Path) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    old = target.with_name(target.name + ".old")
-    if target.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def _resumable(config: dict[str, Any]) -> dict[str, Any]:
@@ -335,7 +318,7 @@ def train_reader(
             model.train()
             log(f"step {step}: held-out loss {record['eval_loss']}")
         if step % config.checkpoint_every_steps == 0 or step == total:
-            _atomic_save_dir(
+            atomic_save_dir(
                 lambda d: torch.save(
                     {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "step": step, "config": asdict(config),
@@ -354,7 +337,7 @@ def train_reader(
         model.save_pretrained(d)
         tokenizer.save_pretrained(d)
 
-    _atomic_save_dir(_write, final)
+    atomic_save_dir(_write, final)
     return final
 
 
@@ -388,5 +371,5 @@ def export_checkpoint(run_dir: str | Path, out_dir: str | Path) -> Path:
         AutoTokenizer.from_pretrained(config["base_model"]).save_pretrained(d)
 
     target = Path(out_dir)
-    _atomic_save_dir(_write, target)
+    atomic_save_dir(_write, target)
     return target

@@ -135,6 +135,17 @@ def test_average_readers_writes_the_mean_of_each_weight(tmp_path: Path, capsys: 
     assert not (avg / "qa_system_reader.json").exists()  # its threshold is fitted afterwards
     assert cli_main(["fit-threshold", str(avg), TINY]) == 0
 
+    # an existing model is replaced only with --overwrite, even when it is one of the inputs
+    before = (runs[0] / "model.safetensors").read_bytes()
+    assert cli_main(["average-readers", *map(str, runs), "--output", str(runs[0])]) == 1
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert (runs[0] / "model.safetensors").read_bytes() == before
+    assert cli_main(["average-readers", *map(str, runs), "--output", str(runs[0]), "--overwrite"]) == 0
+    m = AutoModelForQuestionAnswering.from_pretrained(runs[0], dtype=torch.float32).state_dict()
+    assert torch.allclose(m["qa_outputs.weight"], 0.5 * a["qa_outputs.weight"] + 0.5 * b["qa_outputs.weight"],
+                          atol=2e-3, rtol=1e-2)
+    assert sorted(p.name for p in runs[0].parent.iterdir() if p.name.startswith("model")) == ["model"]
+
     assert cli_main(["average-readers", str(runs[0]), str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")]) == 1
     assert "not a local model folder" in capsys.readouterr().err
     from qa_system.embedding import resolve_embedding_model
@@ -145,3 +156,32 @@ def test_average_readers_writes_the_mean_of_each_weight(tmp_path: Path, capsys: 
     assert cli_main(["average-readers", *map(str, runs), "--output", str(tmp_path / "x"), "--weights", "0.5", "0.6"]) == 1
     assert "summing to 1" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_export_never_replaces_a_folder_unasked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    def run(out: Path, export: Path, *extra: str) -> int:
+        return cli_main(["train-reader", "--train", TINY, "--eval", TINY, "--output", str(out), "--max-length", "96",
+                         "--stride", "32", "--batch-size", "4", "--max-steps", "1", "--threads", "1",
+                         "--export-fp16", str(export), *extra])
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    # refused before any training: no run folder is made
+    assert run(tmp_path / "run", mine) == 1
+    assert "pass --overwrite-export" in capsys.readouterr().err
+    assert run(tmp_path / "run", mine, "--overwrite-export") == 1
+    assert "not a model folder" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and (mine / "notes.txt").read_text() == "keep me"
+
+    export = tmp_path / "fp16"
+    assert run(tmp_path / "run", export) == 0
+    assert {t.dtype for t in load_file(export / "model.safetensors").values()} == {torch.float16}
+    assert (export / "qa_system_reader.json").is_file()
+    assert run(tmp_path / "run2", export) == 1
+    assert "pass --overwrite-export" in capsys.readouterr().err and not (tmp_path / "run2").exists()
+    assert run(tmp_path / "run2", export, "--overwrite-export") == 0
+    assert (export / "qa_system_reader.json").is_file()

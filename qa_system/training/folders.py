@@ -1,0 +1,50 @@
+"""Writing model folders: never half-written, and never over a folder the user did not ask to replace."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ConfigError
+
+
+def check_model_output(out: str | Path, overwrite: bool, flag: str = "--overwrite") -> Path:
+    """``out`` as a folder a model may be written to, or ConfigError before any work is done.
+
+    A missing or empty folder is fine. An existing one is replaced only with ``overwrite``, and
+    only when it holds a model (``config.json``): a mistyped ``--output ~/models`` must not
+    delete a folder of other things."""
+    folder = Path(out)
+    if not folder.exists():
+        return folder
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} exists and is not a folder")
+    if not any(folder.iterdir()):
+        return folder
+    if not overwrite:
+        raise ConfigError(f"{folder} already exists and is not empty: pass {flag} to replace the model in it")
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{folder} is not a model folder (no config.json): {flag} only replaces a model; "
+                          "choose a new or empty folder")
+    return folder
+
+
+def atomic_save_dir(write: Callable[[Path], None], target: Path) -> None:
+    """Have ``write`` fill a temporary sibling of ``target``, then swap it in: the old folder is
+    moved aside first and removed only once the new one is in place, so a failure at any point
+    leaves either the old folder or the new one, never a half-written or missing model."""
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old.exists():
+        shutil.rmtree(old)

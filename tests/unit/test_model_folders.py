@@ -1,0 +1,59 @@
+"""Model folders are written whole, and never over a folder nobody asked to replace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa_system.errors import ConfigError
+from qa_system.training.folders import atomic_save_dir, check_model_output
+
+
+def model_folder(path: Path, weights: str) -> Path:
+    path.mkdir()
+    (path / "config.json").write_text("{}")
+    (path / "model.safetensors").write_text(weights)
+    return path
+
+
+def test_a_new_or_empty_folder_is_accepted(tmp_path: Path) -> None:
+    assert check_model_output(tmp_path / "new", overwrite=False) == tmp_path / "new"
+    (tmp_path / "empty").mkdir()
+    assert check_model_output(tmp_path / "empty", overwrite=False) == tmp_path / "empty"
+
+
+def test_an_existing_model_is_replaced_only_when_asked(tmp_path: Path) -> None:
+    old = model_folder(tmp_path / "m", "old")
+    with pytest.raises(ConfigError, match="already exists and is not empty: pass --overwrite-export"):
+        check_model_output(old, overwrite=False, flag="--overwrite-export")
+    assert check_model_output(old, overwrite=True) == old
+
+
+def test_overwrite_never_takes_a_folder_that_is_not_a_model(tmp_path: Path) -> None:
+    home = tmp_path / "models"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a model folder"):
+        check_model_output(home, overwrite=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="not a folder"):
+        check_model_output(tmp_path / "file", overwrite=True)
+    assert (home / "notes.txt").read_text() == "mine"
+
+
+def test_a_failed_write_leaves_the_old_model_whole(tmp_path: Path) -> None:
+    target = model_folder(tmp_path / "m", "old")
+
+    def broken(tmp: Path) -> None:
+        (tmp / "config.json").write_text("{}")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_save_dir(broken, target)
+    assert (target / "model.safetensors").read_text() == "old"
+
+    atomic_save_dir(lambda tmp: (tmp / "model.safetensors").write_text("new"), target)
+    assert [p.name for p in target.iterdir()] == ["model.safetensors"]
+    assert (target / "model.safetensors").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no .tmp or .old left behind
