@@ -39,7 +39,11 @@ def atomic_save_dir(write: Callable[[Path], None], target: Path) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    write(tmp)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = target.with_name(target.name + ".old")
     if target.exists():
         if old.exists():

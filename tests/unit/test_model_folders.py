@@ -52,6 +52,7 @@ def test_a_failed_write_leaves_the_old_model_whole(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="disk full"):
         atomic_save_dir(broken, target)
     assert (target / "model.safetensors").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # the half-written copy is gone
 
     atomic_save_dir(lambda tmp: (tmp / "model.safetensors").write_text("new"), target)
     assert [p.name for p in target.iterdir()] == ["model.safetensors"]
