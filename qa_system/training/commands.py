@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_EMBEDDING_MODEL
 from ..errors import ConfigError
-from .folders import check_model_output
+from .folders import check_model_output, check_run_output
 from .recipe import RECIPES
 
 if TYPE_CHECKING:
@@ -146,6 +146,7 @@ def train_reader_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--time-budget must be positive, got {args.time_budget}")
     if not (args.shared_norm >= 0 and math.isfinite(args.shared_norm)):
         raise ConfigError(f"--shared-norm must be a finite weight >= 0, got {args.shared_norm}")
+    check_run_output(args.output)
     if args.export_fp16:
         check_model_output(args.export_fp16, args.overwrite_export, flag="--overwrite-export")
     device = _training_device(args.device)

@@ -31,6 +31,19 @@ def check_model_output(out: str | Path, overwrite: bool, flag: str = "--overwrit
     return folder
 
 
+def check_run_output(out: str | Path) -> Path:
+    """``out`` as a ``train-reader`` run folder: new, empty, or an earlier run's (to resume it).
+    A folder of other things is refused, since a run writes ``model/``, ``checkpoint/`` and
+    ``history.jsonl`` into it."""
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / "train_config.json").is_file():
+        raise ConfigError(f"{folder} is not empty and is not a train-reader run folder (no train_config.json): "
+                          "choose a new or empty --output")
+    return folder
+
+
 def atomic_save_dir(write: Callable[[Path], None], target: Path) -> None:
     """Have ``write`` fill a temporary sibling of ``target``, then swap it in: the old folder is
     moved aside first and removed only once the new one is in place, so a failure at any point

@@ -176,6 +176,9 @@ def test_export_never_replaces_a_folder_unasked(tmp_path: Path, capsys: pytest.C
     assert run(tmp_path / "run", mine, "--overwrite-export") == 1
     assert "not a model folder" in capsys.readouterr().err
     assert not (tmp_path / "run").exists() and (mine / "notes.txt").read_text() == "keep me"
+    assert run(mine, tmp_path / "fp16") == 1  # nor is a folder of other things a run folder
+    assert "not a train-reader run folder" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
 
     export = tmp_path / "fp16"
     assert run(tmp_path / "run", export) == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qa_system.errors import ConfigError
-from qa_system.training.folders import atomic_save_dir, check_model_output
+from qa_system.training.folders import atomic_save_dir, check_model_output, check_run_output
 
 
 def model_folder(path: Path, weights: str) -> Path:
@@ -58,3 +58,17 @@ def test_a_failed_write_leaves_the_old_model_whole(tmp_path: Path) -> None:
     assert [p.name for p in target.iterdir()] == ["model.safetensors"]
     assert (target / "model.safetensors").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no .tmp or .old left behind
+
+
+def test_a_run_folder_is_new_empty_or_an_earlier_run(tmp_path: Path) -> None:
+    assert check_run_output(tmp_path / "new") == tmp_path / "new"
+    run = tmp_path / "run"
+    run.mkdir()
+    assert check_run_output(run) == run
+    (run / "train_config.json").write_text("{}")
+    (run / "history.jsonl").write_text("")
+    assert check_run_output(run) == run  # resumable
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "report.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a train-reader run folder"):
+        check_run_output(tmp_path / "docs")
