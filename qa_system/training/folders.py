@@ -23,11 +23,11 @@ def check_model_output(out: str | Path, overwrite: bool, flag: str = "--overwrit
         raise ConfigError(f"{folder} exists and is not a folder")
     if not any(folder.iterdir()):
         return folder
-    if not overwrite:
-        raise ConfigError(f"{folder} already exists and is not empty: pass {flag} to replace the model in it")
     if not (folder / "config.json").is_file():
-        raise ConfigError(f"{folder} is not a model folder (no config.json): {flag} only replaces a model; "
+        raise ConfigError(f"{folder} is not empty and is not a model folder (no config.json): "
                           "choose a new or empty folder")
+    if not overwrite:
+        raise ConfigError(f"{folder} already holds a model: pass {flag} to replace it")
     return folder
 
 

@@ -171,10 +171,9 @@ def test_export_never_replaces_a_folder_unasked(tmp_path: Path, capsys: pytest.C
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     # refused before any training: no run folder is made
-    assert run(tmp_path / "run", mine) == 1
-    assert "pass --overwrite-export" in capsys.readouterr().err
-    assert run(tmp_path / "run", mine, "--overwrite-export") == 1
-    assert "not a model folder" in capsys.readouterr().err
+    for extra in ((), ("--overwrite-export",)):
+        assert run(tmp_path / "run", mine, *extra) == 1
+        assert "not a model folder" in capsys.readouterr().err
     assert not (tmp_path / "run").exists() and (mine / "notes.txt").read_text() == "keep me"
     assert run(mine, tmp_path / "fp16") == 1  # nor is a folder of other things a run folder
     assert "not a train-reader run folder" in capsys.readouterr().err

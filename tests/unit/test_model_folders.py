@@ -25,7 +25,7 @@ def test_a_new_or_empty_folder_is_accepted(tmp_path: Path) -> None:
 
 def test_an_existing_model_is_replaced_only_when_asked(tmp_path: Path) -> None:
     old = model_folder(tmp_path / "m", "old")
-    with pytest.raises(ConfigError, match="already exists and is not empty: pass --overwrite-export"):
+    with pytest.raises(ConfigError, match="already holds a model: pass --overwrite-export to replace it"):
         check_model_output(old, overwrite=False, flag="--overwrite-export")
     assert check_model_output(old, overwrite=True) == old
 
@@ -34,8 +34,9 @@ def test_overwrite_never_takes_a_folder_that_is_not_a_model(tmp_path: Path) -> N
     home = tmp_path / "models"
     home.mkdir()
     (home / "notes.txt").write_text("mine")
-    with pytest.raises(ConfigError, match="not a model folder"):
-        check_model_output(home, overwrite=True)
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match="not a model folder"):
+            check_model_output(home, overwrite=overwrite)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="not a folder"):
         check_model_output(tmp_path / "file", overwrite=True)
