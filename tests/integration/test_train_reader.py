@@ -185,5 +185,9 @@ def test_export_never_replaces_a_folder_unasked(tmp_path: Path, capsys: pytest.C
     assert (export / "qa_system_reader.json").is_file()
     assert run(tmp_path / "run2", export) == 1
     assert "pass --overwrite-export" in capsys.readouterr().err and not (tmp_path / "run2").exists()
-    assert run(tmp_path / "run2", export, "--overwrite-export") == 0
+    first = load_file(export / "model.safetensors")["qa_outputs.weight"]
+    assert run(tmp_path / "run2", export, "--overwrite-export", "--seed", "7") == 0
+    second = load_file(tmp_path / "run2" / "model" / "model.safetensors")["qa_outputs.weight"]
+    replaced = load_file(export / "model.safetensors")["qa_outputs.weight"]
+    assert torch.equal(replaced, second.half()) and not torch.equal(replaced, first)
     assert (export / "qa_system_reader.json").is_file()
