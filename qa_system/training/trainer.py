@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from .features import TrainWindow
-from .folders import atomic_save_dir
+from .folders import atomic_save_dir, check_model_output
 
 
 @dataclass(frozen=True)
@@ -356,10 +356,12 @@ def evaluate_loss(model: Any, windows: Sequence[TrainWindow], pad_id: int, confi
     return total / max(1, count)
 
 
-def export_checkpoint(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write the latest checkpoint of a (possibly still running) training run as a model folder."""
+def export_checkpoint(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write the latest checkpoint of a (possibly still running) training run as a model folder.
+    An existing model at ``out_dir`` is replaced only with ``overwrite`` (``check_model_output``)."""
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+    check_model_output(out_dir, overwrite)
     run = Path(run_dir)
     config = json.loads((run / "train_config.json").read_text())
     state = torch.load(run / "checkpoint" / "state.pt", weights_only=False, map_location="cpu")

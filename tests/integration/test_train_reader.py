@@ -63,6 +63,21 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
     assert cli_main(["fit-threshold", str(tmp_path / "nowhere"), SUBJ]) == 1
     assert "not a local model folder" in capsys.readouterr().err
 
+    # the latest checkpoint as a model folder; an existing one is replaced only when asked
+    from qa_system.errors import ConfigError
+    from qa_system.training.trainer import export_checkpoint
+
+    snapshot = export_checkpoint(out, tmp_path / "snapshot")
+    AutoModelForQuestionAnswering.from_pretrained(snapshot)
+    with pytest.raises(ConfigError, match="already holds a model"):
+        export_checkpoint(out, snapshot)
+    assert export_checkpoint(out, snapshot, overwrite=True) == snapshot
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a model folder"):
+        export_checkpoint(out, tmp_path / "docs", overwrite=True)
+    assert [p.name for p in (tmp_path / "docs").iterdir()] == ["a.txt"]
+
 
 def test_train_reader_needs_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["train-reader", "--output", str(tmp_path / "x")]) == 1
