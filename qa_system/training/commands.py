@@ -51,7 +51,8 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda")
     p.add_argument("--time-budget", type=float, metavar="MINUTES",
                    help="end the training steps within this many minutes: the pace measured once a tenth of "
-                        "it is spent (then after each further tenth) sets how many steps fit, and the "
+                        "it is spent (half, if 25 steps take longer; then after each further tenth) sets "
+                        "how many steps fit, and the "
                         "learning-rate schedule is fitted to them; a run is shortened, never lengthened")
     p.add_argument("--shared-norm", type=float, default=0.0, metavar="WEIGHT",
                    help="weight of a second loss that scores the answer against all windows of a long context "

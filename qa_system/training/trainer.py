@@ -38,9 +38,9 @@ class TrainConfig:
     torch_threads: int | None = None
     max_steps: int | None = None
     device: str = "cpu"  # "cpu" or "cuda[:N]"
-    # Seconds for the training steps of this invocation: once a tenth of it is spent the pace is
-    # measured (and again after each further tenth), and the run is shortened (learning-rate
-    # schedule included) to end in time; never lengthened past its epochs or max_steps.
+    # Seconds for the training steps of this invocation: once a tenth of it is spent (half, if 25
+    # steps take longer) the pace is measured, again after each further tenth, and the run is
+    # shortened (learning-rate schedule included) to end in time; never lengthened.
     time_budget_s: float | None = None
     # Weight of the shared-normalisation loss (0: off). With it, all windows cut from one long
     # context share a batch, and the gold span's logits are also scored against the context
@@ -178,7 +178,8 @@ class _BudgetProbe:
     """Fits a run to a time budget: shortens it when the steps left would not fit, never lengthens it.
 
     The first look comes once WARMUP_STEPS + PROBE_STEPS steps are done and PROBE_SHARE of the budget is
-    spent, and times only the later half of the steps so far: on a GPU the first steps of each new batch
+    spent (or, when steps are slow and the budget short, once half of it is spent), and times only the
+    later half of the steps so far (never the first WARMUP_STEPS): on a GPU the first steps of each new batch
     shape pay for kernel selection and memory growth, and length-grouped batches have many shapes (timing
     steps 5 to 25 alone once cut a 4-epoch GPU run to a quarter of its steps, when all of them would have
     fitted). Then it looks again each time another PROBE_SHARE of the budget is spent, timing the steps since
@@ -198,7 +199,9 @@ class _BudgetProbe:
         now = self.clock()
         if self.look is None:
             self.marks.append(now)
-            if done < WARMUP_STEPS + PROBE_STEPS or now - self.began < PROBE_SHARE * self.budget_s:
+            spent = now - self.began
+            probed = done >= WARMUP_STEPS + PROBE_STEPS and spent >= PROBE_SHARE * self.budget_s
+            if not probed and not (done > WARMUP_STEPS and spent >= 0.5 * self.budget_s):  # slow steps, short budget
                 return None
             since = max(WARMUP_STEPS, done // 2)
             since_time = self.marks[since]

@@ -85,17 +85,18 @@ def test_train_reader_needs_data(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_time_budget_shortens_the_run_and_its_schedule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from qa_system.training.trainer import PROBE_STEPS, WARMUP_STEPS
+    from qa_system.training.trainer import WARMUP_STEPS
 
     out = tmp_path / "run"
     assert cli_main(["train-reader", "--train", TINY, SUBJ, "--eval", TINY, "--output", str(out),
                      "--max-length", "96", "--stride", "32", "--batch-size", "2", "--epochs", "4",
                      "--checkpoint-every", "1000", "--threads", "1", "--device", "cpu",
                      "--time-budget", "0.00001"]) == 0
-    assert f"{WARMUP_STEPS + PROBE_STEPS} steps instead of" in capsys.readouterr().out
+    # The budget is spent before the first step: the first look, after one timed step, ends the run.
+    assert f"{WARMUP_STEPS + 1} steps instead of" in capsys.readouterr().out
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    assert [h["step"] for h in history] == list(range(1, WARMUP_STEPS + PROBE_STEPS + 1))
-    assert json.loads((out / "train_config.json").read_text())["steps"] == WARMUP_STEPS + PROBE_STEPS
+    assert [h["step"] for h in history] == list(range(1, WARMUP_STEPS + 2))
+    assert json.loads((out / "train_config.json").read_text())["steps"] == WARMUP_STEPS + 1
     assert (out / "model" / "qa_system_reader.json").is_file()
 
 

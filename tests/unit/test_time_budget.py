@@ -69,3 +69,12 @@ def test_small_pace_noise_does_not_shorten_again() -> None:
     run = FakeRun(100.0, lambda i: 0.1 if i % 2 else 0.1015, total=2000)
     run.run()
     assert len(run.looks) == 1
+
+
+def test_a_budget_shorter_than_the_probe_steps_still_ends_near_it() -> None:
+    # 8 s steps and a 60 s budget: waiting for 25 timed steps would take 200 s. The look comes once
+    # half the budget is spent, and the run ends within a step of the budget.
+    run = FakeRun(60.0, lambda i: 8.0, total=500)
+    done = run.run()
+    assert run.looks[0] == (WARMUP_STEPS + 1, WARMUP_STEPS + 2)  # 48 s spent at one timed step of 8 s
+    assert done == 7 and run.now == 56.0
