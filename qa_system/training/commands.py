@@ -52,8 +52,8 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", type=float, metavar="MINUTES",
                    help="end the training steps within this many minutes: the pace measured once a tenth of "
                         "it is spent (half, if 25 steps take longer; then after each further tenth) sets "
-                        "how many steps fit, and the "
-                        "learning-rate schedule is fitted to them; a run is shortened, never lengthened")
+                        "how many steps fit, never more than the epochs ask for, and the "
+                        "learning-rate schedule is fitted to them without jumps")
     p.add_argument("--shared-norm", type=float, default=0.0, metavar="WEIGHT",
                    help="weight of a second loss that scores the answer against all windows of a long context "
                         "at once (keeps them in one batch); 0 turns it off")

@@ -39,8 +39,9 @@ class TrainConfig:
     max_steps: int | None = None
     device: str = "cpu"  # "cpu" or "cuda[:N]"
     # Seconds for the training steps of this invocation: once a tenth of it is spent (half, if 25
-    # steps take longer) the pace is measured, again after each further tenth, and the run is
-    # shortened (learning-rate schedule included) to end in time; never lengthened.
+    # steps take longer) the pace is measured, again after each further tenth, and the run's end
+    # (learning-rate schedule included, without jumps) is moved to fit: never past the budget by
+    # more than 2% of it, never past its epochs or max_steps.
     time_budget_s: float | None = None
     # Weight of the shared-normalisation loss (0: off). With it, all windows cut from one long
     # context share a batch, and the gold span's logits are also scored against the context
@@ -153,20 +154,33 @@ PROBE_SHARE = 0.1  # the share of a time budget spent before each look at the pa
 
 
 class _Plan:
-    """The step count the learning-rate schedule decays to; a time budget may shorten it."""
+    """The learning-rate factor of each step: a linear warm-up, then a linear decay to 0 at ``total``.
+
+    A time budget may move ``total`` (``move``) before any step. The factor then goes on from its value
+    at that step, still warming up if it was (to 1 at the warm-up's end, pulled in if the run got short),
+    then decays linearly to 0 at the new total: the learning rate never jumps."""
 
     def __init__(self, total: int, warmup_fraction: float) -> None:
         self.warmup_fraction = warmup_fraction
-        self.set_total(total)
-
-    def set_total(self, total: int) -> None:
         self.total = total
-        self.warmup = int(total * self.warmup_fraction)
+        self.warmup = int(total * warmup_fraction)
+        self.anchor: tuple[int, float] | None = None  # (step, its factor) of the last move
+
+    def move(self, total: int, step: int) -> None:
+        here = self.factor(step)
+        self.warmup = max(step, min(self.warmup, int(total * self.warmup_fraction)))
+        self.total, self.anchor = total, (step, here)
 
     def factor(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / max(1, self.warmup)
-        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
+        if self.anchor is None:
+            if step < self.warmup:
+                return (step + 1) / max(1, self.warmup)
+            return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
+        at, here = self.anchor
+        if step < self.warmup:  # still warming up: from here to 1 at the warm-up's end
+            return here + (1.0 - here) * (step - at) / (self.warmup - at)
+        top = 1.0 if self.warmup > at else here
+        return max(0.0, top * (self.total - step) / max(1, self.total - self.warmup))
 
 
 def _synchronize(device: torch.device) -> None:
@@ -175,16 +189,18 @@ def _synchronize(device: torch.device) -> None:
 
 
 class _BudgetProbe:
-    """Fits a run to a time budget: shortens it when the steps left would not fit, never lengthens it.
+    """Fits a run to a time budget: never more steps than planned, never (by more than ``slack`` of the
+    budget) more time than the budget.
 
     The first look comes once WARMUP_STEPS + PROBE_STEPS steps are done and PROBE_SHARE of the budget is
     spent (or, when steps are slow and the budget short, once half of it is spent), and times only the
-    later half of the steps so far (never the first WARMUP_STEPS): on a GPU the first steps of each new batch
-    shape pay for kernel selection and memory growth, and length-grouped batches have many shapes (timing
-    steps 5 to 25 alone once cut a 4-epoch GPU run to a quarter of its steps, when all of them would have
-    fitted). Then it looks again each time another PROBE_SHARE of the budget is spent, timing the steps since
-    its last look, and shortens the run again if it would overrun by more than ``slack`` of the budget (a
-    CPU run given 40 minutes once took 45)."""
+    later half of the steps so far (never the first WARMUP_STEPS). Then it looks again each time another
+    PROBE_SHARE of the budget is spent, timing the steps since its last look, and moves the end again if
+    the run would overrun by more than ``slack`` of the budget, or (while short of its planned steps)
+    finish more than ``slack`` early. A GPU speeds up for hundreds of steps, as it meets each batch shape
+    for the first time (length-grouped batches have many): timing steps 5 to 25 alone once cut a
+    4-epoch run to a quarter of its steps when all of them would have fitted. A CPU run given 40 minutes
+    once took 45."""
 
     def __init__(self, budget_s: float, device: torch.device, began: float,
                  clock: Callable[[], float] = time.perf_counter, slack: float = 0.02) -> None:
@@ -193,9 +209,10 @@ class _BudgetProbe:
         self.look: tuple[int, float] | None = None  # after it: (steps done, time) at the last look
         self.per_step = 0.0
 
-    def steps_that_fit(self, done: int, step: int, total: int) -> int | None:
-        """Called before each step (``done`` steps into this invocation, ``step`` overall, ``total``
-        planned): the step count that fits the budget when this step is a look, else None."""
+    def steps_that_fit(self, done: int, step: int, total: int, planned: int) -> int | None:
+        """Called before each step (``done`` steps into this invocation, ``step`` overall, ``total`` now
+        the end, ``planned`` the end without a budget): the new end when this step is a look that moves
+        it, else None."""
         now = self.clock()
         if self.look is None:
             self.marks.append(now)
@@ -215,9 +232,13 @@ class _BudgetProbe:
         first = self.look is None
         self.look, self.marks = (done, now), []
         left = max(0.0, self.budget_s - (now - self.began))
-        if not first and (total - step) * self.per_step <= left + self.slack * self.budget_s:
-            return None
-        return step + int(left / self.per_step)
+        fits = min(planned, step + int(left / self.per_step))
+        if first:
+            return fits if fits < total else None
+        over = (total - step) * self.per_step - left  # seconds past the budget at the present end
+        if over > self.slack * self.budget_s or (total < planned and -over > self.slack * self.budget_s):
+            return fits if fits != total else None
+        return None
 
 
 def checked_device(name: str) -> torch.device:
@@ -277,6 +298,7 @@ def train_reader(
     total = int(len(schedule) * config.epochs / epochs)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
+    planned = total
     plan = _Plan(total, config.warmup_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan.factor)
     step = 0
@@ -308,13 +330,13 @@ def train_reader(
     running = None
     while step < total:
         if probe is not None:
-            fits = probe.steps_that_fit(step - first_step, step, total)
-            if fits is not None and fits < total:
+            fits = probe.steps_that_fit(step - first_step, step, total, planned)
+            if fits is not None and fits != total:
                 log(f"time budget {config.time_budget_s:.0f}s at {probe.per_step:.3f}s/step: "
-                    f"{fits} steps instead of {total}")
+                    f"{fits} steps instead of {total}" + (f" (of {planned} planned)" if fits < planned else ""))
                 total = fits
                 if first_step == 0:
-                    plan.set_total(total)  # a resumed run keeps the schedule it started with
+                    plan.move(total, step)  # a resumed run keeps the schedule it started with
                 bar.total = total
                 write_config()
                 if step >= total:
