@@ -193,11 +193,12 @@ class _BudgetProbe:
     budget) more time than the budget.
 
     The first look comes once WARMUP_STEPS + PROBE_STEPS steps are done and PROBE_SHARE of the budget is
-    spent (or, when steps are slow and the budget short, once half of it is spent), and times only the
-    later half of the steps so far (never the first WARMUP_STEPS). Then it looks again each time another
-    PROBE_SHARE of the budget is spent, timing the steps since its last look, and moves the end again if
-    the run would overrun by more than ``slack`` of the budget, or (while short of its planned steps)
-    finish more than ``slack`` early. A GPU speeds up for hundreds of steps, as it meets each batch shape
+    spent (or, when steps are slow and the budget short, once half of it is spent). Then it looks again
+    each time another PROBE_SHARE of the budget is spent. Each look times the later half of the steps so
+    far (never the first WARMUP_STEPS): many steps, as batch lengths vary, yet not the slow early ones;
+    later looks take the steps since the last look instead when those were slower.
+    After the first look it moves the end again only if the run would overrun by more than ``slack`` of
+    the budget, or (while short of its planned steps) finish more than ``slack`` early. A GPU speeds up for hundreds of steps, as it meets each batch shape
     for the first time (length-grouped batches have many): timing steps 5 to 25 alone once cut a
     4-epoch run to a quarter of its steps when all of them would have fitted. A CPU run given 40 minutes
     once took 45."""
@@ -205,8 +206,8 @@ class _BudgetProbe:
     def __init__(self, budget_s: float, device: torch.device, began: float,
                  clock: Callable[[], float] = time.perf_counter, slack: float = 0.02) -> None:
         self.budget_s, self.device, self.began, self.clock, self.slack = budget_s, device, began, clock, slack
-        self.marks: list[float] = []  # before the first look: the time before each step of this invocation
-        self.look: tuple[int, float] | None = None  # after it: (steps done, time) at the last look
+        self.marks: list[float] = []  # the time before each step of this invocation
+        self.look: tuple[int, float] | None = None  # (steps done, time) at the last look
         self.per_step = 0.0
 
     def steps_that_fit(self, done: int, step: int, total: int, planned: int) -> int | None:
@@ -214,31 +215,30 @@ class _BudgetProbe:
         the end, ``planned`` the end without a budget): the new end when this step is a look that moves
         it, else None."""
         now = self.clock()
+        self.marks.append(now)
         if self.look is None:
-            self.marks.append(now)
             spent = now - self.began
             probed = done >= WARMUP_STEPS + PROBE_STEPS and spent >= PROBE_SHARE * self.budget_s
             if not probed and not (done > WARMUP_STEPS and spent >= 0.5 * self.budget_s):  # slow steps, short budget
                 return None
-            since = max(WARMUP_STEPS, done // 2)
-            since_time = self.marks[since]
-        else:
-            since, since_time = self.look
-            if now - since_time < PROBE_SHARE * self.budget_s or done == since:
-                return None
+        elif now - self.look[1] < PROBE_SHARE * self.budget_s:
+            return None
+        since = max(WARMUP_STEPS, done // 2)
+        since_time = self.marks[since]
         _synchronize(self.device)
         now = self.clock()
         self.per_step = (now - since_time) / (done - since)
         first = self.look is None
-        self.look, self.marks = (done, now), []
+        if not first:  # the pace since the last look, if slower: a machine that slows down is seen at once
+            self.per_step = max(self.per_step, (now - self.look[1]) / max(1, done - self.look[0]))
+        self.look = (done, now)
         left = max(0.0, self.budget_s - (now - self.began))
         fits = min(planned, step + int(left / self.per_step))
         if first:
             return fits if fits < total else None
         over = (total - step) * self.per_step - left  # seconds past the budget at the present end
-        if over > self.slack * self.budget_s or (total < planned and -over > self.slack * self.budget_s):
-            return fits if fits != total else None
-        return None
+        moves = over > self.slack * self.budget_s or (total < planned and -over > self.slack * self.budget_s)
+        return fits if moves and abs(fits - total) * self.per_step > self.slack * self.budget_s else None
 
 
 def checked_device(name: str) -> torch.device:
