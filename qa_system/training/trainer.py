@@ -178,7 +178,7 @@ class _Plan:
             return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
         at, here = self.anchor
         if step < self.warmup:  # still warming up: from here to 1 at the warm-up's end
-            return here + (1.0 - here) * (step - at) / (self.warmup - at)
+            return here + (1.0 - here) * (step - at) / max(1, self.warmup - at)
         top = 1.0 if self.warmup > at else here
         return max(0.0, top * (self.total - step) / max(1, self.total - self.warmup))
 
@@ -196,12 +196,13 @@ class _BudgetProbe:
     spent (or, when steps are slow and the budget short, once half of it is spent). Then it looks again
     each time another PROBE_SHARE of the budget is spent. Each look times the later half of the steps so
     far (never the first WARMUP_STEPS): many steps, as batch lengths vary, yet not the slow early ones;
-    later looks take the steps since the last look instead when those were slower.
-    After the first look it moves the end again only if the run would overrun by more than ``slack`` of
-    the budget, or (while short of its planned steps) finish more than ``slack`` early. A GPU speeds up for hundreds of steps, as it meets each batch shape
-    for the first time (length-grouped batches have many): timing steps 5 to 25 alone once cut a
-    4-epoch run to a quarter of its steps when all of them would have fitted. A CPU run given 40 minutes
-    once took 45."""
+    later looks take the steps since the last look instead when those were slower. After the first
+    look it moves the end again only if the run would overrun by more than ``slack`` of the budget, or
+    (while short of its planned steps) finish more than ``slack`` early.
+
+    A GPU speeds up for hundreds of steps, as it meets each batch shape for the first time
+    (length-grouped batches have many): timing steps 5 to 25 alone once cut a 4-epoch run to a quarter
+    of its steps when all of them would have fitted. A CPU run given 40 minutes once took 45."""
 
     def __init__(self, budget_s: float, device: torch.device, began: float,
                  clock: Callable[[], float] = time.perf_counter, slack: float = 0.02) -> None:
