@@ -202,7 +202,7 @@ class _BudgetProbe:
 
     A GPU speeds up for hundreds of steps, as it meets each batch shape for the first time
     (length-grouped batches have many): timing steps 5 to 25 alone once cut a 4-epoch run to a quarter
-    of its steps when all of them would have fitted. A CPU run given 40 minutes once took 45."""
+    of its steps when all of them would have fitted."""
 
     def __init__(self, budget_s: float, device: torch.device, began: float,
                  clock: Callable[[], float] = time.perf_counter, slack: float = 0.02) -> None:
