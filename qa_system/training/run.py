@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from ..qa_datasets import QAExample, load_examples
 from ..reader.windows import check_tokenizer_windows
 from .features import TrainWindow, build_windows
+from .folders import check_run_output
 from .recipe import load_recipe_data
 from .trainer import TrainConfig, train_reader
 
@@ -70,6 +71,7 @@ def run_training(
 ) -> Path:
     from transformers import AutoTokenizer
 
+    check_run_output(config.output_dir)  # before minutes of tokenising, as the CLI does
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     check_tokenizer_windows(tokenizer, config.max_length, config.stride)  # before minutes of tokenising
     began = time.perf_counter()

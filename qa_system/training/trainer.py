@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from .features import TrainWindow
-from .folders import atomic_save_dir, check_model_output
+from .folders import atomic_save_dir, check_model_output, check_run_output
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,7 @@ def train_reader(
         torch.set_num_threads(config.torch_threads)
     device = checked_device(config.device)
     torch.manual_seed(config.seed)
-    out = Path(config.output_dir)
+    out = check_run_output(config.output_dir)  # a folder of other things is refused
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint"
     # fp32 master weights whatever the folder stores (the shipped reader is fp16)

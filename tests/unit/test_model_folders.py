@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from qa_system.errors import ConfigError
+from qa_system.training.features import TrainWindow
 from qa_system.training.folders import atomic_save_dir, check_model_output, check_run_output
 
 
@@ -73,3 +74,19 @@ def test_a_run_folder_is_new_empty_or_an_earlier_run(tmp_path: Path) -> None:
     (tmp_path / "docs" / "report.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not a train-reader run folder"):
         check_run_output(tmp_path / "docs")
+
+
+def test_the_python_api_refuses_a_folder_of_other_things_as_a_run_folder(tmp_path: Path) -> None:
+    from qa_system.training.run import TrainingData, run_training
+    from qa_system.training.trainer import TrainConfig, train_reader
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "report.txt").write_text("mine")
+    config = TrainConfig(output_dir=str(docs), base_model="not-loaded")
+    with pytest.raises(ConfigError, match="not a train-reader run folder"):
+        run_training(config, TrainingData([], []))  # before the tokenizer is even loaded
+    window = TrainWindow((101, 102), (0, 0), start=0, end=0, group=0, context_first=1, context_last=1)
+    with pytest.raises(ConfigError, match="not a train-reader run folder"):
+        train_reader(config, [window], tokenizer=None)
+    assert [p.name for p in docs.iterdir()] == ["report.txt"]
