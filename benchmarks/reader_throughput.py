@@ -4,8 +4,9 @@ Same model folder, same questions, same passages (each SQuAD v1.1 dev question w
 paragraph and 9 other paragraphs of the same article, shuffled), same torch thread count:
 
   (a) ours: qa_system's ExtractiveReader, several questions per read_batch() call (batched
-      windows), and one question per call; with --int8 also batched with int8 dynamic
-      quantisation (ExtractiveReader(quantize=True));
+      windows), and one question per call, both in fp32; with --int8 also batched with int8
+      dynamic quantisation, with --bf16 also batched under bfloat16 autocast (the product's
+      default where the CPU computes bf16 natively);
   (b) the book's plain loop (NLP with Transformers, ch. 7): tokenizer + AutoModelForQuestionAnswering,
       one passage at a time, argmax of start and end logits, best passage by start+end logit;
   (c) Haystack's extractive reader — haystack-ai 3.x with transformers-haystack's
@@ -18,6 +19,7 @@ the same questions (no-answer disabled everywhere: the best span is the answer).
     .venv/bin/python benchmarks/reader_throughput.py                # full: 100 questions
     .venv/bin/python benchmarks/reader_throughput.py --quick        # smoke test: 4 questions
     .venv/bin/python benchmarks/reader_throughput.py --int8 --skip-haystack   # int8 against fp32
+    .venv/bin/python benchmarks/reader_throughput.py --int8 --bf16 --skip-haystack   # both, against fp32
 """
 
 from __future__ import annotations
@@ -64,12 +66,13 @@ def build_jobs(datasets: Path, n: int, k: int, seed: int) -> list[dict]:
 
 
 def run_ours(model: str, jobs: list[dict], threads: int, per_call: int, warmup: int,
-             quantize: bool = False) -> tuple[float, dict]:
+             precision: str = "fp32") -> tuple[float, dict]:
     from qa_system.config import load_settings
     from qa_system.reader import ExtractiveReader
     from qa_system.types import Passage
 
-    reader = ExtractiveReader(model, settings=load_settings(torch_threads=threads), quantize=quantize).load()
+    reader = ExtractiveReader(model, settings=load_settings(torch_threads=threads),
+                             precision=precision).load()
 
     def passages(job: dict) -> list[Passage]:
         return [Passage(i, f"{job['id']}-{i}", "bench", None, t, 0, len(t), 1.0) for i, t in enumerate(job["passages"])]
@@ -164,6 +167,7 @@ def main() -> None:
     ap.add_argument("--haystack-venv", type=Path, default=Path("/tmp/haystack-venv"))
     ap.add_argument("--skip-haystack", action="store_true")
     ap.add_argument("--int8", action="store_true", help="also (a) batched with int8 dynamic quantisation")
+    ap.add_argument("--bf16", action="store_true", help="also (a) batched under bfloat16 autocast")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--quick", action="store_true", help="smoke test: 4 questions, 1 warm-up")
@@ -187,12 +191,15 @@ def main() -> None:
 
     runs: list[tuple[str, float, dict]] = []
     seconds, answers = run_ours(model, jobs, threads, args.batch_questions, args.warmup)
-    runs.append((f"(a) ours, ExtractiveReader, {args.batch_questions} questions per call", seconds, answers))
+    runs.append((f"(a) ours, ExtractiveReader fp32, {args.batch_questions} questions per call", seconds, answers))
     seconds, answers = run_ours(model, jobs, threads, 1, args.warmup)
-    runs.append(("(a) ours, ExtractiveReader, 1 question per call", seconds, answers))
+    runs.append(("(a) ours, ExtractiveReader fp32, 1 question per call", seconds, answers))
     if args.int8:
-        seconds, answers = run_ours(model, jobs, threads, args.batch_questions, args.warmup, quantize=True)
-        runs.append((f"(a) ours, int8 (quantize=True), {args.batch_questions} questions per call", seconds, answers))
+        seconds, answers = run_ours(model, jobs, threads, args.batch_questions, args.warmup, precision="int8")
+        runs.append((f"(a) ours, int8 dynamic quantisation, {args.batch_questions} questions per call", seconds, answers))
+    if args.bf16:
+        seconds, answers = run_ours(model, jobs, threads, args.batch_questions, args.warmup, precision="bf16")
+        runs.append((f"(a) ours, bf16 autocast, {args.batch_questions} questions per call", seconds, answers))
     seconds, answers = run_book_loop(model, jobs, threads, max_length, args.warmup)
     runs.append(("(b) book loop, one passage at a time", seconds, answers))
     haystack = None

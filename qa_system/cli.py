@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from .config import Settings, load_settings
 from .errors import QASystemError
+from .hardware import READER_PRECISIONS
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
 
@@ -68,7 +69,7 @@ def _answer_json(result: Any) -> dict[str, Any]:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     qa = _open(args, reader_model=args.reader_model, no_answer_threshold=args.no_answer_threshold,
-               retrieval_weight=args.retrieval_weight)
+               retrieval_weight=args.retrieval_weight, reader_precision=args.reader_precision)
     with qa:
         result = qa.ask(args.question, top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
                         filters=_parse_filters(args.filter))
@@ -171,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k-reader", type=int)
     p.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata filter (repeatable)")
     p.add_argument("--reader-model", help="a Hugging Face QA model name or folder (default: the packaged reader)")
+    p.add_argument("--reader-precision", choices=list(READER_PRECISIONS),
+                   help="fp32, bf16 (autocast), int8 (dynamic quantisation, CPU), or auto: bf16 where the "
+                        f"hardware computes it natively (default: {Settings().reader_precision}, or "
+                        "QA_SYSTEM_READER_PRECISION)")
     p.add_argument("--no-answer-threshold", type=float, metavar="MARGIN",
                    help="answer only when the best span beats the no-answer score by more than this "
                         "(default: the value fitted with the reader model)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .hardware import READER_PRECISIONS
 
 ENV_PREFIX = "QA_SYSTEM_"
 DEFAULT_STORE_DIR = Path(".qa_store")
@@ -41,6 +42,9 @@ class Settings:
     max_file_bytes: int = 50 * 1024 * 1024
     device: str = "cpu"
     torch_threads: int | None = None
+    # how the reader computes: fp32; bf16 (autocast); int8 (dynamic quantisation of the Linear
+    # layers, CPU only); auto = bf16 where the hardware computes it natively, else fp32
+    reader_precision: str = "auto"
 
     @property
     def resolved_db_url(self) -> str:
@@ -92,6 +96,9 @@ def _validated(settings: Settings) -> Settings:
                                   or not math.isfinite(threshold)):
         raise ConfigError(f"no_answer_threshold must be a finite number, got {threshold!r}")
     check_retrieval_weight(settings.retrieval_weight)
+    if settings.reader_precision not in READER_PRECISIONS:
+        raise ConfigError(f"reader_precision must be one of {', '.join(READER_PRECISIONS)}, "
+                          f"got {settings.reader_precision!r}")
     return settings
 
 

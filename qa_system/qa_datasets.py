@@ -127,6 +127,25 @@ def split_by_group(
     return keep, out
 
 
+def merge_duplicates(examples: Iterable[QAExample]) -> list[QAExample]:
+    """One example per id, in first-seen order. Copies of one question on one context (e.g. a
+    SubjQA pair annotated in both train.csv and dev.csv) become one example whose gold answers
+    are all of theirs: every annotated span is a gold answer, as within one CSV file. An id that
+    comes back with another question or context is an InputError naming it: scoring keys gold
+    answers by id, so two different examples under one id cannot both be scored."""
+    merged: dict[str, QAExample] = {}
+    for e in examples:
+        first = merged.get(e.id)
+        if first is None:
+            merged[e.id] = e
+            continue
+        if (first.question, first.context) != (e.question, e.context):
+            raise InputError(f"question id {e.id!r} is used twice for different questions or contexts")
+        answers = first.answers + tuple(a for a in e.answers if a not in first.answers)
+        merged[e.id] = QAExample(first.id, first.group, first.question, first.context, answers)
+    return list(merged.values())
+
+
 def dedupe_by_id(examples: Iterable[QAExample]) -> list[QAExample]:
     seen: set[str] = set()
     unique = []

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
+from ..errors import InputError
 from ..qa_datasets import QAExample
 from ..types import Passage, ReaderResult
 from .squad_metrics import SquadScores, evaluate, max_over_gold, f1_score
@@ -65,7 +66,12 @@ def predictions(run: ReaderRun, threshold: float) -> dict[str, str]:
 
 
 def gold_answers(examples: Sequence[QAExample]) -> dict[str, list[str]]:
-    return {e.id: [a.text for a in e.answers] for e in examples}
+    gold = {e.id: [a.text for a in e.answers] for e in examples}
+    if len(gold) != len(examples):
+        # keyed by id, two examples under one id would be scored against one of them, twice
+        raise InputError(f"{len(examples) - len(gold)} question ids occur more than once: "
+                         "merge the examples first (qa_system.qa_datasets.merge_duplicates)")
+    return gold
 
 
 def score_run(run: ReaderRun, examples: Sequence[QAExample], threshold: float) -> SquadScores:

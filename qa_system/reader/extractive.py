@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from ..config import Settings
 from ..errors import ConfigError, InputError, NotLoadedError, QuestionError
+from ..hardware import READER_PRECISIONS, resolve_precision
 from ..types import Passage, ReaderResult
 from .answers import WindowLogits, decode_question
 from .inference import load_pretrained, prepare_model, run_windows
@@ -46,13 +47,15 @@ class ExtractiveReader:
     that mean anything), pass ``retrieval_weight=0`` to rank by the reader's score alone.
     ``settings.torch_threads`` (process-wide in torch) and ``settings.device`` apply at ``load()``.
 
-    ``quantize`` applies int8 dynamic quantisation (per-channel weight scales) to the Linear
-    layers (CPU only); ``bf16`` runs the model under bfloat16 autocast. Both are off by default.
-    Measured on the 2-core AMD EPYC (AVX2, no AVX-512/AMX) development machine with the shipped
-    reader on gold contexts: int8 read 1.2x to 1.7x faster but lost 3.3 F1 points on SubjQA
-    electronics test and 2.1 on held-out SQuAD, changing the top answer of 33% and 27% of the
-    questions (model card, "Inference precision"); bf16 was about 6x slower there (no native
-    bf16), with the same top answers. Enable them only after measuring on the target hardware.
+    ``precision`` (else ``settings.reader_precision``, default ``auto``): ``fp32``; ``bf16``
+    (bfloat16 autocast); ``int8`` (dynamic quantisation of the Linear layers, per-channel weight
+    scales, CPU only); ``auto`` is ``bf16`` where the hardware computes it natively (AVX512-BF16 or
+    AMX CPUs, bf16-capable CUDA GPUs) and ``fp32`` elsewhere. ``quantize=True`` / ``bf16=True``
+    are the older spellings of ``int8`` / ``bf16`` and win over ``precision``. Measured with the
+    shipped reader on gold contexts (model card, "Inference precision"): on a 2-core AMD EPYC with
+    AVX512-BF16, bf16 read 2.0x to 2.1x faster than fp32 and changed 0.7% of the answers (dev F1
+    -0.26); int8 read 2.3x to 2.6x faster but changed 13% to 20% of them (dev F1 -1.5), so it is
+    never chosen by ``auto``. Without native bf16 (AVX2 only), bf16 was about 6x slower.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class ExtractiveReader:
         retrieval_weight: float | None = None,
         quantize: bool = False,
         bf16: bool = False,
+        precision: str | None = None,
     ) -> None:
         self._settings = settings if settings is not None else Settings()
         self._model_name = (
@@ -85,8 +89,13 @@ class ExtractiveReader:
             "no_answer_threshold": no_answer_threshold,
             "retrieval_weight": retrieval_weight,
         }
-        self._quantize = quantize
-        self._bf16 = bf16
+        # quantize / bf16 (older keywords) win over precision, which wins over settings.reader_precision
+        requested = "int8" if quantize else "bf16" if bf16 else precision or self._settings.reader_precision
+        if requested not in READER_PRECISIONS:
+            raise ConfigError(f"reader precision must be one of {', '.join(READER_PRECISIONS)}, got {requested!r}")
+        self._requested_precision = requested
+        self._quantize = quantize or requested == "int8"
+        self._bf16 = bf16 or requested == "bf16"
         self._state: _Loaded | None = None
         self._load_lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
@@ -135,7 +144,17 @@ class ExtractiveReader:
                 self._install(tokenizer, model, load_reader_config(self._model_name))
         return self
 
+    @property
+    def precision(self) -> str:
+        """How the model computes: ``fp32``, ``bf16`` or ``int8`` (``auto`` resolved for this
+        machine and device)."""
+        if self._requested_precision != "auto":
+            return self._requested_precision
+        return resolve_precision("auto", self._settings.device)
+
     def _install(self, tokenizer: Any, model: Any, file_config: ReaderModelConfig) -> None:
+        if self._requested_precision == "auto":
+            self._bf16 = self.precision == "bf16"
         limit = getattr(tokenizer, "model_max_length", None)
         params = resolve_params(
             self._settings,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_EMBEDDING_MODEL
 from ..errors import ConfigError
+from ..hardware import READER_PRECISIONS, resolve_precision
 from .folders import check_model_output, check_run_output
 from .recipe import RECIPES
 
@@ -73,6 +74,9 @@ def add_eval_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--doc-stride", type=int)
     p.add_argument("--limit", type=int, help="evaluate on the first N questions of each file")
     p.add_argument("--json", type=Path, help="write the scores to this JSON file")
+    p.add_argument("--reader-precision", choices=list(READER_PRECISIONS), default="fp32",
+                   help="how the reader computes while scoring (default fp32, so that scores compare across "
+                        "machines; auto, bf16 or int8 to measure what a deployment with that setting gets)")
 
 
 def add_fit_threshold_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,6 +87,9 @@ def add_fit_threshold_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datasets", default="../shared/datasets", help="folder of the public datasets (recipe only)")
     p.add_argument("--print-only", action="store_true",
                    help="print the fitted threshold without writing it (use it as QA_SYSTEM_NO_ANSWER_THRESHOLD)")
+    p.add_argument("--reader-precision", choices=list(READER_PRECISIONS), default="fp32",
+                   help="how the reader computes while scoring (default fp32, so that scores compare across "
+                        "machines; auto, bf16 or int8 to measure what a deployment with that setting gets)")
 
 
 def add_average_readers_arguments(p: argparse.ArgumentParser) -> None:
@@ -108,24 +115,8 @@ def _base_model_path(name: str) -> str:
     return resolve_embedding_model(name)
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively; elsewhere bf16 autocast is emulated and slow
-    (measured here on an AVX2-only AMD EPYC: about 10x slower than fp32 per training step)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
-
-
 def _use_bf16(precision: str, device: str) -> bool:
-    if precision != "auto":
-        return precision == "bf16"
-    if device.startswith("cuda"):
-        import torch
-
-        return bool(torch.cuda.is_bf16_supported())
-    return cpu_has_native_bf16()
+    return resolve_precision(precision, device) == "bf16"
 
 
 def _training_device(name: str) -> str:
@@ -175,11 +166,11 @@ def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[st
                     device: str = "cpu", overwrite_export: bool = False) -> None:
     """Fit the no-answer threshold, score the held-out sets, optionally export an fp16 copy."""
     from ..config import Settings
-    from ..qa_datasets import load_examples
+    from ..qa_datasets import load_examples, merge_duplicates
     from .finalize import export_half_precision, fit_and_save_threshold
 
-    settings = Settings(device=device)
-    dev = [e for f in dev_files for e in load_examples(f)] or data.eval
+    settings = Settings(device=device, reader_precision="fp32")  # scores that compare across machines
+    dev = merge_duplicates(e for f in dev_files for e in load_examples(f)) or data.eval
     if dev:
         fit = fit_and_save_threshold(model_dir, dev, settings=settings)
         print(f"no-answer threshold {fit.threshold:.3f} (dev F1 {fit.f1:.3f} on {fit.examples} questions)")
@@ -196,11 +187,12 @@ def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[st
 
 def _evaluate(model: str, examples: list, threshold: float | None, max_seq_length: int | None,
               doc_stride: int | None, settings: Any = None) -> dict:
+    from ..config import Settings
     from ..evaluation.reader_eval import run_reader, score_run
     from ..reader import ExtractiveReader
 
-    reader = ExtractiveReader(model, settings=settings, max_seq_length=max_seq_length, doc_stride=doc_stride,
-                              no_answer_threshold=threshold).load()
+    reader = ExtractiveReader(model, settings=settings or Settings(reader_precision="fp32"),
+                              max_seq_length=max_seq_length, doc_stride=doc_stride, no_answer_threshold=threshold).load()
     used = reader.params.no_answer_threshold
     scores = score_run(run_reader(reader, examples, progress=True), examples, used)
     return {"threshold": used, **asdict(scores)}
@@ -217,7 +209,8 @@ def _print_scores(name: str, s: dict) -> None:
 
 def fit_threshold_command(args: argparse.Namespace) -> int:
     """Re-fit a model folder's no-answer threshold on dev data (e.g. your own domain's)."""
-    from ..qa_datasets import load_examples
+    from ..config import Settings
+    from ..qa_datasets import load_examples, merge_duplicates
     from ..reader.model_config import load_reader_config, reader_config_path
     from .finalize import fit_and_save_threshold, require_model_folder
     from .recipe import load_recipe_data
@@ -226,12 +219,14 @@ def fit_threshold_command(args: argparse.Namespace) -> int:
     dev = [e for f in args.files for e in load_examples(f)]
     if args.recipe:
         dev += load_recipe_data(args.recipe, args.datasets).threshold_dev
+    dev = merge_duplicates(dev)  # a question in two files is one question, with the gold answers of both
     if not dev:
         raise ConfigError("give dev FILEs or --recipe NAME to fit the threshold on")
     saved = load_reader_config(args.model)  # a corrupt file stops here, before anything is overwritten
     before = f"{saved.no_answer_threshold:.3f}" if reader_config_path(args.model).is_file() else "not set"
     fit = fit_and_save_threshold(args.model, dev, max_seq_length=saved.max_seq_length or 384,
-                                 doc_stride=saved.doc_stride or 128, save=not args.print_only)
+                                 doc_stride=saved.doc_stride or 128, save=not args.print_only,
+                                 settings=Settings(reader_precision=args.reader_precision))
     where = ("not written (--print-only): set QA_SYSTEM_NO_ANSWER_THRESHOLD to use it" if args.print_only
              else f"written to {reader_config_path(args.model)}")
     print(f"no-answer threshold {fit.threshold:.3f} (was {before}); dev F1 {fit.f1:.3f} on {fit.examples} "
@@ -240,14 +235,16 @@ def fit_threshold_command(args: argparse.Namespace) -> int:
 
 
 def eval_reader_command(args: argparse.Namespace) -> int:
-    from ..qa_datasets import load_examples
+    from ..config import Settings
+    from ..qa_datasets import load_examples, merge_duplicates
 
     results = {}
     for f in args.files:
-        examples = load_examples(f)
+        examples = merge_duplicates(load_examples(f))
         if args.limit:
             examples = examples[: args.limit]
-        results[f] = _evaluate(args.model, examples, args.threshold, args.max_seq_length, args.doc_stride)
+        results[f] = _evaluate(args.model, examples, args.threshold, args.max_seq_length, args.doc_stride,
+                               settings=Settings(reader_precision=args.reader_precision))
         _print_scores(f, results[f])
     if args.json:
         args.json.write_text(json.dumps({"model": args.model, "results": results}, indent=2))

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..config import Settings
 from ..errors import ConfigError
 from ..evaluation.reader_eval import ThresholdFit, fit_threshold, run_reader
 from ..reader import ExtractiveReader, ReaderModelConfig, save_reader_config
@@ -19,9 +20,10 @@ def fit_and_save_threshold(
     progress: bool = True, reader: Any = None, save: bool = True, settings: Any = None,
 ) -> ThresholdFit:
     """Read ``dev`` with the model at ``model_dir``, pick the F1-maximising no-answer threshold
-    and (``save``) store it, with the window settings, in the folder's ``qa_system_reader.json``."""
+    and (``save``) store it, with the window settings, in the folder's ``qa_system_reader.json``.
+    Without ``settings`` the reader computes in fp32, so that a fit compares across machines."""
     reader = reader or ExtractiveReader(
-        str(model_dir), settings=settings, max_seq_length=max_seq_length, doc_stride=doc_stride,
+        str(model_dir), settings=settings or Settings(reader_precision="fp32"), max_seq_length=max_seq_length, doc_stride=doc_stride,
         no_answer_threshold=0.0,
     ).load()
     fit = fit_threshold(run_reader(reader, dev, progress=progress), dev)
@@ -35,7 +37,7 @@ def fit_and_save_threshold(
     (Path(model_dir) / "threshold_fit.json").write_text(json.dumps(
         {"method": "max F1 over every margin on the dev set (SQuAD 2.0 best_f1_thresh)",
          "threshold": fit.threshold, "dev_f1_at_threshold": fit.f1, "dev_examples": fit.examples,
-         "dev_has_answer": fit.has_answer}, indent=2))
+         "dev_has_answer": fit.has_answer, "reader_precision": getattr(reader, "precision", None)}, indent=2))
     return fit
 
 

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..qa_datasets import GoldAnswer, QAExample, dedupe_by_id, load_squad_json, load_subjqa_csv
+from ..qa_datasets import GoldAnswer, QAExample, dedupe_by_id, load_squad_json, load_subjqa_csv, merge_duplicates
 
 SUBJQA_TRAIN_DOMAINS = ("electronics", "grocery", "restaurants", "tripadvisor")
 SUBJQA_DEV_DOMAINS = ("electronics", "grocery", "restaurants", "tripadvisor", "books", "movies")
@@ -204,8 +204,9 @@ def _held_out(root: Path, train: list[tuple[QAExample, int]], threshold_dev: lis
         threshold_dev = threshold_dev + load_subjqa_csv(root / "subjqa" / domain / "dev.csv")
     subjqa_test = load_subjqa_csv(root / "subjqa/electronics/test.csv")
     seen = {_pair(e) for e, _ in train}
-    # SubjQA's dev splits repeat some (question, review) pairs of train: not usable for fitting.
-    threshold_dev = [e for e in threshold_dev if _pair(e) not in seen]
+    # SubjQA's dev splits repeat some (question, review) pairs of train: not usable for fitting. A
+    # pair of a held-out train product can also be in the dev split: one example, both annotations.
+    threshold_dev = merge_duplicates(e for e in threshold_dev if _pair(e) not in seen)
     _check_disjoint(seen, squad_test + subjqa_test)
     return ReaderData(train, threshold_dev, squad_test, subjqa_test)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import ConfigError
-from ..qa_datasets import QAExample, load_examples
+from ..qa_datasets import QAExample, load_examples, merge_duplicates
 from ..reader.windows import check_tokenizer_windows
 from .features import TrainWindow, build_windows
 from .folders import check_run_output
@@ -32,15 +32,13 @@ def data_from_files(train_files: Sequence[str], eval_files: Sequence[str], eval_
         # SubjQA annotators mark different spans: train on up to 3 per question.
         n_answers = 3 if str(f).lower().endswith(".csv") else 1
         train.extend((e, n_answers) for e in load_examples(f))
-    held: list[QAExample] = []
-    for f in eval_files:
-        held.extend(load_examples(f))
+    held = merge_duplicates(e for f in eval_files for e in load_examples(f))
     if not held and eval_fraction > 0:
         groups = sorted({e.group for e, _ in train})
         random.Random(seed).shuffle(groups)
         n_held = max(1, int(len(groups) * eval_fraction)) if len(groups) > 1 else 0
         out = set(groups[:n_held])
-        held = [e for e, _ in train if e.group in out]
+        held = merge_duplicates(e for e, _ in train if e.group in out)
         train = [(e, n) for e, n in train if e.group not in out]
     if not train:
         raise ConfigError("no training examples in the given files")

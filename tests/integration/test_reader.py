@@ -78,8 +78,9 @@ def qa_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def reader(qa_model_dir: Path) -> ExtractiveReader:
-    # a small window so the document spans many windows
-    return ExtractiveReader(str(qa_model_dir), max_seq_length=64, doc_stride=16, top_n=4).load()
+    # a small window so the document spans many windows; fp32, so that scores compare to 1e-3
+    # (bf16, the default where it is native, rounds differently for different batch shapes)
+    return ExtractiveReader(str(qa_model_dir), max_seq_length=64, doc_stride=16, top_n=4, precision="fp32").load()
 
 
 def assert_same(a: ReaderResult, b: ReaderResult) -> None:
@@ -142,7 +143,7 @@ def test_batching_gives_the_same_answers(reader: ExtractiveReader, qa_model_dir:
     batched = reader.read_batch(QUESTIONS, passages)
     single = [reader.read(q, p) for q, p in zip(QUESTIONS, passages)]
     one_by_one = ExtractiveReader(
-        str(qa_model_dir), max_seq_length=64, doc_stride=16, top_n=4, batch_size=1
+        str(qa_model_dir), max_seq_length=64, doc_stride=16, top_n=4, batch_size=1, precision="fp32"
     ).load()
     unpadded = one_by_one.read_batch(QUESTIONS, passages)
     for a, b, c in zip(batched, single, unpadded):
@@ -233,3 +234,23 @@ def test_settings_feed_the_reader(qa_model_dir: Path) -> None:
     assert (from_settings.params.max_seq_length, from_settings.params.top_n) == (96, 2)
     assert from_settings.params.no_answer_threshold == 0.0  # no qa_system_reader.json
     assert len(from_settings.read(QUESTIONS[0], overlapping_chunks()).answers) == 2
+
+
+def test_reader_precision_comes_from_settings_and_auto_follows_the_hardware(qa_model_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    import torch
+
+    from qa_system import hardware
+
+    int8 = ExtractiveReader(str(qa_model_dir), settings=Settings(reader_precision="int8")).load()
+    assert int8.precision == "int8"
+    assert any(callable(getattr(m, "weight", None)) and m.weight().dtype == torch.qint8
+               for m in int8._loaded().model.modules())
+    assert ExtractiveReader(str(qa_model_dir), settings=Settings(reader_precision="int8"), precision="fp32").precision == "fp32"
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda native=native: native)
+        auto = ExtractiveReader(str(qa_model_dir), settings=Settings(reader_precision="auto"),
+                                max_seq_length=64, doc_stride=16).load()
+        assert auto.precision == expected and auto._bf16 == (expected == "bf16")
+        assert_points_into_documents(auto.read(QUESTIONS[0], overlapping_chunks()), [DOCUMENT])
+    with pytest.raises(ConfigError, match="reader precision must be one of"):
+        ExtractiveReader(str(qa_model_dir), precision="fp16")

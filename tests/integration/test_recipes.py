@@ -78,6 +78,14 @@ def test_heldout_recipes_keep_a_fifth_of_subjqa_products_for_the_threshold(recip
         x.id for x in held}}
     assert sorted(e.id for e, _ in heldout.train if e.group in trained_products) == sorted(
         e.id for e, _ in reviews.train if e.group in trained_products)  # nothing else changes
+    # a held-out pair that the domain's dev.csv annotates again is one question with both files' spans
+    assert len(dev_ids) == len(heldout.threshold_dev)
+    dev_split = {e.id: e for d in SUBJQA_TRAIN_DOMAINS for e in load_subjqa_csv(DATASETS / "subjqa" / d / "dev.csv")}
+    by_id = {e.id: e for e in heldout.threshold_dev}
+    both = [e for e in held if e.id in dev_split]
+    assert both, "no held-out train pair is annotated again in a dev split"
+    for e in both:
+        assert set(by_id[e.id].answers) == set(e.answers) | set(dev_split[e.id].answers)
 
 
 def test_products_recipe_trains_on_half_the_held_out_products_and_replays_phase_2(recipes) -> None:

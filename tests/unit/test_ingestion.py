@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import pytest
 
 from qa_system import QASystem, QuestionError, load_settings
+from qa_system.errors import ConfigError
 from qa_system.ingestion import Ingestor
 from qa_system.types import Answer, Chunk, Document, Passage, ReaderResult
 from tests.store_suite import FakeEmbedder
@@ -128,3 +129,12 @@ def test_optional_int_settings_are_read_from_the_environment(monkeypatch: pytest
     monkeypatch.setenv("QA_SYSTEM_DB_URL", "sqlite:///x.db")
     settings = load_settings()
     assert settings.torch_threads == 1 and settings.db_url == "sqlite:///x.db"
+
+
+def test_reader_precision_is_read_from_the_environment_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().reader_precision == "auto"
+    monkeypatch.setenv("QA_SYSTEM_READER_PRECISION", "int8")
+    assert load_settings().reader_precision == "int8"
+    monkeypatch.setenv("QA_SYSTEM_READER_PRECISION", "fp16")
+    with pytest.raises(ConfigError, match="reader_precision must be one of auto, fp32, bf16, int8, got 'fp16'"):
+        load_settings()

@@ -8,7 +8,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from qa_system.evaluation.reader_eval import ReaderRun, fit_threshold, predictions
-from qa_system.qa_datasets import QAExample, GoldAnswer, load_squad_json, load_subjqa_csv
+from qa_system.errors import InputError
+from qa_system.evaluation.reader_eval import gold_answers
+from qa_system.qa_datasets import QAExample, GoldAnswer, load_squad_json, load_subjqa_csv, merge_duplicates
 from qa_system.training.features import TrainWindow, build_windows, label_window, truncate_questions
 from qa_system.training.run import windows_for
 from qa_system.training.trainer import grouped_batches, length_grouped_batches, shared_norm_loss
@@ -194,3 +196,18 @@ def test_training_refuses_a_tokenizer_that_drops_windows_before_writing_anything
     with pytest.raises(ConfigError, match=r"drops the rest of long passages \(tokenizers"):
         run_training(TrainConfig(output_dir=str(out), base_model="unused", max_length=384, stride=128), TrainingData([], []))
     assert not out.exists()
+
+
+def test_copies_of_one_question_merge_into_one_example_with_all_their_gold_answers() -> None:
+    ctx = "The battery lasts two days. The screen is sharp."
+    first = QAExample("p1", "item", "How is the battery?", ctx, ())
+    again = QAExample("p1", "item", "How is the battery?", ctx, (GoldAnswer("lasts two days", 12),))
+    other = QAExample("p2", "item", "How is the screen?", ctx, (GoldAnswer("sharp", 42),))
+    with pytest.raises(InputError, match="1 question ids occur more than once"):
+        gold_answers([first, again, other])
+    merged = merge_duplicates([first, other, again, again])
+    assert [e.id for e in merged] == ["p1", "p2"]
+    assert merged[0].answers == (GoldAnswer("lasts two days", 12),) and merged[1] == other
+    assert gold_answers(merged) == {"p1": ["lasts two days"], "p2": ["sharp"]}
+    with pytest.raises(InputError, match="'p2' is used twice for different questions or contexts"):
+        merge_duplicates([other, QAExample("p2", "item", "Is it heavy?", ctx, ())])
