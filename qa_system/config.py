@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .hardware import READER_PRECISIONS
+from .hardware import EMBEDDING_PRECISIONS, READER_PRECISIONS
 
 ENV_PREFIX = "QA_SYSTEM_"
 DEFAULT_STORE_DIR = Path(".qa_store")
@@ -45,6 +45,8 @@ class Settings:
     # how the reader computes: fp32; bf16 (autocast); int8 (dynamic quantisation of the Linear
     # layers, CPU only); auto = bf16 where the hardware computes it natively, else fp32
     reader_precision: str = "auto"
+    # how the embedder computes: fp32, bf16 (autocast), or auto = bf16 where native, else fp32
+    embedding_precision: str = "auto"
 
     @property
     def resolved_db_url(self) -> str:
@@ -96,9 +98,9 @@ def _validated(settings: Settings) -> Settings:
                                   or not math.isfinite(threshold)):
         raise ConfigError(f"no_answer_threshold must be a finite number, got {threshold!r}")
     check_retrieval_weight(settings.retrieval_weight)
-    if settings.reader_precision not in READER_PRECISIONS:
-        raise ConfigError(f"reader_precision must be one of {', '.join(READER_PRECISIONS)}, "
-                          f"got {settings.reader_precision!r}")
+    for name, allowed in (("reader_precision", READER_PRECISIONS), ("embedding_precision", EMBEDDING_PRECISIONS)):
+        if getattr(settings, name) not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(settings, name)!r}")
     return settings
 
 

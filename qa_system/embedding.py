@@ -9,6 +9,7 @@ import numpy as np
 
 from .config import DEFAULT_EMBEDDING_MODEL
 from .errors import ConfigError, NotLoadedError
+from .hardware import EMBEDDING_PRECISIONS, bf16_autocast, resolve_precision
 
 
 @runtime_checkable
@@ -48,15 +49,24 @@ def resolve_embedding_model(name: str) -> str:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model. Cheap to construct; `load()` reads the weights."""
 
-    def __init__(self, model_name: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu") -> None:
+    def __init__(self, model_name: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu",
+                 precision: str = "auto") -> None:
+        if precision not in EMBEDDING_PRECISIONS:
+            raise ConfigError(f"embedding precision must be one of {', '.join(EMBEDDING_PRECISIONS)}, got {precision!r}")
         self._name = model_name
         self._device = device
+        self._precision = precision
         self._model: Any = None
         self._lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
         return self._name
+
+    @property
+    def precision(self) -> str:
+        """``fp32`` or ``bf16`` (autocast while encoding; ``auto`` resolved for this machine)."""
+        return resolve_precision(self._precision, self._device)
 
     def load(self) -> "SentenceTransformerEmbedder":
         with self._lock:
@@ -96,12 +106,17 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._loaded.encode(
-            list(texts),
-            batch_size=batch_size,
-            show_progress_bar=progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        bf16 = self.precision == "bf16"
+        with bf16_autocast(self._device, bf16):
+            vectors = self._loaded.encode(
+                list(texts),
+                batch_size=batch_size,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if bf16:  # normalised in bf16: unit length again in fp32, so inner products are cosines
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 READER_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -28,3 +31,16 @@ def resolve_precision(precision: str, device: str) -> str:
 
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+@contextlib.contextmanager
+def bf16_autocast(device: str, enabled: bool) -> Iterator[None]:
+    """bfloat16 autocast on ``device`` while ``enabled``; nothing otherwise (torch is imported
+    only when it is needed)."""
+    if not enabled:
+        yield
+        return
+    import torch
+
+    with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
+        yield

@@ -59,7 +59,8 @@ class QASystem:
         with self._lock:
             if self._embedder is None:
                 self._embedder = SentenceTransformerEmbedder(
-                    self.settings.embedding_model, device=self.settings.device
+                    self.settings.embedding_model, device=self.settings.device,
+                    precision=self.settings.embedding_precision,
                 ).load()
             if self._store is None:
                 self._store = Store.open(

@@ -6,15 +6,15 @@ package stays cheap.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence, cast
+from typing import Any, Sequence, cast
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..hardware import bf16_autocast
 from .answers import WindowLogits
 from .windows import Window, pad_batch, plan_batches
 
@@ -90,17 +90,6 @@ def _has_half_weights(model: Any) -> bool:
     return callable(parameters) and any(p.dtype in (torch.float16, torch.bfloat16) for p in parameters())
 
 
-@contextlib.contextmanager
-def _precision(device: str, bf16: bool) -> Iterator[None]:
-    import torch
-
-    if not bf16:
-        yield
-        return
-    with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
-        yield
-
-
 def run_windows(
     model: Any,
     windows: Sequence[Window],
@@ -119,7 +108,7 @@ def run_windows(
 
     results: list[WindowLogits | None] = [None] * len(windows)
     target = torch.device(device)
-    with torch.inference_mode(), _precision(device, bf16):
+    with torch.inference_mode(), bf16_autocast(device, bf16):
         for batch in plan_batches([w.length for w in windows], batch_size):
             arrays = pad_batch([windows[i] for i in batch], pad_token_id)
             inputs = {k: torch.from_numpy(v).to(target) for k, v in arrays.items()}

@@ -244,3 +244,26 @@ def test_cli_check_repair_fixes_a_corrupted_index(
 def test_cli_refuses_an_empty_question(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["ask", "  ", "--store", str(tmp_path / "s")]) == 1
     assert "empty" in capsys.readouterr().err
+
+
+def test_embedding_precision_bf16_keeps_unit_vectors_close_to_fp32_and_auto_follows_the_hardware(monkeypatch) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from qa_system import hardware
+    from qa_system.embedding import SentenceTransformerEmbedder
+    from qa_system.errors import ConfigError
+
+    texts = [p.read_text(encoding="utf-8")[:1500] for p in sorted(SAMPLE_CORPUS.rglob("*.md"))[:6]] + ["How do I reset my password?"]
+    fp32 = SentenceTransformerEmbedder(precision="fp32").load()
+    bf16 = SentenceTransformerEmbedder(precision="bf16").load()
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    a, b = fp32.encode(texts), bf16.encode(texts)
+    assert a.dtype == b.dtype == np.float32 and a.shape == b.shape
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)  # re-normalised in fp32
+    assert np.min(np.sum(a * b, axis=1)) > 0.995
+    assert not np.array_equal(a, b)  # bf16 really ran
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda native=native: native)
+        assert SentenceTransformerEmbedder(precision="auto").precision == expected
+    with pytest.raises(ConfigError, match="embedding precision must be one of auto, fp32, bf16"):
+        SentenceTransformerEmbedder(precision="int8")

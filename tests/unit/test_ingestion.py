@@ -131,10 +131,17 @@ def test_optional_int_settings_are_read_from_the_environment(monkeypatch: pytest
     assert settings.torch_threads == 1 and settings.db_url == "sqlite:///x.db"
 
 
-def test_reader_precision_is_read_from_the_environment_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reader_and_embedding_precision_are_read_from_the_environment_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().reader_precision == "auto"
     monkeypatch.setenv("QA_SYSTEM_READER_PRECISION", "int8")
     assert load_settings().reader_precision == "int8"
     monkeypatch.setenv("QA_SYSTEM_READER_PRECISION", "fp16")
     with pytest.raises(ConfigError, match="reader_precision must be one of auto, fp32, bf16, int8, got 'fp16'"):
+        load_settings()
+    monkeypatch.delenv("QA_SYSTEM_READER_PRECISION")
+    assert load_settings().embedding_precision == "auto"
+    monkeypatch.setenv("QA_SYSTEM_EMBEDDING_PRECISION", "bf16")
+    assert load_settings().embedding_precision == "bf16"
+    monkeypatch.setenv("QA_SYSTEM_EMBEDDING_PRECISION", "int8")  # the embedder has no int8 path
+    with pytest.raises(ConfigError, match="embedding_precision must be one of auto, fp32, bf16, got 'int8'"):
         load_settings()
