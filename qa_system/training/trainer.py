@@ -171,6 +171,14 @@ class _Plan:
         self.warmup = max(step, min(self.warmup, int(total * self.warmup_fraction)))
         self.total, self.anchor = total, (step, here)
 
+    def state(self) -> dict[str, Any]:
+        return {"total": self.total, "warmup": self.warmup, "anchor": self.anchor}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """The schedule a checkpoint was written under, moves included."""
+        self.total, self.warmup = int(state["total"]), int(state["warmup"])
+        self.anchor = None if state["anchor"] is None else (int(state["anchor"][0]), float(state["anchor"][1]))
+
     def factor(self, step: int) -> float:
         if self.anchor is None:
             if step < self.warmup:
@@ -312,12 +320,30 @@ def train_reader(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = int(state["step"])
+        saved = state.get("plan")
+        if saved is not None and saved["planned"] == planned:
+            # the schedule it was written under, as a time budget moved it: the learning rate goes on
+            # where it was, and a run that a budget ended stays ended (a changed max_steps starts anew)
+            plan.restore(saved)
+            total = plan.total
         log(f"resuming from step {step} of {total}" if step < total
-            else f"checkpoint at step {step} is already at or past max_steps={total}")
+            else f"checkpoint at step {step} is already at the end of its schedule ({total} steps); to train "
+                 "further, start a new run from its model")
 
     def write_config() -> None:
         (out / "train_config.json").write_text(
             json.dumps({**asdict(config), "steps": total, "windows": len(windows)}, indent=2))
+
+    def save_checkpoint() -> None:
+        atomic_save_dir(
+            lambda d: torch.save(
+                {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "step": step, "config": asdict(config),
+                 "n_windows": len(windows), "plan": {**plan.state(), "planned": planned}},
+                d / "state.pt",
+            ),
+            ckpt,
+        )
 
     write_config()
     pad_id = tokenizer.pad_token_id or 0
@@ -336,11 +362,11 @@ def train_reader(
                 log(f"time budget {config.time_budget_s:.0f}s at {probe.per_step:.3f}s/step: "
                     f"{fits} steps instead of {total}" + (f" (of {planned} planned)" if fits < planned else ""))
                 total = fits
-                if first_step == 0:
-                    plan.move(total, step)  # a resumed run keeps the schedule it started with
+                plan.move(total, step)
                 bar.total = total
                 write_config()
-                if step >= total:
+                if step >= total:  # the budget ends the run here: its last checkpoint is this step
+                    save_checkpoint()
                     break
         batch_windows = [windows[i] for i in schedule[step]]
         batch = collate(batch_windows, pad_id, device)
@@ -368,15 +394,7 @@ def train_reader(
             model.train()
             log(f"step {step}: held-out loss {record['eval_loss']}")
         if step % config.checkpoint_every_steps == 0 or step == total:
-            atomic_save_dir(
-                lambda d: torch.save(
-                    {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "step": step, "config": asdict(config),
-                     "n_windows": len(windows)},
-                    d / "state.pt",
-                ),
-                ckpt,
-            )
+            save_checkpoint()
         with history_path.open("a") as h:
             h.write(json.dumps(record) + "\n")
     bar.close()

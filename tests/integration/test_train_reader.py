@@ -88,16 +88,22 @@ def test_time_budget_shortens_the_run_and_its_schedule(tmp_path: Path, capsys: p
     from qa_system.training.trainer import WARMUP_STEPS
 
     out = tmp_path / "run"
-    assert cli_main(["train-reader", "--train", TINY, SUBJ, "--eval", TINY, "--output", str(out),
-                     "--max-length", "96", "--stride", "32", "--batch-size", "2", "--epochs", "4",
-                     "--checkpoint-every", "1000", "--threads", "1", "--device", "cpu",
-                     "--time-budget", "0.00001"]) == 0
+    args = ["train-reader", "--train", TINY, SUBJ, "--eval", TINY, "--output", str(out),
+            "--max-length", "96", "--stride", "32", "--batch-size", "2", "--epochs", "4",
+            "--checkpoint-every", "1000", "--threads", "1", "--device", "cpu"]
+    assert cli_main([*args, "--time-budget", "0.00001"]) == 0
     # The budget is spent before the first step: the first look, after one timed step, ends the run.
     assert f"{WARMUP_STEPS + 1} steps instead of" in capsys.readouterr().out
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == list(range(1, WARMUP_STEPS + 2))
     assert json.loads((out / "train_config.json").read_text())["steps"] == WARMUP_STEPS + 1
     assert (out / "model" / "qa_system_reader.json").is_file()
+    # Run again (with or without a budget): the schedule was decayed to 0 at that step, so the run
+    # stays ended instead of resuming the original 4-epoch schedule with its learning rate back up.
+    for again in ([], ["--time-budget", "10"]):
+        assert cli_main([*args, *again]) == 0
+        assert f"already at the end of its schedule ({WARMUP_STEPS + 1} steps)" in capsys.readouterr().out
+        assert len((out / "history.jsonl").read_text().splitlines()) == WARMUP_STEPS + 1
 
 
 def test_shared_norm_run_records_its_weight_and_resumes_only_with_it(

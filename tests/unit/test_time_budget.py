@@ -2,6 +2,8 @@
 learning-rate plan it moves (which must never jump)."""
 from __future__ import annotations
 
+import json
+
 import torch
 
 from qa_system.training.trainer import PROBE_STEPS, WARMUP_STEPS, _BudgetProbe, _Plan
@@ -115,3 +117,13 @@ def test_plan_moved_during_warmup_keeps_warming_up_then_decays_to_the_new_end() 
     plan.move(2000, 50)  # lengthened: the warm-up keeps its end, then the longer decay
     assert plan.factor(50) == _Plan(1000, 0.1).factor(50)
     assert plan.factor(99) < 1.0 and plan.factor(100) == 1.0 and plan.factor(2000) == 0.0
+
+
+def test_a_moved_schedule_survives_a_checkpoint() -> None:
+    plan = _Plan(1000, 0.06)
+    plan.move(400, 30)  # a time budget cut the run during its warm-up
+    restored = _Plan(1000, 0.06)  # what a resumed run builds from its config
+    assert [restored.factor(s) for s in (30, 200, 399)] != [plan.factor(s) for s in (30, 200, 399)]
+    restored.restore(json.loads(json.dumps(plan.state())))  # as stored, through JSON-like types
+    assert [restored.factor(s) for s in range(400)] == [plan.factor(s) for s in range(400)]
+    assert restored.factor(400) == 0.0
