@@ -69,7 +69,7 @@ def prepare_model(model: Any, *, device: str, quantize: bool, torch_threads: int
     model.eval()
     if quantize:
         if torch.device(device).type != "cpu":
-            raise ConfigError("quantize=True works on the CPU only")
+            raise ConfigError(f"int8 reader precision (quantize=True) works on the CPU only, not on {device!r}")
         ao_quantization = getattr(getattr(torch, "ao", None), "quantization", None)
         if ao_quantization is None or not hasattr(ao_quantization, "quantize_dynamic"):
             raise ConfigError("this torch build has no torch.ao.quantization.quantize_dynamic")
