@@ -66,6 +66,12 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
                    help="let --export-fp16 replace the model already in that folder")
 
 
+def _add_scoring_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reader-precision", choices=list(READER_PRECISIONS), default="fp32",
+                   help="how the reader computes while scoring (default fp32, so that scores compare across "
+                        "machines; auto, bf16 or int8 to measure what a deployment with that setting gets)")
+
+
 def add_eval_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="QA model folder or name")
     p.add_argument("files", nargs="+", help="SQuAD JSON or SubjQA CSV files")
@@ -74,9 +80,7 @@ def add_eval_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--doc-stride", type=int)
     p.add_argument("--limit", type=int, help="evaluate on the first N questions of each file")
     p.add_argument("--json", type=Path, help="write the scores to this JSON file")
-    p.add_argument("--reader-precision", choices=list(READER_PRECISIONS), default="fp32",
-                   help="how the reader computes while scoring (default fp32, so that scores compare across "
-                        "machines; auto, bf16 or int8 to measure what a deployment with that setting gets)")
+    _add_scoring_precision(p)
 
 
 def add_fit_threshold_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,9 +91,7 @@ def add_fit_threshold_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datasets", default="../shared/datasets", help="folder of the public datasets (recipe only)")
     p.add_argument("--print-only", action="store_true",
                    help="print the fitted threshold without writing it (use it as QA_SYSTEM_NO_ANSWER_THRESHOLD)")
-    p.add_argument("--reader-precision", choices=list(READER_PRECISIONS), default="fp32",
-                   help="how the reader computes while scoring (default fp32, so that scores compare across "
-                        "machines; auto, bf16 or int8 to measure what a deployment with that setting gets)")
+    _add_scoring_precision(p)
 
 
 def add_average_readers_arguments(p: argparse.ArgumentParser) -> None:
