@@ -9,6 +9,8 @@ after loading (and warming up) the embedder and at the end.
 
     .venv/bin/python benchmarks/ingest_throughput.py                    # full: 1,000 and 10,000 documents
     .venv/bin/python benchmarks/ingest_throughput.py --quick            # smoke test: 50 and 200 documents
+    .venv/bin/python benchmarks/ingest_throughput.py --sizes 1000 --embedding-precisions fp32 auto
+                                                     # the embedder in fp32 against the default, same run
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from _common import DEFAULT_DATASETS, load_corpus, table  # noqa: E402
 from _machine import format_machine, machine_info  # noqa: E402
+
+from qa_system.hardware import EMBEDDING_PRECISIONS  # noqa: E402
 
 
 def _maxrss_mib() -> float:
@@ -67,7 +71,7 @@ def child(datasets: Path, n_docs: int, batch_docs: int, baseline_docs: int | Non
         baseline = time.perf_counter() - began
         qa.close()
         disk = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())  # SQLite (+WAL) and index files
-    return {"documents": len(documents), "chunks": chunks, "chunks_in_store": stats.chunks, "seconds": seconds,
+    return {"precision": embedder.precision, "documents": len(documents), "chunks": chunks, "chunks_in_store": stats.chunks, "seconds": seconds,
             "docs_per_s": len(documents) / seconds, "chunks_per_s": chunks / seconds,
             "writes": -(-len(documents) // batch_docs), "baseline_seconds": baseline, "baseline_chunks": len(texts),
             "baseline_documents": len(sample),
@@ -89,6 +93,9 @@ def main() -> None:
                     help="time the chunk+embed baseline on only the first N documents of each size and compare "
                          "per-document times (default: all of them)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 50 and 200 documents")
+    ap.add_argument("--embedding-precisions", nargs="+", choices=list(EMBEDDING_PRECISIONS),
+                    help="run every size once per embedding precision (QA_SYSTEM_EMBEDDING_PRECISION), each in "
+                         "its own process; docs/s is then also given against the first (default: as configured)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -100,21 +107,29 @@ def main() -> None:
 
     results = []
     for n in args.sizes:
-        print(f"ingesting {n} documents in a fresh process ...", flush=True)
-        command = [sys.executable, __file__, "--child", str(n), "--datasets", str(args.datasets),
-                   "--batch-docs", str(args.batch_docs)]
-        if args.baseline_docs:
-            command += ["--baseline-docs", str(args.baseline_docs)]
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    rows = [[r["documents"], r["chunks"], r["writes"], f"{r['seconds']:.1f}s", f"{r['docs_per_s']:.1f}",
+        for precision in args.embedding_precisions or [None]:
+            print(f"ingesting {n} documents in a fresh process"
+                  + (f", embedding precision {precision}" if precision else "") + " ...", flush=True)
+            command = [sys.executable, __file__, "--child", str(n), "--datasets", str(args.datasets),
+                       "--batch-docs", str(args.batch_docs)]
+            if args.baseline_docs:
+                command += ["--baseline-docs", str(args.baseline_docs)]
+            env = {**os.environ, "QA_SYSTEM_EMBEDDING_PRECISION": precision} if precision else None
+            done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first = {}  # docs/s of each size's first precision
+    for r in results:
+        first.setdefault(r["documents"], r["docs_per_s"])
+    rows = [[r["documents"], r["precision"], r["chunks"], r["writes"], f"{r['seconds']:.1f}s", f"{r['docs_per_s']:.1f}",
+             f"{r['docs_per_s'] / first[r['documents']]:.2f}x",
              f"{r['chunks_per_s']:.1f}", f"{_versus_baseline(r):.2f}x",
              f"{r['maxrss_after_load_mib']:.0f}", f"{r['maxrss_peak_mib']:.0f}",
              f"{r['maxrss_peak_mib'] - r['maxrss_after_load_mib']:.0f}", f"{r['index_mib']:.1f}", f"{r['store_mib']:.1f}"]
             for r in results]
     print(f"\ningest throughput: QASystem.ingest_documents, {args.batch_docs} documents per write, fresh SQLite "
           "store per size, one process per size")
-    print(table(["documents", "chunks", "writes", "time", "docs/s", "chunks/s", "time vs chunk+embed only",
+    print(table(["documents", "embedder", "chunks", "writes", "time", "docs/s", "docs/s vs first row of its size",
+                 "chunks/s", "time vs chunk+embed only",
                  "RSS after load MiB", "peak RSS MiB", "peak - load", "index MiB", "store on disk MiB"], rows))
     print("baseline (time vs ...): chunking and embedding the same documents without the store, same process"
           + (f"; timed on the first {args.baseline_docs} documents of each size, per document" if args.baseline_docs
