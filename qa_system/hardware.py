@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 from typing import Iterator
 
@@ -10,6 +11,7 @@ READER_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")
 
 
+@functools.lru_cache(maxsize=1)  # the CPU's flags do not change; read them once
 def cpu_has_native_bf16() -> bool:
     """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is
     emulated and slow (measured on an AVX2-only AMD EPYC: about 10x slower than fp32 per training

@@ -94,7 +94,7 @@ class ExtractiveReader:
         if requested not in READER_PRECISIONS:
             raise ConfigError(f"reader precision must be one of {', '.join(READER_PRECISIONS)}, got {requested!r}")
         self._requested_precision = requested
-        self._quantize = quantize or requested == "int8"
+        self._quantize = requested == "int8"
         self._bf16 = bf16 or requested == "bf16"
         self._state: _Loaded | None = None
         self._load_lock = threading.Lock()

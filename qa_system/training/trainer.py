@@ -304,11 +304,10 @@ def train_reader(
     for epoch in range(epochs):
         schedule.extend(grouped_batches(windows, config.batch_size, config.seed + epoch) if config.shared_norm
                         else length_grouped_batches(lengths, config.batch_size, config.seed + epoch))
-    total = int(len(schedule) * config.epochs / epochs)
+    planned = int(len(schedule) * config.epochs / epochs)
     if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    planned = total
-    plan = _Plan(total, config.warmup_fraction)
+        planned = min(planned, config.max_steps)
+    plan = _Plan(planned, config.warmup_fraction)  # plan.total: the run's end, as a time budget moves it
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan.factor)
     step = 0
     if (ckpt / "state.pt").exists():
@@ -325,14 +324,13 @@ def train_reader(
             # the schedule it was written under, as a time budget moved it: the learning rate goes on
             # where it was, and a run that a budget ended stays ended (a changed max_steps starts anew)
             plan.restore(saved)
-            total = plan.total
-        log(f"resuming from step {step} of {total}" if step < total
-            else f"checkpoint at step {step} is already at the end of its schedule ({total} steps); to train "
+        log(f"resuming from step {step} of {plan.total}" if step < plan.total
+            else f"checkpoint at step {step} is already at the end of its schedule ({plan.total} steps); to train "
                  "further, start a new run from its model")
 
     def write_config() -> None:
         (out / "train_config.json").write_text(
-            json.dumps({**asdict(config), "steps": total, "windows": len(windows)}, indent=2))
+            json.dumps({**asdict(config), "steps": plan.total, "windows": len(windows)}, indent=2))
 
     def save_checkpoint() -> None:
         atomic_save_dir(
@@ -352,20 +350,19 @@ def train_reader(
     began = time.perf_counter()
     first_step = step
     probe = None if config.time_budget_s is None else _BudgetProbe(config.time_budget_s, device, began)
-    bar = tqdm(total=total, initial=step, desc="train-reader", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=plan.total, initial=step, desc="train-reader", unit="step", dynamic_ncols=True)
     history_path = out / "history.jsonl"
     running = None
-    while step < total:
+    while step < plan.total:
         if probe is not None:
-            fits = probe.steps_that_fit(step - first_step, step, total, planned)
-            if fits is not None and fits != total:
+            fits = probe.steps_that_fit(step - first_step, step, plan.total, planned)
+            if fits is not None and fits != plan.total:
                 log(f"time budget {config.time_budget_s:.0f}s at {probe.per_step:.3f}s/step: "
-                    f"{fits} steps instead of {total}" + (f" (of {planned} planned)" if fits < planned else ""))
-                total = fits
-                plan.move(total, step)
-                bar.total = total
+                    f"{fits} steps instead of {plan.total}" + (f" (of {planned} planned)" if fits < planned else ""))
+                plan.move(fits, step)
+                bar.total = fits
                 write_config()
-                if step >= total:  # the budget ends the run here: its last checkpoint is this step
+                if step >= plan.total:  # the budget ends the run here: its last checkpoint is this step
                     save_checkpoint()
                     break
         batch_windows = [windows[i] for i in schedule[step]]
@@ -389,11 +386,11 @@ def train_reader(
         bar.set_postfix(loss=f"{running:.3f}", win_s=f"{rate:.1f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         bar.update(1)
         record: dict[str, Any] = {"step": step, "loss": round(running, 4), "windows_per_s": round(rate, 2)}
-        if eval_windows and (step % config.eval_every_steps == 0 or step == total):
+        if eval_windows and (step % config.eval_every_steps == 0 or step == plan.total):
             record["eval_loss"] = round(evaluate_loss(model, eval_windows, pad_id, config, device), 4)
             model.train()
             log(f"step {step}: held-out loss {record['eval_loss']}")
-        if step % config.checkpoint_every_steps == 0 or step == total:
+        if step % config.checkpoint_every_steps == 0 or step == plan.total:
             save_checkpoint()
         with history_path.open("a") as h:
             h.write(json.dumps(record) + "\n")
