@@ -238,11 +238,16 @@ def fit_threshold_command(args: argparse.Namespace) -> int:
 
 def eval_reader_command(args: argparse.Namespace) -> int:
     from ..config import Settings
+    from ..errors import InputError
     from ..qa_datasets import load_examples, merge_duplicates
 
     results = {}
     for f in args.files:
-        examples = merge_duplicates(load_examples(f))
+        examples = load_examples(f)  # its errors name the file
+        try:
+            examples = merge_duplicates(examples)
+        except InputError as e:
+            raise InputError(f"{f}: {e}") from e
         if args.limit:
             examples = examples[: args.limit]
         results[f] = _evaluate(args.model, examples, args.threshold, args.max_seq_length, args.doc_stride,

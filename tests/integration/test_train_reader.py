@@ -62,6 +62,17 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
     assert all((model_dir / name).read_bytes() == data for name, data in files.items())
     assert cli_main(["fit-threshold", str(tmp_path / "nowhere"), SUBJ]) == 1
     assert "not a local model folder" in capsys.readouterr().err
+    # one id for two different questions: named (with its file), nothing scored or written
+    clash = tmp_path / "clash.json"
+    qas = [{"id": "q1", "question": q, "answers": [{"text": a, "answer_start": 0}]} for q, a in
+           (("What is first?", "Sky"), ("What is it?", "Sky is"))]
+    clash.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Sky is blue.", "qas": qas}]}]}))
+    assert cli_main(["eval-reader", str(model_dir), str(clash), "--json", str(tmp_path / "clash-scores.json")]) == 1
+    assert f"{clash}: question id 'q1' is used twice" in capsys.readouterr().err
+    assert not (tmp_path / "clash-scores.json").exists()
+    assert cli_main(["fit-threshold", str(model_dir), str(clash)]) == 1
+    assert "question id 'q1' is used twice" in capsys.readouterr().err
+    assert all((model_dir / name).read_bytes() == data for name, data in files.items())
 
     # the latest checkpoint as a model folder; an existing one is replaced only when asked
     from qa_system.errors import ConfigError
