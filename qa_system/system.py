@@ -156,6 +156,26 @@ class QASystem:
     def stats(self) -> Any:
         return self.store.stats()
 
+    def describe_models(self) -> dict[str, dict[str, Any]]:
+        """What answers the questions, as loaded: the embedding model and the reader, each with
+        the precision it computes in (``auto`` resolved for this machine), and the reader's
+        window and no-answer threshold. Components not loaded yet are left out."""
+        models: dict[str, dict[str, Any]] = {}
+        embedder = self._embedder
+        if embedder is not None:
+            models["embedder"] = {"model": embedder.model_name,
+                                  "precision": getattr(embedder, "precision", None)}
+        reader = self._reader
+        if reader is not None and getattr(reader, "is_loaded", True):
+            info: dict[str, Any] = {"model": str(getattr(reader, "model_name", type(reader).__name__)),
+                                    "precision": getattr(reader, "precision", None)}
+            params = getattr(reader, "params", None)
+            if params is not None:
+                info.update(no_answer_threshold=params.no_answer_threshold,
+                            max_seq_length=params.max_seq_length, doc_stride=params.doc_stride)
+            models["reader"] = info
+        return models
+
     def get_document(self, document_id: str) -> Any:
         return self.store.get_document(document_id)
 

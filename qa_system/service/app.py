@@ -89,7 +89,7 @@ def _add_operations(app: FastAPI, state: ServiceState) -> None:
              responses={503: {"model": ReadyResponse}}, summary="Models loaded and the store consistent")
     async def readyz() -> JSONResponse:
         readiness = await state.readiness()
-        body = ReadyResponse(ready=readiness.ready, reasons=list(readiness.reasons))
+        body = ReadyResponse(ready=readiness.ready, reasons=list(readiness.reasons), models=state.models())
         return JSONResponse(body.model_dump(), status_code=200 if readiness.ready else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",

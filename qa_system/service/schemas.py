@@ -180,9 +180,19 @@ class HealthResponse(BaseModel):
     status: str
 
 
+class LoadedModel(BaseModel):
+    model: str = Field(description="Model name or folder.")
+    precision: str | None = Field(None, description="How it computes on this machine: fp32, bf16 or int8.")
+    no_answer_threshold: float | None = Field(None, description="Reader only: the margin above which it answers.")
+    max_seq_length: int | None = Field(None, description="Reader only: window length in tokens.")
+    doc_stride: int | None = Field(None, description="Reader only: tokens shared by consecutive windows.")
+
+
 class ReadyResponse(BaseModel):
     ready: bool
     reasons: list[str]
+    models: dict[str, LoadedModel] = Field(
+        default_factory=dict, description="The loaded models (embedder, reader); empty while loading.")
 
 
 class ErrorDetail(BaseModel):

@@ -129,6 +129,13 @@ class ServiceState:
                            headers={"Retry-After": "5"})
         return self._system
 
+    def models(self) -> dict[str, dict[str, Any]]:
+        """The loaded models as ``QASystem.describe_models`` reports them; empty while loading."""
+        if not self._loaded:
+            return {}
+        describe = getattr(self._system, "describe_models", None)
+        return describe() if describe is not None else {}
+
     def stats_or_none(self) -> Any:
         if not self._loaded:
             return None

@@ -141,9 +141,29 @@ def source_file(source: str) -> str:
 
 # ---------------------------------------------------------------------------- operations
 
-def test_health_ready_openapi(client: Any) -> None:
+def test_describe_models_leaves_out_a_reader_not_yet_loaded(real_embedder: Any, reader_model_dir: Path,
+                                                             tmp_path: Path) -> None:
+    from qa_system.reader import ExtractiveReader
+
+    reader = ExtractiveReader(str(reader_model_dir))
+    system = QASystem(load_settings(store_dir=tmp_path / "store"), embedder=real_embedder, reader=reader)
+    assert set(system.describe_models()) == {"embedder"}
+    reader.load()
+    assert system.describe_models()["reader"]["model"] == str(reader_model_dir)
+
+
+def test_health_ready_openapi(client: Any, qa: QASystem) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"ready": True, "reasons": []}
+    ready = client.get("/readyz").json()
+    assert (ready["ready"], ready["reasons"]) == (True, [])
+    embedder, reader = ready["models"]["embedder"], ready["models"]["reader"]
+    assert embedder["model"] == qa.settings.embedding_model
+    assert embedder["precision"] == qa.embedder.precision and embedder["precision"] in {"fp32", "bf16"}
+    loaded = qa.load_reader()
+    assert reader["precision"] == loaded.precision and reader["model"] == loaded.model_name
+    assert reader["no_answer_threshold"] == loaded.params.no_answer_threshold
+    assert (reader["max_seq_length"], reader["doc_stride"]) == (loaded.params.max_seq_length,
+                                                                loaded.params.doc_stride)
     spec = client.get("/openapi.json").json()
     assert spec["info"]["title"] == "qa_system" and "/v1/ask" in spec["paths"]
 

@@ -52,7 +52,12 @@ def add(client: TestClient, *docs: dict[str, Any]) -> dict[str, Any]:
 def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
-    assert r.status_code == 200 and r.json() == {"ready": True, "reasons": []}
+    assert r.status_code == 200 and (r.json()["ready"], r.json()["reasons"]) == (True, [])
+    assert r.json()["models"] == {
+        "embedder": {"model": Settings().embedding_model, "precision": "fp32", "no_answer_threshold": None,
+                     "max_seq_length": None, "doc_stride": None},
+        "reader": {"model": "fake-reader", "precision": "fp32", "no_answer_threshold": 1.5,
+                   "max_seq_length": 384, "doc_stride": 128}}
 
 
 def test_not_ready_while_loading_then_ready() -> None:
@@ -67,6 +72,7 @@ def test_not_ready_while_loading_then_ready() -> None:
         assert c.get("/healthz").status_code == 200
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["ready"] is False and r.json()["reasons"]
+        assert r.json()["models"] == {}
         r = c.post("/v1/ask", json={"question": "anything?"})
         assert r.status_code == 503 and error_of(r)["type"] == "NotReady"
         assert r.headers["retry-after"] == "5"

@@ -39,6 +39,11 @@ class FakeSystem:
     def close(self) -> None:
         self.closed = True
 
+    def describe_models(self) -> dict[str, dict[str, Any]]:
+        return {"embedder": {"model": self.settings.embedding_model, "precision": "fp32"},
+                "reader": {"model": "fake-reader", "precision": "fp32", "no_answer_threshold": 1.5,
+                           "max_seq_length": 384, "doc_stride": 128}}
+
     def validate_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
             raise QuestionError("the question is empty")
