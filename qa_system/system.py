@@ -22,7 +22,7 @@ from .config import Settings, load_settings
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import NotLoadedError, QuestionError
 from .ingestion import Chunker, Ingestor, IngestReport
-from .types import AskResult, Document, MetadataValue, Passage
+from .types import AskResult, Document, LoadedModel, LoadedModels, MetadataValue, Passage
 
 Filters = Mapping[str, "MetadataValue | Sequence[MetadataValue]"]
 
@@ -156,25 +156,25 @@ class QASystem:
     def stats(self) -> Any:
         return self.store.stats()
 
-    def describe_models(self) -> dict[str, dict[str, Any]]:
-        """What answers the questions, as loaded: the embedding model and the reader, each with
-        the precision it computes in (``auto`` resolved for this machine), and the reader's
-        window and no-answer threshold. Components not loaded yet are left out."""
-        models: dict[str, dict[str, Any]] = {}
+    def describe_models(self) -> LoadedModels:
+        """The embedding model and the reader as loaded, each with the precision it computes in
+        (``auto`` resolved for this machine), and the reader's window and no-answer threshold."""
         embedder = self._embedder
-        if embedder is not None:
-            models["embedder"] = {"model": embedder.model_name,
-                                  "precision": getattr(embedder, "precision", None)}
         reader = self._reader
+        reader_info = None
         if reader is not None and getattr(reader, "is_loaded", True):
-            info: dict[str, Any] = {"model": str(getattr(reader, "model_name", type(reader).__name__)),
-                                    "precision": getattr(reader, "precision", None)}
             params = getattr(reader, "params", None)
-            if params is not None:
-                info.update(no_answer_threshold=params.no_answer_threshold,
-                            max_seq_length=params.max_seq_length, doc_stride=params.doc_stride)
-            models["reader"] = info
-        return models
+            reader_info = LoadedModel(
+                str(getattr(reader, "model_name", type(reader).__name__)), getattr(reader, "precision", None),
+                no_answer_threshold=params.no_answer_threshold if params is not None else None,
+                max_seq_length=params.max_seq_length if params is not None else None,
+                doc_stride=params.doc_stride if params is not None else None,
+            )
+        return LoadedModels(
+            embedder=(LoadedModel(embedder.model_name, getattr(embedder, "precision", None))
+                      if embedder is not None else None),
+            reader=reader_info,
+        )
 
     def get_document(self, document_id: str) -> Any:
         return self.store.get_document(document_id)

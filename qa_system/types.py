@@ -125,3 +125,24 @@ class AskResult:
     no_answer_score: float
     has_answer: bool
     timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model as loaded: its name or folder and the precision it computes in on this machine
+    (``fp32``, ``bf16`` or ``int8``; None when a custom component does not say). The reader's
+    window length, stride and no-answer threshold are set for the reader only."""
+
+    model: str
+    precision: str | None
+    no_answer_threshold: float | None = None
+    max_seq_length: int | None = None
+    doc_stride: int | None = None
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    """What answers questions right now; a component not loaded yet is None."""
+
+    embedder: LoadedModel | None = None
+    reader: LoadedModel | None = None

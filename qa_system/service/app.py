@@ -9,6 +9,7 @@ models load in a background thread at start-up, so /healthz answers at once and 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Any, AsyncIterator, Callable
 
 import anyio.to_thread
@@ -22,7 +23,7 @@ from .api import router as api_router
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware, Scope
 from .metrics import Metrics, MetricsMiddleware
-from .schemas import QUESTION_PATTERN, DocumentsRequest, HealthResponse, ReadyResponse
+from .schemas import QUESTION_PATTERN, DocumentsRequest, HealthResponse, LoadedModelOut, ReadyResponse
 from .settings import ServiceSettings, load_service_settings
 from .state import ServiceState
 
@@ -89,7 +90,10 @@ def _add_operations(app: FastAPI, state: ServiceState) -> None:
              responses={503: {"model": ReadyResponse}}, summary="Models loaded and the store consistent")
     async def readyz() -> JSONResponse:
         readiness = await state.readiness()
-        body = ReadyResponse(ready=readiness.ready, reasons=list(readiness.reasons), models=state.models())
+        loaded = state.models()
+        models = {role: LoadedModelOut(**asdict(model))
+                  for role, model in (("embedder", loaded.embedder), ("reader", loaded.reader)) if model is not None}
+        body = ReadyResponse(ready=readiness.ready, reasons=list(readiness.reasons), models=models)
         return JSONResponse(body.model_dump(), status_code=200 if readiness.ready else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",

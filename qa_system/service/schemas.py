@@ -180,7 +180,7 @@ class HealthResponse(BaseModel):
     status: str
 
 
-class LoadedModel(BaseModel):
+class LoadedModelOut(BaseModel):
     model: str = Field(description="Model name or folder.")
     precision: str | None = Field(None, description="How it computes on this machine: fp32, bf16 or int8.")
     no_answer_threshold: float | None = Field(None, description="Reader only: the margin above which it answers.")
@@ -191,7 +191,7 @@ class LoadedModel(BaseModel):
 class ReadyResponse(BaseModel):
     ready: bool
     reasons: list[str]
-    models: dict[str, LoadedModel] = Field(
+    models: dict[str, LoadedModelOut] = Field(
         default_factory=dict, description="The loaded models (embedder, reader); empty while loading.")
 
 

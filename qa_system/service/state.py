@@ -20,6 +20,7 @@ import anyio.to_thread
 
 from ..config import Settings
 from ..errors import QASystemError
+from ..types import LoadedModels
 from .batching import AskBatcher, QueueFull
 from .errors import ApiError
 from .metrics import Metrics
@@ -129,12 +130,11 @@ class ServiceState:
                            headers={"Retry-After": "5"})
         return self._system
 
-    def models(self) -> dict[str, dict[str, Any]]:
-        """The loaded models as ``QASystem.describe_models`` reports them; empty while loading."""
+    def models(self) -> LoadedModels:
+        """The loaded models as ``QASystem.describe_models`` reports them; none while loading."""
         if not self._loaded:
-            return {}
-        describe = getattr(self._system, "describe_models", None)
-        return describe() if describe is not None else {}
+            return LoadedModels()
+        return self._system.describe_models()
 
     def stats_or_none(self) -> Any:
         if not self._loaded:

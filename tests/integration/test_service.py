@@ -147,9 +147,13 @@ def test_describe_models_leaves_out_a_reader_not_yet_loaded(real_embedder: Any, 
 
     reader = ExtractiveReader(str(reader_model_dir))
     system = QASystem(load_settings(store_dir=tmp_path / "store"), embedder=real_embedder, reader=reader)
-    assert set(system.describe_models()) == {"embedder"}
+    models = system.describe_models()
+    assert models.reader is None and models.embedder is not None
+    assert models.embedder.model == real_embedder.model_name
     reader.load()
-    assert system.describe_models()["reader"]["model"] == str(reader_model_dir)
+    loaded = system.describe_models().reader
+    assert loaded is not None and loaded.model == str(reader_model_dir)
+    assert loaded.precision == reader.precision and loaded.no_answer_threshold == reader.params.no_answer_threshold
 
 
 def test_health_ready_openapi(client: Any, qa: QASystem) -> None:

@@ -15,7 +15,7 @@ from qa_system.config import Settings
 from qa_system.errors import DocumentNotFoundError, QuestionError
 from qa_system.ingestion import IngestReport
 from qa_system.storage import ConsistencyReport, StoredDocument, StoreStats
-from qa_system.types import Answer, AskResult, Document
+from qa_system.types import Answer, AskResult, Document, LoadedModel, LoadedModels
 
 
 class FakeSystem:
@@ -39,10 +39,11 @@ class FakeSystem:
     def close(self) -> None:
         self.closed = True
 
-    def describe_models(self) -> dict[str, dict[str, Any]]:
-        return {"embedder": {"model": self.settings.embedding_model, "precision": "fp32"},
-                "reader": {"model": "fake-reader", "precision": "fp32", "no_answer_threshold": 1.5,
-                           "max_seq_length": 384, "doc_stride": 128}}
+    def describe_models(self) -> LoadedModels:
+        return LoadedModels(
+            embedder=LoadedModel(self.settings.embedding_model, "fp32"),
+            reader=LoadedModel("fake-reader", "fp32", no_answer_threshold=1.5, max_seq_length=384, doc_stride=128),
+        )
 
     def validate_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
