@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -15,8 +14,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from .batching import collate, grouped_batches, length_grouped_batches
 from .features import TrainWindow
 from .folders import atomic_save_dir, check_model_output, check_run_output
+from .schedule import BudgetProbe, LrSchedule
 
 
 @dataclass(frozen=True)
@@ -50,49 +51,6 @@ class TrainConfig:
     shared_norm: float = 0.0
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Shuffle, sort within mega-batches of 50 batches by length, cut into batches, shuffle
-    the batches: little padding waste, still random order."""
-    return _packed_batches([[i] for i in range(len(lengths))], lengths, batch_size, seed)
-
-
-def grouped_batches(windows: Sequence[TrainWindow], batch_size: int, seed: int) -> list[list[int]]:
-    """Like ``length_grouped_batches``, but the windows of one group (one question on one long
-    context) stay together in one batch; a group of more than ``batch_size`` windows is cut."""
-    groups: dict[int, list[int]] = {}
-    for i, w in enumerate(windows):
-        groups.setdefault(w.group, []).append(i)
-    units = [rows[i : i + batch_size] for rows in groups.values() for i in range(0, len(rows), batch_size)]
-    return _packed_batches(units, [len(w.input_ids) for w in windows], batch_size, seed)
-
-
-def _packed_batches(units: list[list[int]], lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Shuffle the units (lists of window indices, none longer than ``batch_size``), sort them
-    by their longest window within mega-batches of about 50 batches, pack them in that order
-    into batches of at most ``batch_size`` windows without splitting one, shuffle the batches."""
-    rng = random.Random(seed)
-    rng.shuffle(units)
-    mega = batch_size * 50
-    batches: list[list[int]] = []
-    lo = 0
-    while lo < len(units):
-        hi, count = lo, 0
-        while hi < len(units) and count < mega:
-            count += len(units[hi])
-            hi += 1
-        batch: list[int] = []
-        for unit in sorted(units[lo:hi], key=lambda u: max(lengths[i] for i in u)):
-            if len(batch) + len(unit) > batch_size:
-                batches.append(batch)
-                batch = []
-            batch.extend(unit)
-        if batch:
-            batches.append(batch)
-        lo = hi
-    rng.shuffle(batches)
-    return batches
-
-
 def shared_norm_loss(start_logits: torch.Tensor, end_logits: torch.Tensor,
                      windows: Sequence[TrainWindow]) -> torch.Tensor | None:
     """Mean over the batch's multi-window groups with an answer of the negative log of the
@@ -114,30 +72,6 @@ def shared_norm_loss(start_logits: torch.Tensor, end_logits: torch.Tensor,
     return torch.stack(losses).mean() if losses else None
 
 
-def collate(windows: Sequence[TrainWindow], pad_id: int,
-            device: torch.device | None = None) -> dict[str, torch.Tensor]:
-    """A padded batch of ``windows``, on ``device`` (default: the CPU)."""
-    width = max(len(w.input_ids) for w in windows)
-    ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
-    types = torch.zeros((len(windows), width), dtype=torch.long)
-    mask = torch.zeros((len(windows), width), dtype=torch.long)
-    for row, w in enumerate(windows):
-        n = len(w.input_ids)
-        ids[row, :n] = torch.tensor(w.input_ids)
-        types[row, :n] = torch.tensor(w.token_type_ids)
-        mask[row, :n] = 1
-    batch = {
-        "input_ids": ids,
-        "token_type_ids": types,
-        "attention_mask": mask,
-        "start_positions": torch.tensor([w.start for w in windows]),
-        "end_positions": torch.tensor([w.end for w in windows]),
-    }
-    if device is None or device.type == "cpu":
-        return batch
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
 def _resumable(config: dict[str, Any]) -> dict[str, Any]:
     """The settings a checkpoint must share with the run resuming it. A setting added to
     ``TrainConfig`` after the checkpoint was written counts as its default (off)."""
@@ -146,108 +80,6 @@ def _resumable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items()
             if k not in {"max_steps", "checkpoint_every_steps", "eval_every_steps", "torch_threads", "device",
                          "time_budget_s"}}
-
-
-WARMUP_STEPS = 5  # not timed: the first steps pay for allocation and kernel selection (GPU)
-PROBE_STEPS = 20  # the fewest steps timed (after WARMUP_STEPS) before a time budget fixes the run's length
-PROBE_SHARE = 0.1  # the share of a time budget spent before each look at the pace (see _BudgetProbe)
-
-
-class _Plan:
-    """The learning-rate factor of each step: a linear warm-up, then a linear decay to 0 at ``total``.
-
-    A time budget may move ``total`` (``move``) before any step. The factor then goes on from its value
-    at that step, still warming up if it was (to 1 at the warm-up's end, pulled in if the run got short),
-    then decays linearly to 0 at the new total: the learning rate never jumps."""
-
-    def __init__(self, total: int, warmup_fraction: float) -> None:
-        self.warmup_fraction = warmup_fraction
-        self.total = total
-        self.warmup = int(total * warmup_fraction)
-        self.anchor: tuple[int, float] | None = None  # (step, its factor) of the last move
-
-    def move(self, total: int, step: int) -> None:
-        here = self.factor(step)
-        self.warmup = max(step, min(self.warmup, int(total * self.warmup_fraction)))
-        self.total, self.anchor = total, (step, here)
-
-    def state(self) -> dict[str, Any]:
-        return {"total": self.total, "warmup": self.warmup, "anchor": self.anchor}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        """The schedule a checkpoint was written under, moves included."""
-        self.total, self.warmup = int(state["total"]), int(state["warmup"])
-        self.anchor = None if state["anchor"] is None else (int(state["anchor"][0]), float(state["anchor"][1]))
-
-    def factor(self, step: int) -> float:
-        if self.anchor is None:
-            if step < self.warmup:
-                return (step + 1) / max(1, self.warmup)
-            return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
-        at, here = self.anchor
-        if step < self.warmup:  # still warming up: from here to 1 at the warm-up's end
-            return here + (1.0 - here) * (step - at) / max(1, self.warmup - at)
-        top = 1.0 if self.warmup > at else here
-        return max(0.0, top * (self.total - step) / max(1, self.total - self.warmup))
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class _BudgetProbe:
-    """Fits a run to a time budget: never more steps than planned, never (by more than ``slack`` of the
-    budget) more time than the budget.
-
-    The first look comes once WARMUP_STEPS + PROBE_STEPS steps are done and PROBE_SHARE of the budget is
-    spent (or, when steps are slow and the budget short, once half of it is spent). Then it looks again
-    each time another PROBE_SHARE of the budget is spent. Each look times the later half of the steps so
-    far (never the first WARMUP_STEPS): many steps, as batch lengths vary, yet not the slow early ones;
-    later looks take the steps since the last look instead when those were slower. After the first
-    look it moves the end again only if the run would overrun by more than ``slack`` of the budget, or
-    (while short of its planned steps) finish more than ``slack`` early.
-
-    A GPU speeds up for hundreds of steps, as it meets each batch shape for the first time
-    (length-grouped batches have many): timing steps 5 to 25 alone once cut a 4-epoch run to a quarter
-    of its steps when all of them would have fitted."""
-
-    def __init__(self, budget_s: float, device: torch.device, began: float,
-                 clock: Callable[[], float] = time.perf_counter, slack: float = 0.02) -> None:
-        self.budget_s, self.device, self.began, self.clock, self.slack = budget_s, device, began, clock, slack
-        self.marks: list[float] = []  # the time before each step of this invocation
-        self.look: tuple[int, float] | None = None  # (steps done, time) at the last look
-        self.per_step = 0.0
-
-    def steps_that_fit(self, done: int, step: int, total: int, planned: int) -> int | None:
-        """Called before each step (``done`` steps into this invocation, ``step`` overall, ``total`` now
-        the end, ``planned`` the end without a budget): the new end when this step is a look that moves
-        it, else None."""
-        now = self.clock()
-        self.marks.append(now)
-        if self.look is None:
-            spent = now - self.began
-            probed = done >= WARMUP_STEPS + PROBE_STEPS and spent >= PROBE_SHARE * self.budget_s
-            if not probed and not (done > WARMUP_STEPS and spent >= 0.5 * self.budget_s):  # slow steps, short budget
-                return None
-        elif now - self.look[1] < PROBE_SHARE * self.budget_s:
-            return None
-        since = max(WARMUP_STEPS, done // 2)
-        since_time = self.marks[since]
-        _synchronize(self.device)
-        now = self.clock()
-        self.per_step = (now - since_time) / (done - since)
-        first = self.look is None
-        if not first:  # the pace since the last look, if slower: a machine that slows down is seen at once
-            self.per_step = max(self.per_step, (now - self.look[1]) / max(1, done - self.look[0]))
-        self.look = (done, now)
-        left = max(0.0, self.budget_s - (now - self.began))
-        fits = min(planned, step + int(left / self.per_step))
-        if first:
-            return fits if fits < total else None
-        over = (total - step) * self.per_step - left  # seconds past the budget at the present end
-        moves = over > self.slack * self.budget_s or (total < planned and -over > self.slack * self.budget_s)
-        return fits if moves and abs(fits - total) * self.per_step > self.slack * self.budget_s else None
 
 
 def checked_device(name: str) -> torch.device:
@@ -307,7 +139,7 @@ def train_reader(
     planned = int(len(schedule) * config.epochs / epochs)
     if config.max_steps is not None:
         planned = min(planned, config.max_steps)
-    plan = _Plan(planned, config.warmup_fraction)  # plan.total: the run's end, as a time budget moves it
+    plan = LrSchedule(planned, config.warmup_fraction)  # plan.total: the run's end, as a time budget moves it
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan.factor)
     step = 0
     if (ckpt / "state.pt").exists():
@@ -349,7 +181,7 @@ def train_reader(
     seen = 0
     began = time.perf_counter()
     first_step = step
-    probe = None if config.time_budget_s is None else _BudgetProbe(config.time_budget_s, device, began)
+    probe = None if config.time_budget_s is None else BudgetProbe(config.time_budget_s, device, began)
     bar = tqdm(total=plan.total, initial=step, desc="train-reader", unit="step", dynamic_ncols=True)
     history_path = out / "history.jsonl"
     running = None

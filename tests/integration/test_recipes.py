@@ -36,7 +36,7 @@ def recipes():
 
 
 def test_both_recipes_hold_out_the_same_dev_and_test_splits(recipes) -> None:
-    default, reviews = recipes["default"], recipes["reviews"]
+    default = recipes["default"]
     for data in recipes.values():
         assert [e.id for e in data.squad_test] == [e.id for e in default.squad_test]
         assert len(data.subjqa_test) == 358

@@ -96,7 +96,7 @@ def test_train_reader_needs_data(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_time_budget_shortens_the_run_and_its_schedule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from qa_system.training.trainer import WARMUP_STEPS
+    from qa_system.training.schedule import WARMUP_STEPS
 
     out = tmp_path / "run"
     args = ["train-reader", "--train", TINY, SUBJ, "--eval", TINY, "--output", str(out),

@@ -13,7 +13,8 @@ from qa_system.evaluation.reader_eval import gold_answers
 from qa_system.qa_datasets import QAExample, GoldAnswer, load_squad_json, load_subjqa_csv, merge_duplicates
 from qa_system.training.features import TrainWindow, build_windows, label_window, truncate_questions
 from qa_system.training.run import windows_for
-from qa_system.training.trainer import grouped_batches, length_grouped_batches, shared_norm_loss
+from qa_system.training.batching import grouped_batches, length_grouped_batches
+from qa_system.training.trainer import shared_norm_loss
 from tests.support import DATA, first_two_windows_per_pair
 
 

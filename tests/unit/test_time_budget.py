@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from qa_system.training.trainer import PROBE_STEPS, WARMUP_STEPS, _BudgetProbe, _Plan
+from qa_system.training.schedule import PROBE_STEPS, WARMUP_STEPS, BudgetProbe, LrSchedule
 
 
 class FakeRun:
@@ -16,8 +16,8 @@ class FakeRun:
         self.now = 0.0
         self.planned = self.total = planned
         self.step_s = step_s
-        self.probe = _BudgetProbe(budget_s, torch.device("cpu"), began=0.0, clock=lambda: self.now)
-        self.plan = _Plan(planned, warmup_fraction)
+        self.probe = BudgetProbe(budget_s, torch.device("cpu"), began=0.0, clock=lambda: self.now)
+        self.plan = LrSchedule(planned, warmup_fraction)
         self.moves: list[tuple[int, int]] = []  # (step, new end)
         self.factors: list[float] = []  # the learning-rate factor of each step run
 
@@ -103,26 +103,26 @@ def test_a_budget_shorter_than_the_probe_steps_still_ends_near_it() -> None:
 
 
 def test_plan_without_moves_is_warmup_then_linear_decay() -> None:
-    plan = _Plan(100, 0.1)
+    plan = LrSchedule(100, 0.1)
     assert [plan.factor(s) for s in (0, 9, 10, 55, 100)] == [0.1, 1.0, 1.0, 0.5, 0.0]
 
 
 def test_plan_moved_during_warmup_keeps_warming_up_then_decays_to_the_new_end() -> None:
-    plan = _Plan(1000, 0.1)  # warm-up of 100 steps
+    plan = LrSchedule(1000, 0.1)  # warm-up of 100 steps
     before = plan.factor(50)
     plan.move(500, 50)  # warm-up now ends at 50 (a tenth of 500): decay from here
     assert plan.factor(50) == before
     assert plan.factor(500) == 0.0 and abs(plan.factor(275) - before / 2) < 1e-9
-    plan = _Plan(1000, 0.1)
+    plan = LrSchedule(1000, 0.1)
     plan.move(2000, 50)  # lengthened: the warm-up keeps its end, then the longer decay
-    assert plan.factor(50) == _Plan(1000, 0.1).factor(50)
+    assert plan.factor(50) == LrSchedule(1000, 0.1).factor(50)
     assert plan.factor(99) < 1.0 and plan.factor(100) == 1.0 and plan.factor(2000) == 0.0
 
 
 def test_a_moved_schedule_survives_a_checkpoint() -> None:
-    plan = _Plan(1000, 0.06)
+    plan = LrSchedule(1000, 0.06)
     plan.move(400, 30)  # a time budget cut the run during its warm-up
-    restored = _Plan(1000, 0.06)  # what a resumed run builds from its config
+    restored = LrSchedule(1000, 0.06)  # what a resumed run builds from its config
     assert [restored.factor(s) for s in (30, 200, 399)] != [plan.factor(s) for s in (30, 200, 399)]
     restored.restore(json.loads(json.dumps(plan.state())))  # as stored, through JSON-like types
     assert [restored.factor(s) for s in range(400)] == [plan.factor(s) for s in range(400)]
