@@ -9,7 +9,7 @@ import numpy as np
 
 from .config import DEFAULT_EMBEDDING_MODEL
 from .errors import ConfigError, NotLoadedError
-from .hardware import EMBEDDING_PRECISIONS, bf16_autocast, resolve_precision
+from .hardware import EMBEDDING_PRECISIONS, bf16_autocast, quantize_linear_int8, resolve_precision
 
 
 @runtime_checkable
@@ -53,6 +53,8 @@ class SentenceTransformerEmbedder:
                  precision: str = "auto") -> None:
         if precision not in EMBEDDING_PRECISIONS:
             raise ConfigError(f"embedding precision must be one of {', '.join(EMBEDDING_PRECISIONS)}, got {precision!r}")
+        if precision == "int8" and not device.startswith("cpu"):
+            raise ConfigError(f"int8 embedding precision works on the CPU only, not on {device!r}")
         self._name = model_name
         self._device = device
         self._precision = precision
@@ -65,7 +67,8 @@ class SentenceTransformerEmbedder:
 
     @property
     def precision(self) -> str:
-        """``fp32`` or ``bf16`` (autocast while encoding; ``auto`` resolved for this machine)."""
+        """``fp32``, ``bf16`` (autocast while encoding) or ``int8`` (dynamic quantisation of the Linear
+        layers, CPU only); ``auto`` resolved for this machine."""
         return resolve_precision(self._precision, self._device)
 
     def load(self) -> "SentenceTransformerEmbedder":
@@ -75,9 +78,12 @@ class SentenceTransformerEmbedder:
 
                 path = resolve_embedding_model(self._name)
                 try:
-                    self._model = SentenceTransformer(path, device=self._device)
+                    model = SentenceTransformer(path, device=self._device)
                 except (OSError, ValueError) as e:
                     raise ConfigError(f"cannot load embedding model {self._name!r}: {e}") from e
+                if self.precision == "int8":
+                    model = quantize_linear_int8(model)
+                self._model = model
         return self
 
     @property

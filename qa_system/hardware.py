@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+from .errors import ConfigError
 
 READER_PRECISIONS = ("auto", "fp32", "bf16", "int8")
-EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")
+EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
 @functools.lru_cache(maxsize=1)  # the CPU's flags do not change; read them once
@@ -46,3 +49,19 @@ def bf16_autocast(device: str, enabled: bool) -> Iterator[None]:
 
     with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
         yield
+
+
+def quantize_linear_int8(model: Any) -> Any:
+    """``model`` with its Linear layers dynamically quantised to int8 (CPU only): one weight scale
+    per output channel, activations quantised on the fly. Per channel kept 0.4 to 3.6 F1 points of
+    the shipped reader that one scale per matrix loses, at no cost in speed (reader model card)."""
+    import torch
+
+    ao_quantization = getattr(getattr(torch, "ao", None), "quantization", None)
+    if ao_quantization is None or not hasattr(ao_quantization, "quantize_dynamic"):
+        raise ConfigError("this torch build has no torch.ao.quantization.quantize_dynamic")
+    with warnings.catch_warnings():  # deprecated in favour of torchao, still shipped
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        qconfig = ao_quantization.per_channel_dynamic_qconfig
+        return ao_quantization.quantize_dynamic(model, {torch.nn.Linear: qconfig}, dtype=torch.qint8, inplace=True)

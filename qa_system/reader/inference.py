@@ -7,14 +7,13 @@ package stays cheap.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Sequence, cast
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..hardware import bf16_autocast
+from ..hardware import bf16_autocast, quantize_linear_int8
 from .answers import WindowLogits
 from .windows import Window, pad_batch, plan_batches
 
@@ -70,16 +69,7 @@ def prepare_model(model: Any, *, device: str, quantize: bool, torch_threads: int
     if quantize:
         if torch.device(device).type != "cpu":
             raise ConfigError(f"int8 reader precision (quantize=True) works on the CPU only, not on {device!r}")
-        ao_quantization = getattr(getattr(torch, "ao", None), "quantization", None)
-        if ao_quantization is None or not hasattr(ao_quantization, "quantize_dynamic"):
-            raise ConfigError("this torch build has no torch.ao.quantization.quantize_dynamic")
-        with warnings.catch_warnings():  # deprecated in favour of torchao, still shipped
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            # one scale per output channel: on the shipped reader it kept 0.4 to 3.6 F1 points that one
-            # scale per matrix loses, at no cost in speed (model card, Inference precision)
-            qconfig = ao_quantization.per_channel_dynamic_qconfig
-            model = ao_quantization.quantize_dynamic(model, {torch.nn.Linear: qconfig}, dtype=torch.qint8)
+        model = quantize_linear_int8(model)
     return model
 
 

@@ -265,5 +265,29 @@ def test_embedding_precision_bf16_keeps_unit_vectors_close_to_fp32_and_auto_foll
     for native, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda native=native: native)
         assert SentenceTransformerEmbedder(precision="auto").precision == expected
-    with pytest.raises(ConfigError, match="embedding precision must be one of auto, fp32, bf16"):
-        SentenceTransformerEmbedder(precision="int8")
+    with pytest.raises(ConfigError, match="embedding precision must be one of auto, fp32, bf16, int8, got 'fp16'"):
+        SentenceTransformerEmbedder(precision="fp16")
+
+
+def test_embedding_precision_int8_quantises_the_linear_layers_and_stays_close_to_fp32() -> None:
+    import numpy as np
+    import torch
+
+    from qa_system.embedding import SentenceTransformerEmbedder
+    from qa_system.errors import ConfigError
+
+    texts = [p.read_text(encoding="utf-8")[:1500] for p in sorted(SAMPLE_CORPUS.rglob("*.md"))[:6]] + ["How do I reset my password?"]
+    fp32 = SentenceTransformerEmbedder(precision="fp32").load()
+    int8 = SentenceTransformerEmbedder(precision="int8").load()
+    assert int8.precision == "int8"
+    modules = list(int8._loaded.modules())
+    assert not any(type(m) is torch.nn.Linear for m in modules)  # every Linear layer was swapped
+    assert any("quantized" in type(m).__module__ for m in modules)
+    assert any(type(m) is torch.nn.Linear for m in fp32._loaded.modules())  # the fp32 one was left alone
+    a, b = fp32.encode(texts), int8.encode(texts)
+    assert b.dtype == np.float32 and a.shape == b.shape
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert 0.9 < np.min(np.sum(a * b, axis=1)) < 0.9999  # close, and int8 really ran
+    assert int8.dimension == fp32.dimension and int8.max_tokens == fp32.max_tokens
+    with pytest.raises(ConfigError, match="int8 embedding precision works on the CPU only"):
+        SentenceTransformerEmbedder(precision="int8", device="cuda")

@@ -142,6 +142,8 @@ def test_reader_and_embedding_precision_are_read_from_the_environment_and_checke
     assert load_settings().embedding_precision == "auto"
     monkeypatch.setenv("QA_SYSTEM_EMBEDDING_PRECISION", "bf16")
     assert load_settings().embedding_precision == "bf16"
-    monkeypatch.setenv("QA_SYSTEM_EMBEDDING_PRECISION", "int8")  # the embedder has no int8 path
-    with pytest.raises(ConfigError, match="embedding_precision must be one of auto, fp32, bf16, got 'int8'"):
+    monkeypatch.setenv("QA_SYSTEM_EMBEDDING_PRECISION", "int8")
+    assert load_settings().embedding_precision == "int8"
+    monkeypatch.setenv("QA_SYSTEM_EMBEDDING_PRECISION", "fp16")
+    with pytest.raises(ConfigError, match="embedding_precision must be one of auto, fp32, bf16, int8, got 'fp16'"):
         load_settings()
