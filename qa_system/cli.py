@@ -57,13 +57,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if report.failed and args.strict else EXIT_OK
 
 
-def _answer_json(result: Any) -> dict[str, Any]:
+def _answer_json(result: Any, models: Any) -> dict[str, Any]:
     return {
         "question": result.question,
         "has_answer": result.has_answer,
         "no_answer_score": result.no_answer_score,
         "answers": [asdict(a) for a in result.answers],
         "timings": dict(result.timings),
+        "models": asdict(models),
     }
 
 
@@ -73,8 +74,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with qa:
         result = qa.ask(args.question, top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
                         filters=_parse_filters(args.filter))
+        models = qa.describe_models()
     if args.json:
-        print(json.dumps(_answer_json(result), indent=2, ensure_ascii=False))
+        print(json.dumps(_answer_json(result, models), indent=2, ensure_ascii=False))
         return EXIT_OK
     print(f"Q: {result.question}")
     if not result.answers:
