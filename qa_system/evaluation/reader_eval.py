@@ -6,8 +6,8 @@ when the reader's best span does not beat its no-answer score by the threshold.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Collection, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -27,11 +27,22 @@ class ReaderRun:
 
 
 @dataclass(frozen=True)
+class PartScores:
+    """One part of a dev set (one file, or one source of a recipe's dev set) read by one reader."""
+
+    questions: int
+    has_answer: int
+    f1: float  # at the threshold
+    has_answer_f1_answer_all: float | None  # the answerable questions, the best span always taken
+
+
+@dataclass(frozen=True)
 class ThresholdFit:
     threshold: float
     f1: float
     examples: int
     has_answer: int
+    parts: Mapping[str, PartScores] = field(default_factory=dict)
 
 
 def gold_passage(example: QAExample) -> Passage:
@@ -99,3 +110,23 @@ def fit_threshold(run: ReaderRun, examples: Sequence[QAExample]) -> ThresholdFit
             best_threshold = run.margin[j] - 1e-6
     n = max(1, len(run.ids))
     return ThresholdFit(best_threshold, best_total / n, len(run.ids), sum(1 for i in run.ids if gold[i]))
+
+
+def score_parts(run: ReaderRun, examples: Sequence[QAExample], threshold: float,
+                parts: Mapping[str, Collection[str]]) -> dict[str, PartScores]:
+    """Each part's scores (a part: a name and the ids of its questions; ids of no question
+    are ignored, an empty part is left out). ``has_answer_f1_answer_all`` is the span quality
+    alone: the best span of every answerable question, whatever its margin."""
+    gold = gold_answers(examples)
+    at = dict(zip(run.ids, zip(run.best_text, run.margin)))
+    out: dict[str, PartScores] = {}
+    for name, ids in parts.items():
+        ids = [i for i in ids if i in at]
+        if not ids:
+            continue
+        answered = [max_over_gold(f1_score, at[i][0], gold[i]) for i in ids if gold[i]]
+        at_threshold = [(max_over_gold(f1_score, at[i][0], gold[i]) if at[i][1] > threshold else 0.0)
+                        if gold[i] else float(at[i][1] <= threshold) for i in ids]
+        out[name] = PartScores(len(ids), len(answered), sum(at_threshold) / len(ids),
+                               sum(answered) / len(answered) if answered else None)
+    return out

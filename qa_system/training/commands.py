@@ -218,9 +218,17 @@ def fit_threshold_command(args: argparse.Namespace) -> int:
     from .recipe import load_recipe_data
 
     require_model_folder(args.model)
-    dev = [e for f in args.files for e in load_examples(f)]
+    dev: list = []
+    parts: dict[str, set[str]] = {}
+    for f in args.files:
+        examples = load_examples(f)
+        dev += examples
+        parts.setdefault(str(f), set()).update(e.id for e in examples)
     if args.recipe:
-        dev += load_recipe_data(args.recipe, args.datasets).threshold_dev
+        data = load_recipe_data(args.recipe, args.datasets)
+        dev += data.threshold_dev
+        for name, ids in data.dev_parts.items():
+            parts.setdefault(f"{args.recipe}: {name}", set()).update(ids)
     dev = merge_duplicates(dev)  # a question in two files is one question, with the gold answers of both
     if not dev:
         raise ConfigError("give dev FILEs or --recipe NAME to fit the threshold on")
@@ -228,11 +236,17 @@ def fit_threshold_command(args: argparse.Namespace) -> int:
     before = f"{saved.no_answer_threshold:.3f}" if reader_config_path(args.model).is_file() else "not set"
     fit = fit_and_save_threshold(args.model, dev, max_seq_length=saved.max_seq_length or 384,
                                  doc_stride=saved.doc_stride or 128, save=not args.print_only,
-                                 settings=Settings(reader_precision=args.reader_precision))
+                                 settings=Settings(reader_precision=args.reader_precision),
+                                 parts=parts if len(parts) > 1 else None)
     where = ("not written (--print-only): set QA_SYSTEM_NO_ANSWER_THRESHOLD to use it" if args.print_only
              else f"written to {reader_config_path(args.model)}")
     print(f"no-answer threshold {fit.threshold:.3f} (was {before}); dev F1 {fit.f1:.3f} on {fit.examples} "
           f"questions, {fit.has_answer} with an answer; {where}")
+    if fit.parts:
+        print(f"\n{'dev part':<44} {'n':>5} {'HasAns':>6} {'F1':>6} {'HasAns F1 answering all':>24}")
+        for name, part in fit.parts.items():
+            answer_all = "-" if part.has_answer_f1_answer_all is None else f"{100 * part.has_answer_f1_answer_all:.2f}"
+            print(f"{name[-44:]:<44} {part.questions:>5} {part.has_answer:>6} {100 * part.f1:>6.2f} {answer_all:>24}")
     return 0
 
 

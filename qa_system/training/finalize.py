@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from dataclasses import asdict, replace
+from typing import Any, Collection, Mapping, Sequence
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..evaluation.reader_eval import ThresholdFit, fit_threshold, run_reader
+from ..evaluation.reader_eval import ThresholdFit, fit_threshold, run_reader, score_parts
 from ..reader import ExtractiveReader, ReaderModelConfig, save_reader_config
 from ..qa_datasets import QAExample
 from .folders import atomic_save_dir, check_model_output
@@ -18,15 +19,20 @@ from .folders import atomic_save_dir, check_model_output
 def fit_and_save_threshold(
     model_dir: str | Path, dev: Sequence[QAExample], *, max_seq_length: int = 384, doc_stride: int = 128,
     progress: bool = True, reader: Any = None, save: bool = True, settings: Any = None,
+    parts: Mapping[str, Collection[str]] | None = None,
 ) -> ThresholdFit:
     """Read ``dev`` with the model at ``model_dir``, pick the F1-maximising no-answer threshold
     and (``save``) store it, with the window settings, in the folder's ``qa_system_reader.json``.
-    Without ``settings`` the reader computes in fp32, so that a fit compares across machines."""
+    Without ``settings`` the reader computes in fp32, so that a fit compares across machines.
+    ``parts`` (name -> question ids) are scored apart at the fitted threshold (``fit.parts``)."""
     reader = reader or ExtractiveReader(
         str(model_dir), settings=settings or Settings(reader_precision="fp32"), max_seq_length=max_seq_length, doc_stride=doc_stride,
         no_answer_threshold=0.0,
     ).load()
-    fit = fit_threshold(run_reader(reader, dev, progress=progress), dev)
+    run = run_reader(reader, dev, progress=progress)
+    fit = fit_threshold(run, dev)
+    if parts:
+        fit = replace(fit, parts=score_parts(run, dev, fit.threshold, parts))
     if not save:
         return fit
     save_reader_config(
@@ -37,7 +43,8 @@ def fit_and_save_threshold(
     (Path(model_dir) / "threshold_fit.json").write_text(json.dumps(
         {"method": "max F1 over every margin on the dev set (SQuAD 2.0 best_f1_thresh)",
          "threshold": fit.threshold, "dev_f1_at_threshold": fit.f1, "dev_examples": fit.examples,
-         "dev_has_answer": fit.has_answer, "reader_precision": getattr(reader, "precision", None)}, indent=2))
+         "dev_has_answer": fit.has_answer, "reader_precision": getattr(reader, "precision", None),
+         "dev_parts": {name: asdict(part) for name, part in fit.parts.items()}}, indent=2))
     return fit
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from ..qa_datasets import GoldAnswer, QAExample, dedupe_by_id, load_squad_json, load_subjqa_csv, merge_duplicates
 
@@ -38,6 +39,12 @@ class ReaderData:
     threshold_dev: list[QAExample]
     squad_test: list[QAExample]
     subjqa_test: list[QAExample]
+    # the threshold dev set's parts by source (name -> question ids), scored apart by fit-threshold
+    dev_parts: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+SQUAD_DEV_PART = "SQuAD dev articles"
+REVIEWS_DEV_PART = "SubjQA reviews"
 
 
 RECIPES = ("default", "default-heldout", "reviews", "reviews-heldout", "reviews-products", "reviews-long")
@@ -75,26 +82,26 @@ def load_recipe_data(name: str, datasets_dir: str | Path) -> ReaderData:
 def load_default_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 2,
                              threshold_products: float = 0.0) -> ReaderData:
     root = Path(datasets_dir)
-    squad_train, threshold_dev, squad_test = _squad_splits(root)
-    subjqa, threshold_dev = _hold_out_products(_subjqa_train(root, subjqa_repeat), threshold_dev, threshold_products)
+    squad_train, squad_dev, squad_test = _squad_splits(root)
+    subjqa, threshold_dev = _hold_out_products(_subjqa_train(root, subjqa_repeat), squad_dev, threshold_products)
     train: list[tuple[QAExample, int]] = [(e, 1) for e in squad_train]
     for rel in SQUAD_SOURCES:
         train.extend((e, 1) for e in load_squad_json(root / rel))
     train.extend(subjqa)
-    return _held_out(root, train, threshold_dev, squad_test)
+    return _held_out(root, train, threshold_dev, squad_test, squad_dev)
 
 
 def load_review_reader_data(datasets_dir: str | Path, subjqa_repeat: int = 3, replay: float = 0.2,
                             seed: int = 13, threshold_products: float = 0.0) -> ReaderData:
     root = Path(datasets_dir)
-    squad_train, threshold_dev, squad_test = _squad_splits(root)
-    subjqa, threshold_dev = _hold_out_products(_subjqa_train(root, subjqa_repeat), threshold_dev, threshold_products)
+    squad_train, squad_dev, squad_test = _squad_splits(root)
+    subjqa, threshold_dev = _hold_out_products(_subjqa_train(root, subjqa_repeat), squad_dev, threshold_products)
     reviews = load_squad_json(root / REVIEW_SOURCE)
     others = squad_train + [e for rel in SQUAD_SOURCES if rel != REVIEW_SOURCE for e in load_squad_json(root / rel)]
     rng = random.Random(seed)
     train = [(e, 1) for e in reviews] + [(e, 1) for e in rng.sample(others, int(len(others) * replay))]
     train.extend(subjqa)
-    return _held_out(root, train, threshold_dev, squad_test)
+    return _held_out(root, train, threshold_dev, squad_test, squad_dev)
 
 
 def load_heldout_products_data(datasets_dir: str | Path, fraction: float = 0.2, trained: float = 0.1,
@@ -112,7 +119,7 @@ def load_heldout_products_data(datasets_dir: str | Path, fraction: float = 0.2, 
     seen = {_pair(e) for e, _ in [*train, *phase2.train]}
     threshold_dev = [e for e in phase2.threshold_dev if _pair(e) not in seen]
     _check_disjoint(seen, phase2.squad_test + phase2.subjqa_test)
-    return ReaderData(train, threshold_dev, phase2.squad_test, phase2.subjqa_test)
+    return ReaderData(train, threshold_dev, phase2.squad_test, phase2.subjqa_test, _parts_of(phase2, threshold_dev))
 
 
 def load_long_context_data(datasets_dir: str | Path, fraction: float = 0.2, subjqa_repeat: int = 2,
@@ -141,7 +148,7 @@ def load_long_context_data(datasets_dir: str | Path, fraction: float = 0.2, subj
               for e in rng.sample(squad_train, min(squad_questions, len(squad_train)))]
     train = reviews + [(e, 1) for e in joined] + rng.sample(phase2.train, min(replay, len(phase2.train)))
     _check_disjoint({_pair(e) for e, _ in train}, phase2.squad_test + phase2.subjqa_test)
-    return ReaderData(train, phase2.threshold_dev, phase2.squad_test, phase2.subjqa_test)
+    return ReaderData(train, phase2.threshold_dev, phase2.squad_test, phase2.subjqa_test, phase2.dev_parts)
 
 
 def _article_paragraphs(examples: list[QAExample]) -> dict[str, list[str]]:
@@ -199,7 +206,7 @@ def _is_held_out_product(example: QAExample, fraction: float) -> bool:
 
 
 def _held_out(root: Path, train: list[tuple[QAExample, int]], threshold_dev: list[QAExample],
-              squad_test: list[QAExample]) -> ReaderData:
+              squad_test: list[QAExample], squad_dev: list[QAExample]) -> ReaderData:
     for domain in SUBJQA_DEV_DOMAINS:
         threshold_dev = threshold_dev + load_subjqa_csv(root / "subjqa" / domain / "dev.csv")
     subjqa_test = load_subjqa_csv(root / "subjqa/electronics/test.csv")
@@ -208,7 +215,16 @@ def _held_out(root: Path, train: list[tuple[QAExample, int]], threshold_dev: lis
     # pair of a held-out train product can also be in the dev split: one example, both annotations.
     threshold_dev = merge_duplicates(e for e in threshold_dev if _pair(e) not in seen)
     _check_disjoint(seen, squad_test + subjqa_test)
-    return ReaderData(train, threshold_dev, squad_test, subjqa_test)
+    squad_ids = {e.id for e in squad_dev}
+    parts = {SQUAD_DEV_PART: frozenset(e.id for e in threshold_dev if e.id in squad_ids),
+             REVIEWS_DEV_PART: frozenset(e.id for e in threshold_dev if e.id not in squad_ids)}
+    return ReaderData(train, threshold_dev, squad_test, subjqa_test, parts)
+
+
+def _parts_of(data: ReaderData, threshold_dev: list[QAExample]) -> dict[str, frozenset[str]]:
+    """``data``'s dev parts, less the questions that are not in ``threshold_dev``."""
+    kept = {e.id for e in threshold_dev}
+    return {name: ids & kept for name, ids in data.dev_parts.items()}
 
 
 def _pair(example: QAExample) -> tuple[str, str]:

@@ -48,6 +48,21 @@ def test_both_recipes_hold_out_the_same_dev_and_test_splits(recipes) -> None:
         assert not any(e.group in test_articles for e, _ in data.train)
 
 
+def test_the_threshold_dev_set_splits_into_its_squad_and_review_parts(recipes) -> None:
+    from qa_system.training.recipe import REVIEWS_DEV_PART, SQUAD_DEV_PART
+
+    squad_ids = {e.id for f in ("squad/dev-v1.1.json", "squad/dev-v2.0.json") for e in load_squad_json(DATASETS / f)}
+    subjqa_ids = {e.id for f in (DATASETS / "subjqa").glob("*/*.csv") for e in load_subjqa_csv(f)}
+    for name, data in recipes.items():
+        parts = data.dev_parts
+        assert set(parts) == {SQUAD_DEV_PART, REVIEWS_DEV_PART}, name
+        assert parts[SQUAD_DEV_PART] | parts[REVIEWS_DEV_PART] == {e.id for e in data.threshold_dev}
+        assert not parts[SQUAD_DEV_PART] & parts[REVIEWS_DEV_PART]
+        assert parts[SQUAD_DEV_PART] <= squad_ids and parts[REVIEWS_DEV_PART] <= subjqa_ids
+    heldout = recipes["reviews-heldout"].dev_parts
+    assert (len(heldout[SQUAD_DEV_PART]), len(heldout[REVIEWS_DEV_PART])) == (1428, 1549)  # the model card's dev set
+
+
 def test_reviews_recipe_is_subjqa_reviews_and_a_fifth_replayed(recipes) -> None:
     default, reviews = recipes["default"], recipes["reviews"]
     trained = _pairs(e for e, _ in reviews.train)

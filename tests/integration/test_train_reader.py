@@ -55,6 +55,17 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
     assert refit["dev_examples"] != 22
     assert json.loads((model_dir / "qa_system_reader.json").read_text())["no_answer_threshold"] == round(
         refit["threshold"], 4)
+    assert refit["dev_parts"] == {}  # one file: no parts to tell apart
+    # Two files: each is scored apart at the one fitted threshold, and the parts add up to the whole.
+    assert cli_main(["fit-threshold", str(model_dir), TINY, SUBJ]) == 0
+    printed = capsys.readouterr().out
+    assert "dev part" in printed and "HasAns F1 answering all" in printed
+    both = json.loads((model_dir / "threshold_fit.json").read_text())
+    parts = both["dev_parts"]
+    assert set(parts) == {TINY, SUBJ} and parts[TINY]["questions"] == 22 and parts[TINY]["has_answer"] == 18
+    assert sum(p["questions"] for p in parts.values()) == both["dev_examples"]
+    assert abs(sum(p["f1"] * p["questions"] for p in parts.values()) / both["dev_examples"]
+               - both["dev_f1_at_threshold"]) < 1e-9
     # --print-only fits on other data and leaves both files as they are.
     files = {name: (model_dir / name).read_bytes() for name in ("qa_system_reader.json", "threshold_fit.json")}
     assert cli_main(["fit-threshold", str(model_dir), TINY, "--print-only"]) == 0

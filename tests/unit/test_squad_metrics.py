@@ -145,3 +145,29 @@ def test_evaluate_without_no_answer_questions_has_no_breakdown() -> None:
 
 def test_evaluate_nothing() -> None:
     assert evaluate({}, {}) == SquadScores(0.0, 0.0, 0, None, None, 0, None, None, 0, 0)
+
+
+def test_score_parts_scores_each_part_at_the_threshold_and_its_spans_answering_all() -> None:
+    from qa_system.evaluation.reader_eval import ReaderRun, fit_threshold, score_parts, score_run
+    from qa_system.qa_datasets import GoldAnswer, QAExample
+
+    def example(i: str, answer: str | None) -> QAExample:
+        context = "the cat sat on the mat"
+        answers = (GoldAnswer(answer, context.index(answer)),) if answer else ()
+        return QAExample(i, "g", f"question {i}?", context, answers)
+
+    examples = [example("a", "the cat"), example("b", "the mat"), example("c", None), example("d", "sat")]
+    run = ReaderRun(("a", "b", "c", "d"), ("cat", "the cat", "mat", "sat on"), (5.0, 1.0, 3.0, -2.0))
+    parts = score_parts(run, examples, 2.0, {"one": {"a", "b"}, "two": {"c", "d", "nowhere"}, "none": set()})
+    assert set(parts) == {"one", "two"}  # an empty part is left out, an unknown id ignored
+    one, two = parts["one"], parts["two"]
+    # a: answered "cat" (1: articles are dropped); b: margin 1 <= 2, so "" against "the mat" (0)
+    assert (one.questions, one.has_answer) == (2, 2) and one.f1 == pytest.approx(0.5)
+    assert one.has_answer_f1_answer_all == pytest.approx(0.5)  # b's span "the cat" against "the mat": 0
+    # c: unanswerable but answered (0); d: abstained on an answerable question (0); its span "sat on" F1 2/3
+    assert (two.questions, two.has_answer, two.f1) == (2, 1, 0.0)
+    assert two.has_answer_f1_answer_all == pytest.approx(2 / 3)
+    # the parts add up to the whole at the same threshold
+    whole = score_run(run, examples, 2.0).f1
+    assert whole == pytest.approx((one.f1 * 2 + two.f1 * 2) / 4)
+    assert fit_threshold(run, examples).parts == {}
