@@ -175,7 +175,7 @@ def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[st
     dev = merge_duplicates(e for f in dev_files for e in load_examples(f)) or data.eval
     if dev:
         fit = fit_and_save_threshold(model_dir, dev, settings=settings)
-        print(f"no-answer threshold {fit.threshold:.3f} (dev F1 {fit.f1:.3f} on {fit.examples} questions)")
+        print(f"no-answer threshold {fit.threshold:.3f} (dev F1 {100 * fit.f1:.2f} on {fit.examples} questions)")
     tests = data.tests or ({"held-out": data.eval} if data.eval else {})
     results = {name: _evaluate(str(model_dir), examples, None, None, None, settings=settings)
                for name, examples in tests.items()}
@@ -240,7 +240,7 @@ def fit_threshold_command(args: argparse.Namespace) -> int:
                                  parts=parts if len(parts) > 1 else None)
     where = ("not written (--print-only): set QA_SYSTEM_NO_ANSWER_THRESHOLD to use it" if args.print_only
              else f"written to {reader_config_path(args.model)}")
-    print(f"no-answer threshold {fit.threshold:.3f} (was {before}); dev F1 {fit.f1:.3f} on {fit.examples} "
+    print(f"no-answer threshold {fit.threshold:.3f} (was {before}); dev F1 {100 * fit.f1:.2f} on {fit.examples} "
           f"questions, {fit.has_answer} with an answer; {where}")
     if fit.parts:
         print(f"\n{'dev part':<44} {'n':>5} {'HasAns':>6} {'F1':>6} {'HasAns F1 answering all':>24}")
