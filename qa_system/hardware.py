@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import ConfigError
 
@@ -65,3 +66,25 @@ def quantize_linear_int8(model: Any) -> Any:
         warnings.simplefilter("ignore", UserWarning)
         qconfig = ao_quantization.per_channel_dynamic_qconfig
         return ao_quantization.quantize_dynamic(model, {torch.nn.Linear: qconfig}, dtype=torch.qint8, inplace=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Give the memory the process has freed back to the operating system (glibc's
+    ``malloc_trim``); False where there is no such call. Training steps of many different shapes
+    (length-grouped batches) leave glibc's heap full of freed blocks it keeps: measured on phase 1
+    of the default reader (batch 64, up to 384 tokens, bf16, 2 threads), resident memory grew from
+    2.4 to 6.9 GB in 35 steps without it and stayed at 1.2 to 1.4 GB with it, at the same speed;
+    a real run reached 19.6 GB at step 166 and was killed for memory."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True

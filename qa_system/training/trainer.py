@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..hardware import release_freed_memory
 from .batching import collate, grouped_batches, length_grouped_batches
 from .features import TrainWindow
 from .folders import atomic_save_dir, check_model_output, check_run_output
@@ -212,8 +213,11 @@ def train_reader(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        seen += batch["input_ids"].shape[0]
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        seen += len(batch_windows)
+        loss_value = loss.item()
+        del output, loss, batch
+        release_freed_memory()  # else the heap keeps every batch shape's freed activations
+        running = loss_value if running is None else 0.95 * running + 0.05 * loss_value
         rate = seen / max(1e-9, time.perf_counter() - began)
         bar.set_postfix(loss=f"{running:.3f}", win_s=f"{rate:.1f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         bar.update(1)
