@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..hardware import release_freed_memory
+from ..hardware import physical_memory_bytes, release_freed_memory
 from .batching import collate, grouped_batches, length_grouped_batches
 from .features import TrainWindow
 from .folders import atomic_save_dir, check_model_output, check_run_output
@@ -185,6 +185,7 @@ def train_reader(
     probe = None if config.time_budget_s is None else BudgetProbe(config.time_budget_s, device, began)
     bar = tqdm(total=plan.total, initial=step, desc="train-reader", unit="step", dynamic_ncols=True)
     history_path = out / "history.jsonl"
+    trim_above = (physical_memory_bytes() or 0) // 4  # hand freed memory back above a quarter of the RAM
     running = None
     while step < plan.total:
         if probe is not None:
@@ -216,7 +217,7 @@ def train_reader(
         seen += len(batch_windows)
         loss_value = loss.item()
         del output, loss, batch
-        release_freed_memory()  # else the heap keeps every batch shape's freed activations
+        release_freed_memory(above_bytes=trim_above)  # else the heap keeps growing until killed
         running = loss_value if running is None else 0.95 * running + 0.05 * loss_value
         rate = seen / max(1e-9, time.perf_counter() - began)
         bar.set_postfix(loss=f"{running:.3f}", win_s=f"{rate:.1f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")

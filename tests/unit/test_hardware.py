@@ -26,7 +26,17 @@ def test_release_freed_memory_hands_a_fragmented_heap_back() -> None:
     last = blocks[-1]
     del blocks
     before = _rss_mib()
-    assert hardware.release_freed_memory() is True
+    held = hardware.resident_bytes()
+    assert held is not None and abs(held / 2**20 - before) < 50
+    # above a bound it does not hold yet: nothing is handed back
+    assert hardware.release_freed_memory(above_bytes=held + 2**30) is False
+    assert _rss_mib() > before - 20
+    assert hardware.release_freed_memory(above_bytes=held // 2) is True
     after = _rss_mib()
     assert before - after > 100, (before, after)
     assert last[-1] == 199_999 % 256
+
+
+def test_physical_memory_is_read() -> None:
+    total = hardware.physical_memory_bytes()
+    assert total is None or total > 2**28
