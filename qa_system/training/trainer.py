@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -157,6 +158,7 @@ def train_reader(
             # the schedule it was written under, as a time budget moved it: the learning rate goes on
             # where it was, and a run that a budget ended stays ended (a changed max_steps starts anew)
             plan.restore(saved)
+        _forget_history_after(out / "history.jsonl", step)  # the steps after the checkpoint are done again
         log(f"resuming from step {step} of {plan.total}" if step < plan.total
             else f"checkpoint at step {step} is already at the end of its schedule ({plan.total} steps); to train "
                  "further, start a new run from its model")
@@ -241,6 +243,19 @@ def train_reader(
 
     atomic_save_dir(_write, final)
     return final
+
+
+def _forget_history_after(path: Path, step: int) -> None:
+    """Drop the records of steps after ``step`` from a run's history (rewritten whole, atomically),
+    so that a resumed run logs each step once."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
 
 
 @torch.inference_mode()

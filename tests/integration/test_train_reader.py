@@ -29,10 +29,12 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
     assert train(out, 2) == 0
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [1, 2]
-    assert train(out, 3) == 0  # resumes after step 2
+    with (out / "history.jsonl").open("a") as h:  # an interrupted run logged a step after its checkpoint
+        h.write(json.dumps({"step": 3, "loss": 9.9, "windows_per_s": 1.0}) + "\n")
+    assert train(out, 3) == 0  # resumes after step 2, and step 3 is logged once, by the run that did it
     assert "resuming from step 2" in capsys.readouterr().out
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    assert [h["step"] for h in history] == [1, 2, 3]
+    assert [h["step"] for h in history] == [1, 2, 3] and history[-1]["loss"] != 9.9
 
     model_dir = out / "model"
     AutoModelForQuestionAnswering.from_pretrained(model_dir)  # a standard Hugging Face folder
