@@ -247,11 +247,18 @@ def train_reader(
 
 def _forget_history_after(path: Path, step: int) -> None:
     """Drop the records of steps after ``step`` from a run's history (rewritten whole, atomically),
-    so that a resumed run logs each step once."""
+    so that a resumed run logs each step once; a line cut short by a killed run goes too."""
     if not path.is_file():
         return
+
+    def keep(line: str) -> bool:
+        try:
+            return int(json.loads(line)["step"]) <= step
+        except (ValueError, KeyError, TypeError):
+            return False
+
     lines = path.read_text().splitlines()
-    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    kept = [line for line in lines if keep(line)]
     if len(kept) != len(lines):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text("".join(line + "\n" for line in kept))

@@ -31,6 +31,7 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
     assert [h["step"] for h in history] == [1, 2]
     with (out / "history.jsonl").open("a") as h:  # an interrupted run logged a step after its checkpoint
         h.write(json.dumps({"step": 3, "loss": 9.9, "windows_per_s": 1.0}) + "\n")
+        h.write('{"step": 4, "lo')  # and was killed while writing the next
     assert train(out, 3) == 0  # resumes after step 2, and step 3 is logged once, by the run that did it
     assert "resuming from step 2" in capsys.readouterr().out
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
