@@ -45,7 +45,8 @@ class Settings:
     # how the reader computes: fp32; bf16 (autocast); int8 (dynamic quantisation of the Linear
     # layers, CPU only); auto = bf16 where the hardware computes it natively, else fp32
     reader_precision: str = "auto"
-    # how the embedder computes: fp32, bf16 (autocast), or auto = bf16 where native, else fp32
+    # how the embedder computes: fp32; bf16 (autocast); int8 (dynamic quantisation, CPU only; opt-in,
+    # for CPUs without native bf16); auto = bf16 where native, else fp32
     embedding_precision: str = "auto"
 
     @property
