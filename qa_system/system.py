@@ -163,13 +163,12 @@ class QASystem:
         reader = self._reader
         reader_info = None
         if reader is not None and getattr(reader, "is_loaded", True):
-            params = getattr(reader, "params", None)
-            reader_info = LoadedModel(
-                str(getattr(reader, "model_name", type(reader).__name__)), getattr(reader, "precision", None),
-                no_answer_threshold=params.no_answer_threshold if params is not None else None,
-                max_seq_length=params.max_seq_length if params is not None else None,
-                doc_stride=params.doc_stride if params is not None else None,
-            )
+            params = getattr(reader, "params", None)  # a custom reader may have none
+            window = {} if params is None else {"no_answer_threshold": params.no_answer_threshold,
+                                                "max_seq_length": params.max_seq_length,
+                                                "doc_stride": params.doc_stride}
+            reader_info = LoadedModel(str(getattr(reader, "model_name", type(reader).__name__)),
+                                      getattr(reader, "precision", None), **window)
         return LoadedModels(
             embedder=(LoadedModel(embedder.model_name, getattr(embedder, "precision", None))
                       if embedder is not None else None),

@@ -124,9 +124,11 @@ def score_parts(run: ReaderRun, examples: Sequence[QAExample], threshold: float,
         ids = [i for i in ids if i in at]
         if not ids:
             continue
-        answered = [max_over_gold(f1_score, at[i][0], gold[i]) for i in ids if gold[i]]
-        at_threshold = [(max_over_gold(f1_score, at[i][0], gold[i]) if at[i][1] > threshold else 0.0)
-                        if gold[i] else float(at[i][1] <= threshold) for i in ids]
+        answerable = [i for i in ids if gold[i]]
+        span_f1 = {i: max_over_gold(f1_score, at[i][0], gold[i]) for i in answerable}
+        answered = list(span_f1.values())
+        at_threshold = [(span_f1[i] if at[i][1] > threshold else 0.0) if gold[i] else float(at[i][1] <= threshold)
+                        for i in ids]
         out[name] = PartScores(len(ids), len(answered), sum(at_threshold) / len(ids),
                                sum(answered) / len(answered) if answered else None)
     return out

@@ -131,19 +131,15 @@ def test_optional_int_settings_are_read_from_the_environment(monkeypatch: pytest
     assert settings.torch_threads == 1 and settings.db_url == "sqlite:///x.db"
 
 
-def test_reader_and_embedding_precision_are_read_from_the_environment_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load_settings().reader_precision == "auto"
-    monkeypatch.setenv("QA_SYSTEM_READER_PRECISION", "int8")
-    assert load_settings().reader_precision == "int8"
-    monkeypatch.setenv("QA_SYSTEM_READER_PRECISION", "fp16")
-    with pytest.raises(ConfigError, match="reader_precision must be one of auto, fp32, bf16, int8, got 'fp16'"):
-        load_settings()
-    monkeypatch.delenv("QA_SYSTEM_READER_PRECISION")
-    assert load_settings().embedding_precision == "auto"
-    monkeypatch.setenv("QA_SYSTEM_EMBEDDING_PRECISION", "bf16")
-    assert load_settings().embedding_precision == "bf16"
-    monkeypatch.setenv("QA_SYSTEM_EMBEDDING_PRECISION", "int8")
-    assert load_settings().embedding_precision == "int8"
-    monkeypatch.setenv("QA_SYSTEM_EMBEDDING_PRECISION", "fp16")
-    with pytest.raises(ConfigError, match="embedding_precision must be one of auto, fp32, bf16, int8, got 'fp16'"):
+@pytest.mark.parametrize("setting, accepted", [("reader_precision", ("int8",)), ("embedding_precision", ("bf16", "int8"))])
+def test_reader_and_embedding_precision_are_read_from_the_environment_and_checked(
+    monkeypatch: pytest.MonkeyPatch, setting: str, accepted: tuple[str, ...]
+) -> None:
+    env = f"QA_SYSTEM_{setting.upper()}"
+    assert getattr(load_settings(), setting) == "auto"
+    for value in accepted:
+        monkeypatch.setenv(env, value)
+        assert getattr(load_settings(), setting) == value
+    monkeypatch.setenv(env, "fp16")
+    with pytest.raises(ConfigError, match=f"{setting} must be one of auto, fp32, bf16, int8, got 'fp16'"):
         load_settings()
