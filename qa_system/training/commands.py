@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_EMBEDDING_MODEL
 from ..errors import ConfigError
-from ..hardware import READER_PRECISIONS, resolve_precision
+from ..hardware import READER_PRECISIONS, allocator_hint, resolve_precision
 from .folders import check_model_output, check_run_output
 from .recipe import RECIPES
 
@@ -145,6 +146,9 @@ def train_reader_command(args: argparse.Namespace) -> int:
     if args.export_fp16:
         check_model_output(args.export_fp16, args.overwrite_export, flag="--overwrite-export")
     device = _training_device(args.device)
+    hint = allocator_hint() if device == "cpu" else None
+    if hint:
+        print(hint, file=sys.stderr)
     if args.recipe:
         data = recipe_data(args.recipe, args.datasets)
     elif args.train:
