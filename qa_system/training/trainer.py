@@ -96,6 +96,127 @@ def checked_device(name: str) -> torch.device:
     return device
 
 
+@dataclass
+class _Run:
+    """One training run's state: the model, its optimiser and learning-rate schedule, the step it is
+    at, and the folder that holds its checkpoint and history."""
+
+    config: TrainConfig
+    out: Path
+    device: torch.device
+    model: Any
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    plan: LrSchedule  # plan.total: the run's end, as a time budget moves it
+    planned: int  # the steps the run was planned with (epochs or max_steps), before any budget
+    n_windows: int
+    step: int = 0
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoint"
+
+    def write_config(self) -> None:
+        (self.out / "train_config.json").write_text(
+            json.dumps({**asdict(self.config), "steps": self.plan.total, "windows": self.n_windows}, indent=2))
+
+    def save_checkpoint(self) -> None:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "step": self.step, "config": asdict(self.config),
+                 "n_windows": self.n_windows, "plan": {**self.plan.state(), "planned": self.planned}}
+        atomic_save_dir(lambda d: torch.save(state, d / "state.pt"), self.checkpoint)
+
+    def resume(self, log: Callable[[str], None]) -> None:
+        """Go on from the run's checkpoint, if it has one (same settings and data, or ``ConfigError``)."""
+        if not (self.checkpoint / "state.pt").exists():
+            return
+        state = torch.load(self.checkpoint / "state.pt", weights_only=False, map_location=self.device)
+        # max_steps may change on resume (to shorten or extend a run); the rest must match.
+        if _resumable(state["config"]) != _resumable(asdict(self.config)) or state["n_windows"] != self.n_windows:
+            raise ConfigError(f"{self.checkpoint} was written by another configuration or data; use a new output_dir")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        saved = state.get("plan")
+        if saved is not None and saved["planned"] == self.planned:
+            # the schedule it was written under, as a time budget moved it: the learning rate goes on
+            # where it was, and a run that a budget ended stays ended (a changed max_steps starts anew)
+            self.plan.restore(saved)
+        _forget_history_after(self.out / "history.jsonl", self.step)  # the steps after the checkpoint are done again
+        log(f"resuming from step {self.step} of {self.plan.total}" if self.step < self.plan.total
+            else f"checkpoint at step {self.step} is already at the end of its schedule ({self.plan.total} steps); to "
+                 "train further, start a new run from its model")
+
+    def train_step(self, windows: Sequence[TrainWindow], pad_id: int) -> float:
+        """One optimiser step on one batch; its loss."""
+        config = self.config
+        batch = collate(windows, pad_id, self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            output = self.model(**batch)
+            loss = output.loss
+            if config.shared_norm:
+                shared = shared_norm_loss(output.start_logits, output.end_logits, windows)
+                if shared is not None:
+                    loss = loss + config.shared_norm * shared
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return float(loss.item())
+
+    def fit_budget(self, probe: BudgetProbe, first_step: int, bar: Any, log: Callable[[str], None]) -> bool:
+        """Move the run's end to fit the time budget, as the probe measures the pace; True when the
+        budget ends the run at this step (its checkpoint is then written here)."""
+        fits = probe.steps_that_fit(self.step - first_step, self.step, self.plan.total, self.planned)
+        if fits is None or fits == self.plan.total:
+            return False
+        log(f"time budget {self.config.time_budget_s:.0f}s at {probe.per_step:.3f}s/step: {fits} steps instead of "
+            f"{self.plan.total}" + (f" (of {self.planned} planned)" if fits < self.planned else ""))
+        self.plan.move(fits, self.step)
+        bar.total = fits
+        self.write_config()
+        if self.step < self.plan.total:
+            return False
+        self.save_checkpoint()
+        return True
+
+
+def _batch_schedule(windows: Sequence[TrainWindow], config: TrainConfig) -> tuple[list[list[int]], int]:
+    """Every epoch's batches (window indices), and the steps planned: ``epochs`` of them (a
+    fraction of the last epoch for fractional epochs), at most ``max_steps``."""
+    epochs = max(1, math.ceil(config.epochs))
+    schedule: list[list[int]] = []
+    lengths = [len(w.input_ids) for w in windows]
+    for epoch in range(epochs):
+        schedule.extend(grouped_batches(windows, config.batch_size, config.seed + epoch) if config.shared_norm
+                        else length_grouped_batches(lengths, config.batch_size, config.seed + epoch))
+    planned = int(len(schedule) * config.epochs / epochs)
+    return schedule, planned if config.max_steps is None else min(planned, config.max_steps)
+
+
+def _new_run(config: TrainConfig, out: Path, device: torch.device, n_windows: int, planned: int) -> _Run:
+    """The base model with fp32 master weights (whatever the folder stores: the shipped reader is
+    fp16), AdamW without weight decay on biases and norms, warm-up then linear decay."""
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(config.base_model, dtype=torch.float32).to(device)
+    if config.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
+         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
+        lr=config.learning_rate,
+    )
+    plan = LrSchedule(planned, config.warmup_fraction)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan.factor)
+    return _Run(config, out, device, model, params, optimizer, scheduler, plan, planned, n_windows)
+
+
 def train_reader(
     config: TrainConfig,
     windows: Sequence[TrainWindow],
@@ -110,8 +231,6 @@ def train_reader(
     atomically every ``checkpoint_every_steps``; running again with the same config and data
     resumes after the last checkpointed step.
     """
-    from transformers import AutoModelForQuestionAnswering
-
     if not windows:
         raise ConfigError("no training windows: the training data is empty")
     if config.torch_threads:
@@ -120,129 +239,48 @@ def train_reader(
     torch.manual_seed(config.seed)
     out = check_run_output(config.output_dir)  # a folder of other things is refused
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "checkpoint"
-    # fp32 master weights whatever the folder stores (the shipped reader is fp16)
-    model = AutoModelForQuestionAnswering.from_pretrained(config.base_model, dtype=torch.float32).to(device)
-    if config.freeze_word_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.learning_rate,
-    )
-    lengths = [len(w.input_ids) for w in windows]
-    epochs = max(1, math.ceil(config.epochs))
-    schedule: list[list[int]] = []
-    for epoch in range(epochs):
-        schedule.extend(grouped_batches(windows, config.batch_size, config.seed + epoch) if config.shared_norm
-                        else length_grouped_batches(lengths, config.batch_size, config.seed + epoch))
-    planned = int(len(schedule) * config.epochs / epochs)
-    if config.max_steps is not None:
-        planned = min(planned, config.max_steps)
-    plan = LrSchedule(planned, config.warmup_fraction)  # plan.total: the run's end, as a time budget moves it
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan.factor)
-    step = 0
-    if (ckpt / "state.pt").exists():
-        state = torch.load(ckpt / "state.pt", weights_only=False, map_location=device)
-        # max_steps may change on resume (to shorten or extend a run); the rest must match.
-        if _resumable(state["config"]) != _resumable(asdict(config)) or state["n_windows"] != len(windows):
-            raise ConfigError(f"{ckpt} was written by another configuration or data; use a new output_dir")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = int(state["step"])
-        saved = state.get("plan")
-        if saved is not None and saved["planned"] == planned:
-            # the schedule it was written under, as a time budget moved it: the learning rate goes on
-            # where it was, and a run that a budget ended stays ended (a changed max_steps starts anew)
-            plan.restore(saved)
-        _forget_history_after(out / "history.jsonl", step)  # the steps after the checkpoint are done again
-        log(f"resuming from step {step} of {plan.total}" if step < plan.total
-            else f"checkpoint at step {step} is already at the end of its schedule ({plan.total} steps); to train "
-                 "further, start a new run from its model")
-
-    def write_config() -> None:
-        (out / "train_config.json").write_text(
-            json.dumps({**asdict(config), "steps": plan.total, "windows": len(windows)}, indent=2))
-
-    def save_checkpoint() -> None:
-        atomic_save_dir(
-            lambda d: torch.save(
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "step": step, "config": asdict(config),
-                 "n_windows": len(windows), "plan": {**plan.state(), "planned": planned}},
-                d / "state.pt",
-            ),
-            ckpt,
-        )
-
-    write_config()
+    schedule, planned = _batch_schedule(windows, config)
+    run = _new_run(config, out, device, len(windows), planned)
+    run.resume(log)
+    run.write_config()
     pad_id = tokenizer.pad_token_id or 0
-    model.train()
+    run.model.train()
     seen = 0
     began = time.perf_counter()
-    first_step = step
+    first_step = run.step
     probe = None if config.time_budget_s is None else BudgetProbe(config.time_budget_s, device, began)
-    bar = tqdm(total=plan.total, initial=step, desc="train-reader", unit="step", dynamic_ncols=True)
-    history_path = out / "history.jsonl"
+    bar = tqdm(total=run.plan.total, initial=run.step, desc="train-reader", unit="step", dynamic_ncols=True)
     trim_above = (physical_memory_bytes() or 0) // 4  # hand freed memory back above a quarter of the RAM
     running = None
-    while step < plan.total:
-        if probe is not None:
-            fits = probe.steps_that_fit(step - first_step, step, plan.total, planned)
-            if fits is not None and fits != plan.total:
-                log(f"time budget {config.time_budget_s:.0f}s at {probe.per_step:.3f}s/step: "
-                    f"{fits} steps instead of {plan.total}" + (f" (of {planned} planned)" if fits < planned else ""))
-                plan.move(fits, step)
-                bar.total = fits
-                write_config()
-                if step >= plan.total:  # the budget ends the run here: its last checkpoint is this step
-                    save_checkpoint()
-                    break
-        batch_windows = [windows[i] for i in schedule[step]]
-        batch = collate(batch_windows, pad_id, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-            output = model(**batch)
-            loss = output.loss
-            if config.shared_norm:
-                shared = shared_norm_loss(output.start_logits, output.end_logits, batch_windows)
-                if shared is not None:
-                    loss = loss + config.shared_norm * shared
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
+    while run.step < run.plan.total:
+        if probe is not None and run.fit_budget(probe, first_step, bar, log):
+            break
+        batch_windows = [windows[i] for i in schedule[run.step]]
+        loss = run.train_step(batch_windows, pad_id)
         seen += len(batch_windows)
-        loss_value = loss.item()
-        del output, loss, batch
-        release_freed_memory(above_bytes=trim_above)  # else the heap keeps growing until killed
-        running = loss_value if running is None else 0.95 * running + 0.05 * loss_value
+        release_freed_memory(above_bytes=trim_above)  # else glibc's heap keeps growing until killed
+        running = loss if running is None else 0.95 * running + 0.05 * loss
         rate = seen / max(1e-9, time.perf_counter() - began)
-        bar.set_postfix(loss=f"{running:.3f}", win_s=f"{rate:.1f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        bar.set_postfix(loss=f"{running:.3f}", win_s=f"{rate:.1f}", lr=f"{run.scheduler.get_last_lr()[0]:.2e}")
         bar.update(1)
-        record: dict[str, Any] = {"step": step, "loss": round(running, 4), "windows_per_s": round(rate, 2)}
-        if eval_windows and (step % config.eval_every_steps == 0 or step == plan.total):
-            record["eval_loss"] = round(evaluate_loss(model, eval_windows, pad_id, config, device), 4)
-            model.train()
-            log(f"step {step}: held-out loss {record['eval_loss']}")
-        if step % config.checkpoint_every_steps == 0 or step == plan.total:
-            save_checkpoint()
-        with history_path.open("a") as h:
+        record: dict[str, Any] = {"step": run.step, "loss": round(running, 4), "windows_per_s": round(rate, 2)}
+        if eval_windows and (run.step % config.eval_every_steps == 0 or run.step == run.plan.total):
+            record["eval_loss"] = round(evaluate_loss(run.model, eval_windows, pad_id, config, device), 4)
+            run.model.train()
+            log(f"step {run.step}: held-out loss {record['eval_loss']}")
+        if run.step % config.checkpoint_every_steps == 0 or run.step == run.plan.total:
+            run.save_checkpoint()
+        with (out / "history.jsonl").open("a") as h:
             h.write(json.dumps(record) + "\n")
     bar.close()
-    model.eval()
-    final = out / "model"
+    run.model.eval()
 
     def _write(d: Path) -> None:
-        model.save_pretrained(d)
+        run.model.save_pretrained(d)
         tokenizer.save_pretrained(d)
 
-    atomic_save_dir(_write, final)
-    return final
+    atomic_save_dir(_write, out / "model")
+    return out / "model"
 
 
 def _forget_history_after(path: Path, step: int) -> None:
