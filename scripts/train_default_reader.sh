@@ -22,7 +22,6 @@ out=${1:?usage: scripts/train_default_reader.sh OUT_DIR [SEED]}
 seed=${2:-13}
 qa=${QA:-.venv/bin/qa-system}
 data=${DATASETS:-../shared/datasets}
-# shellcheck disable=SC2206  # EXTRA is split into options on purpose
 if [ "${ALLOCATOR:-tcmalloc}" = tcmalloc ] && [ -z "${LD_PRELOAD:-}" ]; then
   lib=$("$(dirname "$qa")/python" -c 'from qa_system.hardware import find_allocator; print(find_allocator("tcmalloc") or "")' 2>/dev/null || true)
   if [ -n "$lib" ]; then
@@ -30,6 +29,7 @@ if [ "${ALLOCATOR:-tcmalloc}" = tcmalloc ] && [ -z "${LD_PRELOAD:-}" ]; then
     echo "allocator: tcmalloc ($lib)"
   fi
 fi
+# shellcheck disable=SC2206  # EXTRA is split into options on purpose
 common=(--datasets "$data" --max-length 384 --stride 128 --seed "$seed" ${EXTRA:-})
 
 phase() {  # phase NAME RECIPE BASE OPTIONS...: train unless NAME/model is there already
