@@ -10,7 +10,8 @@
 #
 # A CUDA GPU is used when torch sees one (all three phases take minutes on an H100/H200); on a
 # CPU phase 1 takes a day or more. Running the same command again resumes each phase from its
-# last checkpoint and skips the phases that are done. Environment:
+# last checkpoint and skips the phases that are done. bash reads a script as it runs it: do not edit
+# this file under a running chain (run a copy if you may). Environment:
 #   DATASETS   the public datasets (default ../shared/datasets)
 #   QA         the qa-system command (default .venv/bin/qa-system)
 #   EXTRA      more train-reader options for every phase, e.g. "--max-steps 2" (smoke run) or
