@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests by route and status, latency histograms, errors, store size.
+"""Prometheus metrics: requests by route and status, latency histograms, errors, store size, and
+each worker's resident memory (a long-running service must show whether it grows).
 
 Each app has its own registry (several apps can live in one process, as in the tests). With
 several uvicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before the workers
@@ -11,10 +12,12 @@ import os
 import time
 from typing import Any, Callable, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
+                               generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..hardware import resident_bytes
 from .limits import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -47,7 +50,15 @@ class Metrics:
                                     registry=r)
         self.ingested = Counter("qa_ingested_documents_total", "Documents sent to the ingest endpoint by outcome.",
                                 ["outcome"], registry=r)
+        # per worker process (a pid label with several workers), as of its last request or scrape
+        self.worker_memory = Gauge("qa_worker_resident_memory_bytes", "Resident memory of the worker process.",
+                                   registry=r, multiprocess_mode="liveall")
         self._extra: list[Collector] = []
+
+    def note_memory(self) -> None:
+        held = resident_bytes()
+        if held is not None:
+            self.worker_memory.set(held)
 
     def add_store_collector(self, stats: StatsSource, ready: ReadySource) -> None:
         self._extra.append(_StoreCollector(stats, ready))
@@ -55,12 +66,16 @@ class Metrics:
     def record_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+        self.note_memory()
 
     def record_error(self, type_: str, status: int) -> None:
         self.errors.labels(type_, str(status)).inc()
 
     def render(self) -> tuple[bytes, str]:
-        """The exposition text (blocking: call it in a worker thread)."""
+        """The exposition text (blocking: call it in a worker thread). One process also shows the
+        standard ``process_*`` metrics (CPU seconds, resident memory, open files); several workers
+        show each one's ``qa_worker_resident_memory_bytes`` instead."""
+        self.note_memory()
         if self.multiprocess:
             from prometheus_client import multiprocess
 
@@ -69,6 +84,7 @@ class Metrics:
         else:
             registry = CollectorRegistry()
             registry.register(_Forward(self.registry))
+            ProcessCollector(registry=registry)
         for collector in self._extra:
             registry.register(collector)
         return generate_latest(registry), CONTENT_TYPE_LATEST

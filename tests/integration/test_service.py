@@ -423,6 +423,8 @@ def test_cli_serve_with_two_workers_shares_one_store(tmp_path: Path, reader_mode
                 assert time.monotonic() < deadline, "a worker kept serving the old index"
             metrics = c.get("/metrics").text
             assert "qa_http_requests_total" in metrics
+            # each worker's memory, by pid (the standard process_* metrics cannot be summed over workers)
+            assert metrics.count('qa_worker_resident_memory_bytes{pid="') >= 1
     finally:
         proc.terminate()
         try:

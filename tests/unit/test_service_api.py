@@ -124,6 +124,10 @@ def test_metrics_count_routes_statuses_and_store_size(client: TestClient) -> Non
     assert "qa_store_documents 1.0" in text and "qa_ready 1.0" in text
     assert "qa_ask_duration_seconds_count 1.0" in text
     assert 'qa_ingested_documents_total{outcome="added"} 1.0' in text
+    memory = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.startswith(("process_resident_memory_bytes", "qa_worker_resident_memory_bytes"))}
+    assert set(memory) == {"process_resident_memory_bytes", "qa_worker_resident_memory_bytes"}
+    assert all(value > 2**20 for value in memory.values()), memory
 
 
 def test_openapi_lists_the_versioned_api(client: TestClient) -> None:
