@@ -8,7 +8,8 @@ Steps: ingest data/sample_corpus into a fresh store (``qa-system ingest``), star
 (the baseline), then fire N questions from data/sample_questions.jsonl with C in flight while a
 writer adds documents (JSON and a file upload) and deletes them again. Afterwards the known
 questions must get the same top answer source as before, and no request may have failed.
-Prints requests/s, latency percentiles, failures and the machine; exits 1 on any failure.
+Prints requests/s, latency percentiles, failures, the workers' resident memory when ready and
+at the end (from /metrics: growth under load shows there), and the machine; exits 1 on any failure.
 
 Traffic goes only to the server this script starts on 127.0.0.1; every loop is bounded by the
 request count and --time-limit. The reader is QA_SYSTEM_READER_MODEL (or --reader-model), else
@@ -212,6 +213,7 @@ async def load_test(args: argparse.Namespace, base_url: str, proc: subprocess.Po
         startup_s = time.monotonic() - began_startup
         known = texts[:KNOWN]
         baseline = await top_sources(client, known)
+        memory_ready = _worker_memory_mib((await client.get("/metrics")).text)
 
         outcome = Outcome()
         began = time.perf_counter()
@@ -253,7 +255,16 @@ async def load_test(args: argparse.Namespace, base_url: str, proc: subprocess.Po
         "server_mean_batch_size": _ratio(_metric(metrics, "qa_ask_batch_size_sum"),
                                          _metric(metrics, "qa_ask_batch_size_count")),
         "timed_out": outcome.done < args.requests,
+        # resident memory of the workers (summed; each as of its last request): does it grow under load?
+        "server_memory_mib": {"ready": memory_ready, "end": _worker_memory_mib(metrics)},
     }
+
+
+def _worker_memory_mib(text: str) -> float | None:
+    """The workers' resident memory in MiB, summed over the pid-labelled samples."""
+    values = [float(line.split()[-1]) for line in text.splitlines()
+              if line.startswith("qa_worker_resident_memory_bytes")]
+    return round(sum(values) / 2**20, 1) if values else None
 
 
 def _metric(text: str, name: str) -> float | None:
@@ -312,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{results['concurrency']}, {results['workers']} worker(s): {results['requests_per_s']} req/s, "
           f"p50 {lat['p50']}s, p95 {lat['p95']}s, failures {results['failures']}, "
           f"write failures {len(results['write_failures'])}, known answers changed "
-          f"{len(results['known_questions_changed'])}, mean batch {results['server_mean_batch_size']}; "
+          f"{len(results['known_questions_changed'])}, mean batch {results['server_mean_batch_size']}, "
+          f"server memory {results['server_memory_mib']['ready']} -> {results['server_memory_mib']['end']} MiB; "
           f"cores {info.get('cpu_count')}, "
           f"torch threads {info.get('torch_threads')}")
     if args.json_out:
