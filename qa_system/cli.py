@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from .config import Settings, load_settings
 from .errors import QASystemError
-from .hardware import READER_PRECISIONS
+from .hardware import READER_PRECISIONS, allocator_hint
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
 
@@ -124,6 +124,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from .service.server import run_server
     except ImportError as e:  # fastapi/uvicorn missing
         raise QASystemError(f"the service needs the 'service' extra (pip install 'qa_system[service]'): {e}") from e
+    hint = None if load_settings().device.startswith("cuda") else allocator_hint("serving")
+    if hint:
+        print(hint, file=sys.stderr)
     run_server(host=args.host, port=args.port, workers=args.workers, store_dir=args.store, db_url=args.db_url,
                log_level=args.log_level)
     return EXIT_OK

@@ -146,7 +146,7 @@ def train_reader_command(args: argparse.Namespace) -> int:
     if args.export_fp16:
         check_model_output(args.export_fp16, args.overwrite_export, flag="--overwrite-export")
     device = _training_device(args.device)
-    hint = allocator_hint() if device == "cpu" else None
+    hint = allocator_hint("training") if device == "cpu" else None
     if hint:
         print(hint, file=sys.stderr)
     if args.recipe:

@@ -25,6 +25,7 @@ httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
 from qa_system import QASystem, load_settings
+from qa_system.hardware import allocator_hint
 from qa_system.service.app import create_app
 from qa_system.service.settings import ServiceSettings
 from qa_system.types import Document
@@ -431,3 +432,6 @@ def test_cli_serve_with_two_workers_shares_one_store(tmp_path: Path, reader_mode
             proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
             proc.kill()
+    output = proc.stdout.read() if proc.stdout else ""
+    # on the CPU under glibc's malloc, serve says what tcmalloc would give
+    assert (allocator_hint("serving") is not None) == ("the service answered" in output), output[-2000:]

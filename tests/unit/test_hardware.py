@@ -70,7 +70,7 @@ def test_loaded_allocator_reads_the_process_maps() -> None:
 
 _PROBE = """
 from qa_system import hardware
-print(hardware.loaded_allocator(), hardware.release_freed_memory(), hardware.allocator_hint() is None)
+print(hardware.loaded_allocator(), hardware.release_freed_memory(), hardware.allocator_hint("training") is None)
 """
 
 
