@@ -72,9 +72,10 @@ class Metrics:
         self.errors.labels(type_, str(status)).inc()
 
     def render(self) -> tuple[bytes, str]:
-        """The exposition text (blocking: call it in a worker thread). One process also shows the
-        standard ``process_*`` metrics (CPU seconds, resident memory, open files); several workers
-        show each one's ``qa_worker_resident_memory_bytes`` instead."""
+        """The exposition text (blocking: call it in a worker thread). ``qa_worker_resident_memory_bytes``
+        is there always (one series per live worker, by pid, with several); one process also shows the
+        standard ``process_*`` metrics (CPU seconds, resident memory, open files), which cannot be
+        summed over workers."""
         self.note_memory()
         if self.multiprocess:
             from prometheus_client import multiprocess
