@@ -23,6 +23,10 @@ out=${1:?usage: scripts/train_default_reader.sh OUT_DIR [SEED]}
 seed=${2:-13}
 qa=${QA:-.venv/bin/qa-system}
 data=${DATASETS:-../shared/datasets}
+case "${ALLOCATOR:-tcmalloc}" in
+  tcmalloc|glibc) ;;
+  *) echo "ALLOCATOR must be tcmalloc or glibc, got '$ALLOCATOR'" >&2; exit 2 ;;
+esac
 if [ "${ALLOCATOR:-tcmalloc}" = tcmalloc ] && [ -z "${LD_PRELOAD:-}" ]; then
   lib=$("$(dirname "$qa")/python" -c 'from qa_system.hardware import find_allocator; print(find_allocator("tcmalloc") or "")' 2>/dev/null || true)
   if [ -n "$lib" ]; then
