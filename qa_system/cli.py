@@ -15,6 +15,7 @@ from .errors import QASystemError
 from .hardware import READER_PRECISIONS, allocator_hint
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
@@ -249,7 +250,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # whoever read our output stopped early (`qa-system stats | head -1`): not an error of ours.
+        # Point stdout at /dev/null so the exit's own flush does not fail again, and exit like SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except QASystemError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
