@@ -72,9 +72,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds a question may take before it counts as failed (default 300)")
     p.add_argument("--startup-timeout", type=float, default=600.0, help="seconds to wait for /readyz")
     p.add_argument("--json-out", type=Path, help="also write the results as JSON to this file")
+    p.add_argument("--memory-every", type=float, default=15.0, metavar="S",
+                   help="read the workers' resident memory from /metrics every S seconds under load (default 15)")
     args = p.parse_args(argv)
-    if args.requests <= 0 or args.concurrency <= 0 or args.time_limit <= 0:
-        p.error("--requests, --concurrency and --time-limit must be positive")
+    if args.requests <= 0 or args.concurrency <= 0 or args.time_limit <= 0 or args.memory_every <= 0:
+        p.error("--requests, --concurrency, --time-limit and --memory-every must be positive")
     return args
 
 
@@ -172,6 +174,24 @@ async def ask_load(client: httpx.AsyncClient, questions: list[str], n: int, conc
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+async def memory_sampler(client: httpx.AsyncClient, every: float, outcome: Outcome, finished: asyncio.Event,
+                         samples: list[tuple[int, float]]) -> None:
+    """(questions answered, workers' resident MiB) every `every` seconds until the questions end."""
+    while not finished.is_set():
+        try:
+            await asyncio.wait_for(finished.wait(), timeout=every)
+        except asyncio.TimeoutError:
+            pass
+        if finished.is_set():
+            return
+        try:
+            mib = _worker_memory_mib((await client.get("/metrics")).text)
+        except httpx.HTTPError:
+            continue  # a busy server may be slow to answer; the next sample will do
+        if mib is not None:
+            samples.append((outcome.done, mib))
+
+
 async def writer(client: httpx.AsyncClient, outcome: Outcome, total: int, finished: asyncio.Event) -> None:
     """Add documents (JSON, then a file upload) while the questions run, then delete them."""
 
@@ -226,7 +246,9 @@ async def load_test(args: argparse.Namespace, base_url: str, proc: subprocess.Po
             finally:
                 finished.set()
 
-        await asyncio.gather(questions_then_signal(), writer(client, outcome, args.requests, finished))
+        samples: list[tuple[int, float]] = []
+        await asyncio.gather(questions_then_signal(), writer(client, outcome, args.requests, finished),
+                             memory_sampler(client, args.memory_every, outcome, finished, samples))
         wall = time.perf_counter() - began
 
         after = await top_sources(client, known)
@@ -256,7 +278,9 @@ async def load_test(args: argparse.Namespace, base_url: str, proc: subprocess.Po
                                          _metric(metrics, "qa_ask_batch_size_count")),
         "timed_out": outcome.done < args.requests,
         # resident memory of the workers (summed; each as of its last request): does it grow under load?
-        "server_memory_mib": {"ready": memory_ready, "end": _worker_memory_mib(metrics)},
+        # and under load, as [questions answered, MiB] every --memory-every seconds: does it level off?
+        "server_memory_mib": {"ready": memory_ready, "end": _worker_memory_mib(metrics),
+                              "under_load": [list(x) for x in samples]},
     }
 
 
@@ -327,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
           f"server memory {results['server_memory_mib']['ready']} -> {results['server_memory_mib']['end']} MiB; "
           f"cores {info.get('cpu_count')}, "
           f"torch threads {info.get('torch_threads')}")
+    curve = results["server_memory_mib"]["under_load"]
+    if curve:
+        shown = [curve[round(i * (len(curve) - 1) / 7)] for i in range(8)] if len(curve) > 8 else curve
+        print("server memory under load (questions answered: MiB): "
+              + ", ".join(f"{done}: {mib:.0f}" for done, mib in shown))
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))
     ok = (results["failures"] == 0 and not results["write_failures"] and not results["known_questions_changed"]
