@@ -177,15 +177,14 @@ async def ask_load(client: httpx.AsyncClient, questions: list[str], n: int, conc
 async def memory_sampler(client: httpx.AsyncClient, every: float, outcome: Outcome, finished: asyncio.Event,
                          samples: list[tuple[int, float]]) -> None:
     """(questions answered, workers' resident MiB) every `every` seconds until the questions end."""
-    while not finished.is_set():
+    while True:
         try:
             await asyncio.wait_for(finished.wait(), timeout=every)
+            return
         except asyncio.TimeoutError:
             pass
-        if finished.is_set():
-            return
         try:
-            mib = _worker_memory_mib((await client.get("/metrics")).text)
+            mib = await worker_memory_mib(client)
         except httpx.HTTPError:
             continue  # a busy server may be slow to answer; the next sample will do
         if mib is not None:
@@ -233,7 +232,7 @@ async def load_test(args: argparse.Namespace, base_url: str, proc: subprocess.Po
         startup_s = time.monotonic() - began_startup
         known = texts[:KNOWN]
         baseline = await top_sources(client, known)
-        memory_ready = _worker_memory_mib((await client.get("/metrics")).text)
+        memory_ready = await worker_memory_mib(client)
 
         outcome = Outcome()
         began = time.perf_counter()
@@ -280,8 +279,12 @@ async def load_test(args: argparse.Namespace, base_url: str, proc: subprocess.Po
         # resident memory of the workers (summed; each as of its last request): does it grow under load?
         # and under load, as [questions answered, MiB] every --memory-every seconds: does it level off?
         "server_memory_mib": {"ready": memory_ready, "end": _worker_memory_mib(metrics),
-                              "under_load": [list(x) for x in samples]},
+                              "under_load": samples},
     }
+
+
+async def worker_memory_mib(client: httpx.AsyncClient) -> float | None:
+    return _worker_memory_mib((await client.get("/metrics")).text)
 
 
 def _worker_memory_mib(text: str) -> float | None:

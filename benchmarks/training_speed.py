@@ -1,11 +1,11 @@
 """Reader training on the CPU: seconds per step and memory under each memory allocator.
 
 Each allocator runs the product's training loop (``qa_system.training.trainer.train_reader``, as
-``qa-system train-reader`` runs it: bf16 autocast where native; under glibc's malloc, freed memory
-handed back above a quarter of the RAM) in its own fresh process, preloaded with ``LD_PRELOAD``, on the same windows
-in the same order: questions of SQuAD v2.0 dev cut into windows as the default reader's phase 1
-cuts them (384 tokens, stride 128, 40% of the answerless windows kept), length-grouped batches of
-64, starting from the packaged MiniLM encoder. The first steps warm up and are not timed. glibc
+``qa-system train-reader`` runs it: bf16 autocast where native; under glibc's malloc, freed
+memory handed back above a quarter of the RAM) in its own fresh process, preloaded with
+``LD_PRELOAD``, on the same windows in the same order: questions of SQuAD v2.0 dev cut into
+windows as the default reader's phase 1 cuts them (384 tokens, stride 128, 40% of the answerless
+windows kept), length-grouped batches of 64, starting from the packaged MiniLM encoder. The first steps warm up and are not timed. glibc
 (no preload) is the baseline; tcmalloc and jemalloc are used where the system has them
 (Debian/Ubuntu: ``apt-get install libtcmalloc-minimal4 libjemalloc2``) and skipped otherwise.
 
