@@ -1,7 +1,7 @@
 """Turn QA examples into model windows with answer labels (question first, context second).
 
 Long contexts are split into overlapping windows (``stride`` tokens shared). A window that
-does not contain the whole answer is labelled "no answer" (start = end = 0, the [CLS] token).
+does not contain a whole gold answer is labelled "no answer" (start = end = 0, the [CLS] token).
 """
 
 from __future__ import annotations
@@ -45,6 +45,19 @@ def label_window(
     return start, end
 
 
+def _first_inside(offsets: Sequence[tuple[int, int]], sequence_ids: Sequence[int | None],
+                  spans: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The label of the first of ``spans`` that lies wholly in this window, or (0, 0). A window
+    that misses the span a job trains on but holds another annotator's span is not a "no
+    answer" window: it learns that span (otherwise the job of each span would teach the other's
+    window to abstain)."""
+    for answer_start, answer_end in spans:
+        label = label_window(offsets, sequence_ids, answer_start, answer_end)
+        if label != (0, 0):
+            return label
+    return 0, 0
+
+
 def build_windows(
     examples: Sequence[QAExample],
     tokenizer: Any,
@@ -59,19 +72,21 @@ def build_windows(
 ) -> list[TrainWindow]:
     """Windows for training. Each of the first ``max_answers`` distinct gold spans of an
     example is trained on once (1 suits SQuAD-style re-annotations of one span; SubjQA's
-    annotators mark different spans).
+    annotators mark different spans); a window without that span but with another gold span of
+    the example is labelled with that one.
     Windows of answerable questions that miss the answer are kept with probability
     ``negative_keep``; every window of an unanswerable question is kept. Each (question, gold
     span) gets its own group number, counting up from ``first_group``, shared by its windows."""
     rng = random.Random(seed)
-    jobs: list[tuple[QAExample, int, int]] = []
+    # (example, its gold spans with the one this job trains on first); () for no answer
+    jobs: list[tuple[QAExample, tuple[tuple[int, int], ...]]] = []
     for example in examples:
         if example.is_impossible:
-            jobs.append((example, -1, -1))
+            jobs.append((example, ()))
             continue
         spans = list(dict.fromkeys((a.start, a.start + len(a.text)) for a in example.answers))
-        for start, end in spans[:max_answers]:
-            jobs.append((example, start, end))
+        for k, span in enumerate(spans[:max_answers]):
+            jobs.append((example, (span, *spans[:k], *spans[k + 1 :])))
     windows: list[TrainWindow] = []
     max_question_tokens = max(1, (max_length - stride) // 2)
     for lo in range(0, len(jobs), batch):
@@ -87,14 +102,11 @@ def build_windows(
         )
         mapping = encoded["overflow_to_sample_mapping"]
         for w, job_pos in enumerate(mapping):
-            example, a_start, a_end = chunk[job_pos]
+            example, spans = chunk[job_pos]
             sequence_ids = encoded.sequence_ids(w)
-            if a_start < 0:
-                start = end = 0
-            else:
-                start, end = label_window(encoded["offset_mapping"][w], sequence_ids, a_start, a_end)
-                if start == 0 and rng.random() >= negative_keep:
-                    continue
+            start, end = _first_inside(encoded["offset_mapping"][w], sequence_ids, spans)
+            if spans and start == 0 and rng.random() >= negative_keep:
+                continue
             type_ids = encoded["token_type_ids"][w] if "token_type_ids" in encoded else [0] * len(encoded["input_ids"][w])
             context = [i for i, s in enumerate(sequence_ids) if s == 1] or [0, -1]
             windows.append(TrainWindow(tuple(encoded["input_ids"][w]), tuple(type_ids), start, end, first_group + lo + job_pos,

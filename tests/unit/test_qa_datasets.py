@@ -70,6 +70,25 @@ def test_windows_label_the_gold_text_and_negatives_learn_no_answer(tokenizer) ->
     assert all(w.start > 0 for w in fewer)
 
 
+
+
+def test_a_window_with_another_annotators_span_does_not_learn_no_answer(tokenizer) -> None:  # noqa: ANN001
+    # two annotators marked spans far apart: each span's job must not teach the other's window to abstain
+    context = ("The battery lasts two days. " + " ".join(f"filler{i}" for i in range(150))
+               + " The screen is very bright. " + " ".join(f"tail{i}" for i in range(40)))
+    spans = (GoldAnswer("two days", context.index("two days")), GoldAnswer("very bright", context.index("very bright")))
+    example = QAExample("q1", "g", "Is it any good?", context, spans)
+    windows = build_windows([example], tokenizer, max_length=96, stride=32, max_answers=2)
+    labels: dict[int, set[str]] = {}
+    for w in windows:
+        labels.setdefault(w.group, set()).add(tokenizer.decode(list(w.input_ids[w.start : w.end + 1])) if w.start else "")
+    assert len(labels) == 2  # one job per span
+    for learned in labels.values():
+        assert {"two days", "very bright"} <= learned  # each job's windows learn both spans
+    for w in windows:
+        text = tokenizer.decode(list(w.input_ids))
+        if "two days" in text or "very bright" in text:
+            assert w.start > 0, "a window that holds a gold span is labelled no answer"
 def test_overlong_questions_are_cut_to_leave_room_for_context(tokenizer) -> None:  # noqa: ANN001
     long_question = "why " * 300
     [cut] = truncate_questions([long_question], tokenizer, 20)
