@@ -85,9 +85,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not result.has_answer:
         print("The reader thinks the documents do not answer this; its best guesses:")
+    weight = models.reader.retrieval_weight if models.reader is not None else None
+    weighed = bool(weight) and any(a.passage_score is not None for a in result.answers)
+    if weighed:
+        print(f"(best first by reader score + {weight:g} x retrieval score)")
     for rank, a in enumerate(result.answers, 1):
         title = f" — {a.title}" if a.title else ""
-        print(f"\n{rank}. {a.text}    (score {a.score:.2f})")
+        scores = (f"reader score {a.score:.2f}, retrieval {a.passage_score:.2f}"
+                  if weighed and a.passage_score is not None else f"score {a.score:.2f}")
+        print(f"\n{rank}. {a.text}    ({scores})")
         print(f"   source: {a.source}{title}  [chars {a.start}-{a.end}]")
         print(f"   context: …{' '.join(a.context.split())}…")
     return EXIT_OK

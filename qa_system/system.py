@@ -166,7 +166,8 @@ class QASystem:
             params = getattr(reader, "params", None)  # a custom reader may have none
             window = {} if params is None else {"no_answer_threshold": params.no_answer_threshold,
                                                 "max_seq_length": params.max_seq_length,
-                                                "doc_stride": params.doc_stride}
+                                                "doc_stride": params.doc_stride,
+                                                "retrieval_weight": params.retrieval_weight}
             reader_info = LoadedModel(str(getattr(reader, "model_name", type(reader).__name__)),
                                       getattr(reader, "precision", None), **window)
         return LoadedModels(

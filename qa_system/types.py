@@ -131,13 +131,15 @@ class AskResult:
 class LoadedModel:
     """A model as loaded: its name or folder and the precision it computes in on this machine
     (``fp32``, ``bf16`` or ``int8``; None when a custom component does not say). The reader's
-    window length, stride and no-answer threshold are set for the reader only."""
+    window length, stride, no-answer threshold and retrieval weight (answers rank by
+    ``score + retrieval_weight * passage_score``) are set for the reader only."""
 
     model: str
     precision: str | None
     no_answer_threshold: float | None = None
     max_seq_length: int | None = None
     doc_stride: int | None = None
+    retrieval_weight: float | None = None
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,10 @@ class AskRequest(_Model):
 
 class AnswerOut(BaseModel):
     text: str
-    score: float | None = Field(description="Start + end logit; comparable across passages.")
+    score: float | None = Field(description="The reader's start + end logit.")
+    passage_score: float | None = Field(
+        None, description="Retrieval score (cosine) of the passage the answer comes from. Answers come best first, "
+                          "by score + retrieval_weight x passage_score (retrieval_weight: see /readyz, models.reader).")
     source: str
     document_id: str
     title: str | None
@@ -186,6 +189,8 @@ class LoadedModelOut(BaseModel):
     no_answer_threshold: float | None = Field(None, description="Reader only: the margin above which it answers.")
     max_seq_length: int | None = Field(None, description="Reader only: window length in tokens.")
     doc_stride: int | None = Field(None, description="Reader only: tokens shared by consecutive windows.")
+    retrieval_weight: float | None = Field(
+        None, description="Reader only: answers rank by score + retrieval_weight x passage_score.")
 
 
 class ReadyResponse(BaseModel):

@@ -240,6 +240,17 @@ def test_cli_check_repair_fixes_a_corrupted_index(
                      "--reader-model", str(reader_model_dir), "--retrieval-weight", "0"]) == 0
     scores = [a["score"] for a in json.loads(capsys.readouterr().out)["answers"]]
     assert scores == sorted(scores, reverse=True)
+    # with a weight, the order is reader score + weight x passage score, and both are reported
+    assert cli_main(["ask", "How much does the Plus plan cost per month?", "--store", str(store), "--json",
+                     "--reader-model", str(reader_model_dir), "--retrieval-weight", "10", "--top-k-reader", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["models"]["reader"]["retrieval_weight"] == 10.0
+    ranks = [a["score"] + 10 * a["passage_score"] for a in result["answers"]]
+    assert len(ranks) > 1 and ranks == sorted(ranks, reverse=True)
+    assert cli_main(["ask", "How much does the Plus plan cost per month?", "--store", str(store),
+                     "--reader-model", str(reader_model_dir), "--retrieval-weight", "10"]) == 0
+    text = capsys.readouterr().out
+    assert "reader score + 10 x retrieval score" in text and "retrieval 0." in text
     assert cli_main(["ask", "How much is Plus?", "--store", str(store), "--retrieval-weight", "-1"]) == 1
     assert "retrieval_weight" in capsys.readouterr().err
 

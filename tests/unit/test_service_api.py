@@ -55,9 +55,9 @@ def test_health_and_ready(client: TestClient) -> None:
     assert r.status_code == 200 and (r.json()["ready"], r.json()["reasons"]) == (True, [])
     assert r.json()["models"] == {
         "embedder": {"model": Settings().embedding_model, "precision": "fp32", "no_answer_threshold": None,
-                     "max_seq_length": None, "doc_stride": None},
+                     "max_seq_length": None, "doc_stride": None, "retrieval_weight": None},
         "reader": {"model": "fake-reader", "precision": "fp32", "no_answer_threshold": 1.5,
-                   "max_seq_length": 384, "doc_stride": 128}}
+                   "max_seq_length": 384, "doc_stride": 128, "retrieval_weight": 10.0}}
 
 
 def test_not_ready_while_loading_then_ready() -> None:
@@ -152,7 +152,9 @@ def test_ask_returns_answers_with_sources() -> None:
     answer = body["answers"][0]
     assert answer["source"] == "api:plus" and answer["document_id"] == doc_id
     assert DOC["text"][answer["start"]:answer["end"]] == answer["text"]
-    assert set(answer) == {"text", "score", "source", "document_id", "title", "start", "end", "context"}
+    assert set(answer) == {"text", "score", "passage_score", "source", "document_id", "title", "start", "end",
+                           "context"}
+    assert answer["passage_score"] == 0.5
     assert set(body["timings"]) == {"retrieve_s", "read_s", "total_s"}
     assert fake.asked[-1] == {"question": "What does Plus cost?", "top_k_retriever": 5, "top_k_reader": 2,
                               "filters": {"area": ["billing", "x"], "year": 2024}}

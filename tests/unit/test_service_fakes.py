@@ -42,7 +42,8 @@ class FakeSystem:
     def describe_models(self) -> LoadedModels:
         return LoadedModels(
             embedder=LoadedModel(self.settings.embedding_model, "fp32"),
-            reader=LoadedModel("fake-reader", "fp32", no_answer_threshold=1.5, max_seq_length=384, doc_stride=128),
+            reader=LoadedModel("fake-reader", "fp32", no_answer_threshold=1.5, max_seq_length=384, doc_stride=128,
+                               retrieval_weight=10.0),
         )
 
     def validate_question(self, question: str) -> str:
@@ -68,7 +69,7 @@ class FakeSystem:
                     start = doc.text.index(word)
                     answers.append(Answer(text=word, score=1.0, document_id=doc.id, source=doc.source,
                                           title=doc.title, start=start, end=start + len(word),
-                                          context=doc.text[max(0, start - 20): start + 20]))
+                                          context=doc.text[max(0, start - 20): start + 20], passage_score=0.5))
                     break
         n = top_k_reader if top_k_reader is not None else self.settings.top_k_reader
         answers = answers[:n]
