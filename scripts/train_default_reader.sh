@@ -14,8 +14,11 @@
 # this file under a running chain (run a copy if you may). Environment:
 #   DATASETS   the public datasets (default ../shared/datasets)
 #   QA         the qa-system command (default .venv/bin/qa-system)
-#   EXTRA      more train-reader options for every phase, e.g. "--max-steps 2" (smoke run) or
-#              "--time-budget 30" (minutes per phase)
+#   BASE       phase 1's base encoder (default all-MiniLM-L6-v2, the packaged one; e.g. the output of
+#              scripts/adapt_encoder.py)
+#   EXTRA      more train-reader options for every phase, e.g. "--max-steps 2" (smoke run),
+#              "--time-budget 30" (minutes per phase) or "--skip-tests" (no test scoring after each
+#              phase: about 17 minutes each on a 2-core CPU)
 #   ALLOCATOR  tcmalloc (default: preloaded when installed and LD_PRELOAD is unset; CPU training
 #              measured 1.42x faster than under glibc's malloc, benchmarks/training_speed.py) or glibc
 set -euo pipefail
@@ -47,7 +50,7 @@ phase() {  # phase NAME RECIPE BASE OPTIONS...: train unless NAME/model is there
   "$qa" train-reader --recipe "$recipe" --base-model "$base" --output "$out/$name" "${common[@]}" "$@"
 }
 
-phase p1 default-heldout all-MiniLM-L6-v2 --batch-size 64 --lr 1e-4 --epochs 4 --negative-keep 0.4
+phase p1 default-heldout "${BASE:-all-MiniLM-L6-v2}" --batch-size 64 --lr 1e-4 --epochs 4 --negative-keep 0.4
 phase p2 reviews-heldout "$out/p1/model" --batch-size 64 --lr 5e-5 --epochs 1 --negative-keep 0.4
 phase p3 reviews-long "$out/p2/model" --batch-size 32 --lr 3e-5 --epochs 1 --negative-keep 1.0
 if [ ! -f "$out/reader/config.json" ]; then

@@ -62,6 +62,9 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--skip-tests", action="store_true",
+                   help="after training, fit the no-answer threshold but score no held-out test set (e.g. an "
+                        "intermediate phase; score it later with eval-reader)")
     p.add_argument("--export-fp16", type=Path, help="also write a half-precision copy of the final model here")
     p.add_argument("--overwrite-export", action="store_true",
                    help="let --export-fp16 replace the model already in that folder")
@@ -164,13 +167,14 @@ def train_reader_command(args: argparse.Namespace) -> int:
     )
     model_dir = run_training(config, data, negative_keep=args.negative_keep)
     finish_training(model_dir, data, dev_files=args.dev, export_fp16=args.export_fp16, device=device,
-                    overwrite_export=args.overwrite_export)
+                    overwrite_export=args.overwrite_export, score_tests=not args.skip_tests)
     return 0
 
 
 def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[str], export_fp16: Path | None,
-                    device: str = "cpu", overwrite_export: bool = False) -> None:
-    """Fit the no-answer threshold, score the held-out sets, optionally export an fp16 copy."""
+                    device: str = "cpu", overwrite_export: bool = False, score_tests: bool = True) -> None:
+    """Fit the no-answer threshold, score the held-out sets (unless ``score_tests`` is False),
+    optionally export an fp16 copy."""
     from ..config import Settings
     from ..qa_datasets import load_examples, merge_duplicates
     from .finalize import export_half_precision, fit_and_save_threshold
@@ -180,12 +184,13 @@ def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[st
     if dev:
         fit = fit_and_save_threshold(model_dir, dev, settings=settings)
         print(f"no-answer threshold {fit.threshold:.3f} (dev F1 {100 * fit.f1:.2f} on {fit.examples} questions)")
-    tests = data.tests or ({"held-out": data.eval} if data.eval else {})
+    tests = (data.tests or ({"held-out": data.eval} if data.eval else {})) if score_tests else {}
     results = {name: _evaluate(str(model_dir), examples, None, None, None, settings=settings)
                for name, examples in tests.items()}
     for name, scores in results.items():
         _print_scores(name, scores)
-    (Path(model_dir) / "eval_results.json").write_text(json.dumps(results, indent=2))
+    if results:
+        (Path(model_dir) / "eval_results.json").write_text(json.dumps(results, indent=2))
     if export_fp16:
         print(f"fp16 copy: {export_half_precision(model_dir, export_fp16, overwrite_export)}")
     print(f"model: {model_dir}")

@@ -126,7 +126,13 @@ def test_time_budget_shortens_the_run_and_its_schedule(tmp_path: Path, capsys: p
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == list(range(1, WARMUP_STEPS + 2))
     assert json.loads((out / "train_config.json").read_text())["steps"] == WARMUP_STEPS + 1
-    assert (out / "model" / "qa_system_reader.json").is_file()
+    assert (out / "model" / "qa_system_reader.json").is_file() and (out / "model" / "eval_results.json").is_file()
+    # --skip-tests: the threshold is fitted, no test set is scored
+    skipped = tmp_path / "skipped"
+    assert cli_main([*args[:7], str(skipped), *args[8:], "--max-steps", "1", "--skip-tests"]) == 0
+    assert "no-answer threshold" in capsys.readouterr().out
+    assert (skipped / "model" / "qa_system_reader.json").is_file()
+    assert not (skipped / "model" / "eval_results.json").exists()
     # Run again (with or without a budget): the schedule was decayed to 0 at that step, so the run
     # stays ended instead of resuming the original 4-epoch schedule with its learning rate back up.
     for again in ([], ["--time-budget", "10"]):
