@@ -5,9 +5,10 @@ Each allocator runs the product's training loop (``qa_system.training.trainer.tr
 memory handed back above a quarter of the RAM) in its own fresh process, preloaded with
 ``LD_PRELOAD``, on the same windows in the same order: questions of SQuAD v2.0 dev cut into
 windows as the default reader's phase 1 cuts them (384 tokens, stride 128, 40% of the answerless
-windows kept), length-grouped batches of 64, starting from the packaged MiniLM encoder. The first steps warm up and are not timed. glibc
-(no preload) is the baseline; tcmalloc and jemalloc are used where the system has them
-(Debian/Ubuntu: ``apt-get install libtcmalloc-minimal4 libjemalloc2``) and skipped otherwise.
+windows kept), length-grouped batches of 64, starting from the packaged MiniLM encoder. The first
+steps warm up and are not timed. glibc (no preload) is the baseline; tcmalloc and jemalloc are
+used where the system has them (Debian/Ubuntu: ``apt-get install libtcmalloc-minimal4
+libjemalloc2``) and skipped otherwise.
 
     .venv/bin/python benchmarks/training_speed.py            # 3 warm-up + 20 timed steps per allocator
     .venv/bin/python benchmarks/training_speed.py --quick    # smoke test: batches of 8, 2 + 3 steps

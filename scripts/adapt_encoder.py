@@ -32,6 +32,7 @@ from transformers import AutoTokenizer, BertForMaskedLM
 from qa_system.hardware import resolve_precision
 from qa_system.training.recipe import load_recipe_data
 from qa_system.training.folders import atomic_save_dir
+from qa_system.training.schedule import LrSchedule
 
 
 def training_texts(datasets: str) -> list[str]:
@@ -120,12 +121,10 @@ def main() -> None:
     # The head is new: for the first --head-steps it learns alone (the encoder's learning rate is 0),
     # so that the encoder is not pulled about by a random decoder; then both, warm-up and linear decay.
     held = min(args.head_steps, total - 1)
-    warmup = max(1, int(0.06 * (total - held)))
+    encoder_schedule = LrSchedule(total - held, 0.06)  # train-reader's warm-up and decay, after the head's steps
 
     def encoder_factor(s: int) -> float:
-        if s < held:
-            return 0.0
-        return min((s - held + 1) / warmup, max(0.0, (total - s) / max(1, total - held - warmup)))
+        return 0.0 if s < held else encoder_schedule.factor(s - held)
 
     def head_factor(s: int) -> float:
         return max(0.0, (total - s) / total)

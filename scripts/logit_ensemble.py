@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import AutoTokenizer
 
 from qa_system.evaluation.reader_eval import ReaderRun, fit_threshold, gold_answers, run_reader
 from qa_system.evaluation.squad_metrics import f1_score, max_over_gold
@@ -125,15 +126,18 @@ def main() -> None:
             report(name, run, data)
         return
     loaded: dict[str, dict[str, Any]] = {}
+    tokenizers: dict[str, Any] = {}  # by model folder: the mixer reads no weights
     for combo in args.items:
         names = combo.split("+")
         for name in names:
             if name not in loaded:
                 with open(args.cache_dir / f"{name}.pkl", "rb") as f:
                     loaded[name] = pickle.load(f)
-        tokenizer, _ = load_pretrained(loaded[names[0]]["model"])
+        path = loaded[names[0]]["model"]
+        if path not in tokenizers:
+            tokenizers[path] = AutoTokenizer.from_pretrained(path)
         mixer = _Mixer([loaded[n]["logits"] for n in names])
-        reader = ExtractiveReader.from_components(mixer, tokenizer, reader_config=WINDOWS, name=combo,
+        reader = ExtractiveReader.from_components(mixer, tokenizers[path], reader_config=WINDOWS, name=combo,
                                                   precision="fp32")
         report(combo, run_reader(reader, data.threshold_dev), data)
 

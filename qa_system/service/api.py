@@ -49,8 +49,8 @@ def state_of(request: Request) -> ServiceState:
     return state
 
 
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
+def _finite_or_none(x: float | None) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
 
 
 def ask_response(result: Any) -> AskResponse:
@@ -59,7 +59,7 @@ def ask_response(result: Any) -> AskResponse:
         has_answer=bool(result.has_answer),
         no_answer_score=_finite_or_none(result.no_answer_score),
         answers=[AnswerOut(text=a.text, score=_finite_or_none(a.score),
-                           passage_score=None if a.passage_score is None else _finite_or_none(a.passage_score),
+                           passage_score=_finite_or_none(a.passage_score),
                            source=a.source, document_id=a.document_id, title=a.title, start=a.start, end=a.end,
                            context=a.context) for a in result.answers],
         timings={k: float(v) for k, v in result.timings.items() if math.isfinite(v)},
