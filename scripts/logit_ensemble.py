@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
+from qa_system.errors import ConfigError
 from qa_system.evaluation.reader_eval import ReaderRun, fit_threshold, gold_answers, run_reader
 from qa_system.evaluation.squad_metrics import f1_score, max_over_gold
 from qa_system.reader import ExtractiveReader
@@ -114,7 +115,10 @@ def main() -> None:
             name, _, path = item.partition("=")
             if not path:
                 parser.error(f"cache takes NAME=MODEL_DIR, got {item!r}")
-            tokenizer, model = load_pretrained(path)
+            try:
+                tokenizer, model = load_pretrained(path)
+            except ConfigError as e:
+                parser.error(str(e))
             recorder = _Recorder(model.float().eval())
             reader = ExtractiveReader.from_components(recorder, tokenizer, reader_config=WINDOWS, name=path,
                                                       precision="fp32")
@@ -131,6 +135,8 @@ def main() -> None:
         names = combo.split("+")
         for name in names:
             if name not in loaded:
+                if not (args.cache_dir / f"{name}.pkl").is_file():
+                    parser.error(f"no cached logits for {name!r} in {args.cache_dir}: run `cache {name}=MODEL_DIR` first")
                 with open(args.cache_dir / f"{name}.pkl", "rb") as f:
                     loaded[name] = pickle.load(f)
         path = loaded[names[0]]["model"]
