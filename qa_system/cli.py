@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import Settings, load_settings
-from .errors import QASystemError
+from .errors import QASystemError, StoreError
 from .hardware import READER_PRECISIONS, allocator_hint
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
@@ -23,11 +23,19 @@ def _store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db-url", help="SQLAlchemy URL of the SQL database (default: SQLite in the store directory)")
 
 
-def _open(args: argparse.Namespace, **extra: Any) -> Any:
+def _open(args: argparse.Namespace, *, create: bool = False, question: str | None = None, **extra: Any) -> Any:
+    """The store of ``args``, loaded. Only ``create`` (ingest) makes a new SQLite store: elsewhere a
+    mistyped ``--store`` is an error, not a new empty store. ``question`` is checked first."""
     from .system import QASystem
 
     settings = load_settings(store_dir=args.store, db_url=args.db_url, **extra)
-    return QASystem(settings).load(verify=getattr(args, "verify", True))
+    system = QASystem(settings)
+    if question is not None:
+        system.validate_question(question)
+    if not create and settings.sqlite_path is not None and not settings.sqlite_path.is_file():
+        raise StoreError(f"no store at {settings.store_dir}: `qa-system ingest PATH --store {settings.store_dir}` "
+                         "creates one")
+    return system.load(verify=getattr(args, "verify", True))
 
 
 def _parse_filters(items: Sequence[str] | None) -> dict[str, list[str]] | None:
@@ -43,7 +51,7 @@ def _parse_filters(items: Sequence[str] | None) -> dict[str, list[str]] | None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    qa = _open(args)
+    qa = _open(args, create=True)
     with qa:
         report = qa.ingest(args.paths, progress=not args.no_progress, csv_text_column=args.csv_text_column,
                            csv_title_column=args.csv_title_column)
@@ -70,7 +78,7 @@ def _answer_json(result: Any, models: Any) -> dict[str, Any]:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    qa = _open(args, reader_model=args.reader_model, no_answer_threshold=args.no_answer_threshold,
+    qa = _open(args, question=args.question, reader_model=args.reader_model, no_answer_threshold=args.no_answer_threshold,
                retrieval_weight=args.retrieval_weight, reader_precision=args.reader_precision)
     with qa:
         result = qa.ask(args.question, top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,

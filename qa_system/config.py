@@ -50,10 +50,13 @@ class Settings:
     embedding_precision: str = "auto"
 
     @property
+    def sqlite_path(self) -> Path | None:
+        """The store's SQLite file, or None when ``db_url`` names another database."""
+        return None if self.db_url else (Path(self.store_dir) / "qa.sqlite3").resolve()
+
+    @property
     def resolved_db_url(self) -> str:
-        if self.db_url:
-            return self.db_url
-        return f"sqlite:///{(Path(self.store_dir) / 'qa.sqlite3').resolve()}"
+        return self.db_url or f"sqlite:///{self.sqlite_path}"
 
     @property
     def resolved_reader_model(self) -> str:

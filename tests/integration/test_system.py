@@ -260,6 +260,14 @@ def test_cli_refuses_an_empty_question(tmp_path: Path, capsys: pytest.CaptureFix
     assert "empty" in capsys.readouterr().err
 
 
+def test_cli_reads_only_an_existing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "typo"
+    for command in (["ask", "What does Plus cost?"], ["stats"], ["check"], ["delete", "--id", "x"]):
+        assert cli_main([*command, "--store", str(missing)]) == 1
+        assert f"no store at {missing}" in capsys.readouterr().err
+    assert not missing.exists()  # nothing was created
+
+
 def test_embedding_precision_bf16_keeps_unit_vectors_close_to_fp32_and_auto_follows_the_hardware(monkeypatch) -> None:  # noqa: ANN001
     import numpy as np
 
