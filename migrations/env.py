@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from qa_system.storage.models import Base
+from qa_system.storage.models import Base, include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -24,6 +24,7 @@ def _configure_and_run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite ALTER support through table copies
         compare_type=True,
+        include_name=include_name,  # the full-text objects of migration 0002 have no models
     )
     with context.begin_transaction():
         context.run_migrations()

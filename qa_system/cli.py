@@ -79,7 +79,8 @@ def _answer_json(result: Any, models: Any) -> dict[str, Any]:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     qa = _open(args, question=args.question, reader_model=args.reader_model, no_answer_threshold=args.no_answer_threshold,
-               retrieval_weight=args.retrieval_weight, reader_precision=args.reader_precision)
+               retrieval_weight=args.retrieval_weight, lexical_weight=args.lexical_weight,
+               reader_precision=args.reader_precision)
     with qa:
         result = qa.ask(args.question, top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
                         filters=_parse_filters(args.filter))
@@ -202,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrieval-weight", type=float, metavar="W",
                    help="rank answers by reader score + W x retrieval score (cosine); 0: reader score "
                         f"alone (default: {Settings().retrieval_weight:g}, or QA_SYSTEM_RETRIEVAL_WEIGHT)")
+    p.add_argument("--lexical-weight", type=float, metavar="W",
+                   help="hybrid retrieval: passages rank by (1 - W) x cosine + W x full-text rank / best "
+                        f"rank; 0: dense alone (default: {Settings().lexical_weight:g}, or "
+                        "QA_SYSTEM_LEXICAL_WEIGHT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
 

@@ -37,6 +37,9 @@ class Settings:
     # answers are ranked by reader score + retrieval_weight x retrieval score (cosine), see
     # qa_system.reader.answers.decode_question; 0 ranks by the reader's score alone
     retrieval_weight: float = 10.0
+    # hybrid retrieval: a passage's retrieval score is (1 - w) x cosine + w x its full-text rank
+    # divided by the question's best rank (qa_system.fusion); 0 = dense retrieval alone
+    lexical_weight: float = 0.3
     embed_batch_size: int = 64
     max_question_chars: int = 1000
     max_file_bytes: int = 50 * 1024 * 1024
@@ -102,6 +105,7 @@ def _validated(settings: Settings) -> Settings:
                                   or not math.isfinite(threshold)):
         raise ConfigError(f"no_answer_threshold must be a finite number, got {threshold!r}")
     check_retrieval_weight(settings.retrieval_weight)
+    check_lexical_weight(settings.lexical_weight)
     for name, allowed in (("reader_precision", READER_PRECISIONS), ("embedding_precision", EMBEDDING_PRECISIONS)):
         if getattr(settings, name) not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(settings, name)!r}")
@@ -112,6 +116,13 @@ def check_retrieval_weight(weight: Any) -> float:
     """``weight`` as a float, or ConfigError unless it is a finite number >= 0."""
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
         raise ConfigError(f"retrieval_weight must be a finite number >= 0, got {weight!r}")
+    return float(weight)
+
+
+def check_lexical_weight(weight: Any) -> float:
+    """``weight`` as a float, or ConfigError unless it is a number from 0 to 1."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise ConfigError(f"lexical_weight must be a number from 0 to 1, got {weight!r}")
     return float(weight)
 
 

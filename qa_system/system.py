@@ -158,7 +158,8 @@ class QASystem:
 
     def describe_models(self) -> LoadedModels:
         """The embedding model and the reader as loaded, each with the precision it computes in
-        (``auto`` resolved for this machine), and the reader's window and no-answer threshold."""
+        (``auto`` resolved for this machine), the reader's window and no-answer threshold, and
+        the retriever's lexical weight (with the embedder)."""
         embedder = self._embedder
         reader = self._reader
         reader_info = None
@@ -171,7 +172,8 @@ class QASystem:
             reader_info = LoadedModel(str(getattr(reader, "model_name", type(reader).__name__)),
                                       getattr(reader, "precision", None), **window)
         return LoadedModels(
-            embedder=(LoadedModel(embedder.model_name, getattr(embedder, "precision", None))
+            embedder=(LoadedModel(embedder.model_name, getattr(embedder, "precision", None),
+                                  lexical_weight=self.settings.lexical_weight)
                       if embedder is not None else None),
             reader=reader_info,
         )
@@ -204,7 +206,8 @@ class QASystem:
         cleaned = [self.validate_question(q) for q in questions]
         self._maybe_refresh()
         vectors = self.embedder.encode(cleaned, batch_size=self.settings.embed_batch_size)
-        return list(self.store.search(vectors, k, filters=filters))
+        return list(self.store.search(vectors, k, filters=filters, query_texts=cleaned,
+                                      lexical_weight=self.settings.lexical_weight))
 
     def retrieve(self, question: str, *, top_k: int | None = None, filters: Filters | None = None) -> list[Passage]:
         return self.retrieve_many([question], top_k=top_k, filters=filters)[0]

@@ -132,7 +132,8 @@ class LoadedModel:
     """A model as loaded: its name or folder and the precision it computes in on this machine
     (``fp32``, ``bf16`` or ``int8``; None when a custom component does not say). The reader's
     window length, stride, no-answer threshold and retrieval weight (answers rank by
-    ``score + retrieval_weight * passage_score``) are set for the reader only."""
+    ``score + retrieval_weight * passage_score``) are set for the reader only; the lexical weight
+    of hybrid retrieval (``qa_system.fusion``; 0: dense alone) for the embedder only."""
 
     model: str
     precision: str | None
@@ -140,6 +141,7 @@ class LoadedModel:
     max_seq_length: int | None = None
     doc_stride: int | None = None
     retrieval_weight: float | None = None
+    lexical_weight: float | None = None
 
 
 @dataclass(frozen=True)

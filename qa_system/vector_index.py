@@ -118,6 +118,35 @@ class VectorIndex:
         """All vector ids, as a new int64 array."""
         return faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False)
 
+    def vectors(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
+        """The stored (normalised) vectors of ``ids``, one row each, in order."""
+        id_array = _as_ids(ids)
+        if not len(id_array):
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        try:
+            return np.asarray(self._index.reconstruct_batch(id_array), dtype=np.float32)
+        except RuntimeError as e:
+            raise StoreError(f"cannot read vectors from the index: {e}") from e
+
+    def similarities(self, query: np.ndarray, ids: Iterable[int] | np.ndarray) -> dict[int, float]:
+        """Cosine of one query vector with the stored vectors of ``ids``; ids not in the index
+        are left out."""
+        q = _normalised(np.asarray(query).reshape(1, -1), self._dimension, "query vector")[0]
+        id_array = _as_ids(ids)
+        try:
+            found, vectors = id_array, self.vectors(id_array)
+        except StoreError:  # some id is not here (a write removed it): take the others one by one
+            kept = [(i, v) for i in id_array.tolist() if (v := self._vector_or_none(i)) is not None]
+            found = np.asarray([i for i, _ in kept], dtype=np.int64)
+            vectors = np.stack([v for _, v in kept]) if kept else np.zeros((0, self._dimension), np.float32)
+        return {int(i): float(s) for i, s in zip(found.tolist(), (vectors @ q).tolist(), strict=True)}
+
+    def _vector_or_none(self, vector_id: int) -> np.ndarray | None:
+        try:
+            return np.asarray(self._index.reconstruct(int(vector_id)), dtype=np.float32)
+        except RuntimeError:
+            return None
+
     def copy(self) -> VectorIndex:
         try:
             clone = faiss.clone_index(self._index)

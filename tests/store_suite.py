@@ -134,7 +134,7 @@ class StoreContract:
         from alembic.autogenerate import compare_metadata
         from alembic.runtime.migration import MigrationContext
 
-        from qa_system.storage.models import Base
+        from qa_system.storage.models import Base, include_name
 
         engine = store_env.engine()
         try:
@@ -142,7 +142,8 @@ class StoreContract:
             assert TABLES <= set(inspect(engine).get_table_names())
             assert migrate.current_revision(engine) == migrate.head_revision()
             with engine.connect() as connection:
-                context = MigrationContext.configure(connection, opts={"compare_type": True})
+                context = MigrationContext.configure(
+                    connection, opts={"compare_type": True, "include_name": include_name})
                 assert compare_metadata(context, Base.metadata) == []
             migrate.downgrade(engine, "base")
             assert not TABLES & set(inspect(engine).get_table_names())

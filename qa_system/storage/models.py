@@ -101,3 +101,13 @@ class StoreStateRow(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+#: Schema objects made by raw SQL in migration 0002 (full-text search: SQLite's FTS5 table and its
+#: shadow tables, PostgreSQL's expression index), not by these models.
+FULL_TEXT_OBJECTS = ("chunks_fts", "ix_chunks_text_fts")
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's ``include_name`` hook: compare everything except the full-text objects."""
+    return not (name or "").startswith(FULL_TEXT_OBJECTS)

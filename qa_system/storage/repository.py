@@ -218,7 +218,7 @@ def passage_rows(session: Session, chunk_ids: Iterable[int]) -> dict[int, Passag
     return {cid: (c, s, t, metadata.get(c.document_id, empty)) for cid, (c, s, t) in found.items()}
 
 
-def _filter_conditions(filters: Filters) -> list[ColumnElement[bool]] | None:
+def filter_conditions(filters: Filters) -> list[ColumnElement[bool]] | None:
     """SQL conditions on documents for ``filters``; None when a filter can match nothing."""
     conditions: list[ColumnElement[bool]] = []
     for key, wanted in filters.items():
@@ -241,7 +241,7 @@ def _filter_conditions(filters: Filters) -> list[ColumnElement[bool]] | None:
 
 def allowed_chunk_ids(session: Session, filters: Filters) -> np.ndarray:
     """Ids of the chunks whose document matches every filter (a list value means any of)."""
-    conditions = _filter_conditions(filters)
+    conditions = filter_conditions(filters)
     if conditions is None:
         return np.zeros(0, dtype=np.int64)
     query = (select(ChunkRow.id).join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
@@ -251,7 +251,7 @@ def allowed_chunk_ids(session: Session, filters: Filters) -> np.ndarray:
 
 def matching_document_ids(session: Session, filters: Filters) -> list[str]:
     """Ids of the documents that match every filter, sorted."""
-    conditions = _filter_conditions(filters)
+    conditions = filter_conditions(filters)
     if conditions is None:
         return []
     return sorted(session.scalars(select(DocumentRow.id).where(*conditions)).all())

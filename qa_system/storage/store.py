@@ -25,15 +25,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..embedding import Embedder
 from ..errors import (
+    ConfigError,
     DocumentNotFoundError,
     IndexMismatchError,
     InputError,
     StoreError,
     StoreInconsistentError,
 )
+from ..config import check_lexical_weight
+from ..fusion import fuse, query_terms
 from ..types import MetadataValue, Passage
 from ..vector_index import VectorIndex
 from . import index_files as files
+from . import lexical
 from . import migrate
 from . import repository as repo
 from .consistency import build_report
@@ -207,10 +211,17 @@ class Store:
 
     def search(self, query_vectors: np.ndarray, k: int, *,
                filters: Mapping[str, MetadataValue | Sequence[MetadataValue]] | None = None,
+               query_texts: Sequence[str] | None = None, lexical_weight: float = 0.0,
                ) -> list[list[Passage]]:
         """Top-``k`` passages per query row, best first. ``filters`` match document metadata
         by equality (a list value: any of), plus the keys ``document_id`` and ``source``; they
         restrict the vector search itself, so ``k`` hits come back whenever ``k`` chunks match.
+
+        With ``query_texts`` (the questions, one per row) and ``lexical_weight`` > 0 the search
+        is hybrid: the best ``HYBRID_POOL`` (or ``k``) chunks of the vector search and of the
+        database's full-text search, under the same filters, are ranked by
+        ``(1 - w) * cosine + w * rank / best rank`` (``qa_system.fusion``), and ``Passage.score``
+        is that fused score. On a database without a full-text index it is the vector search.
         """
         self._usable()
         if k <= 0:
@@ -218,6 +229,13 @@ class Store:
         queries = np.asarray(query_vectors, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self._dimension:
             raise InputError(f"query vectors must have shape (n, {self._dimension}), got {queries.shape}")
+        try:
+            weight = check_lexical_weight(lexical_weight)
+        except ConfigError as e:
+            raise InputError(str(e)) from e
+        hybrid = query_texts is not None and weight > 0
+        if hybrid and len(query_texts) != len(queries):
+            raise InputError(f"{len(query_texts)} query texts for {len(queries)} query vectors")
         attempt = 0
         while True:
             index, _ = self._snapshot()
@@ -225,7 +243,11 @@ class Store:
                 allowed = repo.allowed_chunk_ids(session, filters) if filters else None
                 if allowed is not None and not len(allowed):
                     return [[] for _ in range(len(queries))]
-                scores, ids = index.search(queries, k, allowed_ids=allowed)
+                if hybrid and lexical.supported(session):
+                    scores, ids = _hybrid_search(session, index, queries, query_texts, k,
+                                                 allowed=allowed, filters=filters, weight=weight)
+                else:
+                    scores, ids = index.search(queries, k, allowed_ids=allowed)
                 rows = repo.passage_rows(session, (int(i) for i in ids.flat if i >= 0))
             missing = any(int(i) not in rows for i in ids.flat if i >= 0)
             attempt += 1
@@ -333,7 +355,8 @@ class Store:
     # ---------------------------------------------------------------------- consistency
 
     def check(self) -> ConsistencyReport:
-        """Compare the SQL chunk ids with the current generation's index file on disk."""
+        """Compare the SQL chunk ids with the current generation's index file on disk, and
+        (SQLite) the full-text index with the chunks."""
         return self._check()
 
     def _check(self, *, preloaded: tuple[files.LoadedGeneration, int] | None = None) -> ConsistencyReport:
@@ -346,8 +369,12 @@ class Store:
                 else:
                     loaded = files.load_generation(self._directory, state.generation,
                                                    embedding_model=self._model, dimension=self._dimension)
-                return build_report(sql_ids=repo.all_chunk_ids(session), sql_generation=state.generation,
-                                    state_chunk_count=state.chunk_count, loaded=loaded)
+                report = build_report(sql_ids=repo.all_chunk_ids(session), sql_generation=state.generation,
+                                      state_chunk_count=state.chunk_count, loaded=loaded)
+                text_problem = lexical.check(session)
+                if text_problem is not None:
+                    report = replace(report, manifest_problems=(*report.manifest_problems, text_problem))
+                return report
 
     def repair(self, embedder: Embedder, *, batch_size: int = 64) -> ConsistencyReport:
         """Drop orphan vectors, re-embed chunks without vectors, write a fresh generation."""
@@ -364,6 +391,29 @@ class Store:
 
         self._write(step, from_disk=True)
         return self.check()
+
+
+#: Candidates taken from each side of a hybrid search (at least ``k``).
+HYBRID_POOL = 50
+
+
+def _hybrid_search(session: Session, index: VectorIndex, queries: np.ndarray, texts: Sequence[str],
+                   k: int, *, allowed: np.ndarray | None, filters: repo.Filters | None,
+                   weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fused (scores, ids), shaped like ``VectorIndex.search``'s (missing slots: id -1)."""
+    pool = max(k, HYBRID_POOL)
+    dense_scores, dense_ids = index.search(queries, pool, allowed_ids=allowed)
+    scores = np.zeros((len(queries), k), dtype=np.float32)
+    ids = np.full((len(queries), k), -1, dtype=np.int64)
+    for row, (query, text) in enumerate(zip(queries, texts, strict=True)):
+        dense = {int(i): float(s) for s, i in zip(dense_scores[row], dense_ids[row], strict=True) if i >= 0}
+        terms = query_terms(text)
+        ranks = lexical.top_chunks(session, terms, pool, filters)
+        dense.update(index.similarities(query, [i for i in ranks if i not in dense]))
+        ranks.update(lexical.chunk_ranks(session, terms, [i for i in dense if i not in ranks]))
+        for slot, (chunk_id, score) in enumerate(fuse(dense, ranks, weight, k)):
+            ids[row, slot], scores[row, slot] = chunk_id, score
+    return scores, ids
 
 
 def _rollback_quietly(session: Session) -> None:

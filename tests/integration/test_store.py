@@ -10,12 +10,13 @@ import pytest
 
 from qa_system.storage import migrate
 from qa_system.storage.engine import create_store_engine, redact_url
+from tests.lexical_suite import LexicalSearchContract
 from tests.store_suite import StoreContract, StoreEnv  # needs the repository root on sys.path
 
 POSTGRES_URL_VARIABLE = "QA_SYSTEM_TEST_POSTGRES_URL"
 
 
-class TestSQLiteStore(StoreContract):
+class TestSQLiteStore(StoreContract, LexicalSearchContract):
     @pytest.fixture
     def store_env(self, tmp_path: Path) -> StoreEnv:
         return StoreEnv(directory=tmp_path / "store", db_url=None)
@@ -33,7 +34,7 @@ class TestSQLiteStore(StoreContract):
 
 @pytest.mark.skipif(not os.environ.get(POSTGRES_URL_VARIABLE),
                     reason=f"set {POSTGRES_URL_VARIABLE} to run the store suite on PostgreSQL")
-class TestPostgresStore(StoreContract):
+class TestPostgresStore(StoreContract, LexicalSearchContract):
     @pytest.fixture
     def store_env(self, tmp_path: Path) -> Iterator[StoreEnv]:
         url = os.environ[POSTGRES_URL_VARIABLE]

@@ -199,3 +199,15 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(
         atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_similarities_and_vectors_of_stored_ids() -> None:
+    index = VectorIndex(4)
+    index.add(np.eye(4, dtype=np.float32) * 3, [10, 20, 30, 40])  # stored normalised
+    assert np.allclose(index.vectors([30, 10]), np.eye(4)[[2, 0]])
+    sims = index.similarities(np.array([2.0, 0.0, 2.0, 0.0]), [10, 20, 99, 30])
+    assert sims.keys() == {10, 20, 30}  # 99 is not in the index
+    assert sims[10] == pytest.approx(2 ** -0.5) and sims[20] == pytest.approx(0.0)
+    assert index.similarities(np.ones(4), []) == {}
+    with pytest.raises(StoreError):
+        index.vectors([99])

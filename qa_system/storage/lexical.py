@@ -1,0 +1,95 @@
+"""Full-text search over chunk text, in the database (migration 0002).
+
+SQLite: FTS5 with BM25 (``bm25()``, k1 = 1.2, b = 0.75), porter-stemmed words. PostgreSQL:
+``ts_rank`` on the English ``tsvector`` (stemmed, English stopwords dropped), divided by
+1 + log(length) so that long passages do not win by length alone. The two rank differently;
+hybrid retrieval divides each question's ranks by its best one, so only their order and ratios
+matter. Other databases have no lexical index: every function here then finds nothing.
+
+Questions arrive as words from :func:`qa_system.fusion.query_terms` (letters and digits only),
+OR-ed together, so no user text reaches either full-text query syntax unquoted.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from sqlalchemy import ColumnElement, Select, column, func, literal_column, select, table, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from .models import FULL_TEXT_OBJECTS, ChunkRow, DocumentRow
+from .repository import IN_BATCH, Filters, filter_conditions, batched
+
+FTS_TABLE = FULL_TEXT_OBJECTS[0]
+_fts = table(FTS_TABLE, column("rowid"))
+_SQLITE_RANK = literal_column(f"-bm25({FTS_TABLE})")  # bm25() is lower-is-better
+_PG_VECTOR = literal_column("to_tsvector('english'::regconfig, chunks.text)")  # as indexed
+
+
+def supported(session: Session) -> bool:
+    return session.get_bind().dialect.name in ("sqlite", "postgresql")
+
+
+def _match(session: Session, terms: Sequence[str]) -> tuple[Select, ColumnElement] | None:
+    """A select of (chunk id, rank) over the chunks matching any of ``terms``, and its rank."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        query = " OR ".join(f'"{t}"' for t in terms)
+        return (select(_fts.c.rowid, _SQLITE_RANK)
+                .select_from(_fts.join(ChunkRow, ChunkRow.id == _fts.c.rowid))
+                .where(text(f"{FTS_TABLE} MATCH :lexical_query").bindparams(lexical_query=query)),
+                _SQLITE_RANK)
+    if dialect == "postgresql":
+        tsquery = func.websearch_to_tsquery(literal_column("'english'::regconfig"), " or ".join(terms))
+        rank = func.ts_rank(_PG_VECTOR, tsquery, 1)
+        return (select(ChunkRow.id, rank).where(_PG_VECTOR.op("@@")(tsquery)), rank)
+    return None
+
+
+def top_chunks(session: Session, terms: Sequence[str], k: int,
+               filters: Filters | None = None) -> dict[int, float]:
+    """The ``k`` chunks with the highest full-text rank for ``terms`` (any of them), among the
+    chunks whose document matches ``filters``; {chunk id: rank}, rank > 0."""
+    matched = _match(session, terms) if terms and k > 0 else None
+    if matched is None:
+        return {}
+    query, rank = matched
+    if filters:
+        conditions = filter_conditions(filters)
+        if conditions is None:
+            return {}
+        query = query.join(DocumentRow, DocumentRow.id == ChunkRow.document_id).where(*conditions)
+    rows = session.execute(query.order_by(rank.desc(), ChunkRow.id).limit(k)).all()
+    return {int(i): float(r) for i, r in rows if r is not None and r > 0}
+
+
+def chunk_ranks(session: Session, terms: Sequence[str], ids: Sequence[int]) -> dict[int, float]:
+    """The full-text rank of each of ``ids`` that holds any of ``terms`` (others are absent)."""
+    matched = _match(session, terms) if terms else None
+    if matched is None:
+        return {}
+    query, _ = matched
+    ranks: dict[int, float] = {}
+    for batch in batched(sorted({int(i) for i in ids}), IN_BATCH):
+        for i, r in session.execute(query.where(ChunkRow.id.in_(batch))):
+            if r is not None and r > 0:
+                ranks[int(i)] = float(r)
+    return ranks
+
+
+def rebuild(session: Session) -> None:
+    """Re-derive the SQLite full-text index from ``chunks`` (PostgreSQL's index needs nothing)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')"))
+
+
+def check(session: Session) -> str | None:
+    """None when the SQLite full-text index matches ``chunks``, else what is wrong."""
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    try:
+        session.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('integrity-check', 1)"))
+    except SQLAlchemyError as e:
+        return f"full-text index does not match the chunks ({e.__class__.__name__}: {e})"
+    return None
