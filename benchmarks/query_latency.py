@@ -7,6 +7,10 @@ vector search + SQL), then read them all (top 3 answers).
 
     .venv/bin/python benchmarks/query_latency.py                 # full: 11,000 paragraphs, 200 questions
     .venv/bin/python benchmarks/query_latency.py --quick         # smoke test: 300 paragraphs, 8 questions
+    .venv/bin/python benchmarks/query_latency.py --retrieval-only --top-k 10   # dense vs hybrid retrieval only
+
+Each top-k runs once per ``--lexical-weights`` value (default: 0, dense alone, and the setting's
+hybrid weight), so hybrid retrieval's cost shows as a ratio against dense retrieval in the same run.
 """
 
 from __future__ import annotations
@@ -46,25 +50,30 @@ def build_store(store_dir: Path, paragraphs: list, batch: int = 1000):
     return qa
 
 
-def measure(qa, reader, questions, top_k: int, top_n: int, warmup: int) -> dict:
+def measure(qa, reader, questions, top_k: int, top_n: int, warmup: int, lexical_weight: float) -> dict:
+    """``reader`` None: retrieval only (reading counts 0 ms)."""
+    def read(question, passages):
+        if reader is not None:
+            reader.read(question, passages, top_n=top_n)
+
     for q in questions[:warmup]:
-        reader.read(q.question, qa.retrieve(q.question, top_k=top_k), top_n=top_n)
-    retrieve, read, total, found = [], [], [], 0
+        read(q.question, qa.retrieve(q.question, top_k=top_k, lexical_weight=lexical_weight))
+    retrieve, read_s, total, found = [], [], [], 0
     for q in questions:
         t0 = time.perf_counter()
-        passages = qa.retrieve(q.question, top_k=top_k)
+        passages = qa.retrieve(q.question, top_k=top_k, lexical_weight=lexical_weight)
         t1 = time.perf_counter()
-        reader.read(q.question, passages, top_n=top_n)
+        read(q.question, passages)
         t2 = time.perf_counter()
         retrieve.append(t1 - t0)
-        read.append(t2 - t1)
+        read_s.append(t2 - t1)
         total.append(t2 - t0)
         found += any(p.text == q.context or p.text in q.context for p in passages)
     ms = lambda xs, p: 1000 * percentile(xs, p)  # noqa: E731
     return {
-        "top_k": top_k, "questions": len(questions),
+        "top_k": top_k, "lexical_weight": lexical_weight, "questions": len(questions),
         "retrieve_p50_ms": ms(retrieve, 50), "retrieve_p95_ms": ms(retrieve, 95),
-        "read_p50_ms": ms(read, 50), "read_p95_ms": ms(read, 95),
+        "read_p50_ms": ms(read_s, 50), "read_p95_ms": ms(read_s, 95),
         "total_p50_ms": ms(total, 50), "total_p95_ms": ms(total, 95),
         "gold_passage_retrieved": found / max(1, len(questions)),
     }
@@ -82,12 +91,18 @@ def main() -> None:
     ap.add_argument("--reader-model", help="QA model (default: packaged reader, else a random-head MiniLM)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run: 300 paragraphs, 8 questions, top-k 5 10")
+    ap.add_argument("--lexical-weights", type=float, nargs="+",
+                    help="hybrid retrieval weights to compare (default: 0, i.e. dense alone, and the setting's)")
+    ap.add_argument("--retrieval-only", action="store_true", help="time retrieval only (no reader)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     if args.quick:
         args.paragraphs, args.questions, args.top_k, args.warmup = 300, 8, [5, 10], 1
 
+    from qa_system.config import load_settings
     from qa_system.reader import ExtractiveReader
+
+    weights = args.lexical_weights or sorted({0.0, load_settings().lexical_weight})
 
     paragraphs, all_questions = load_corpus(args.datasets, args.paragraphs)
     store_dir = args.store / f"paragraphs-{len(paragraphs)}"
@@ -95,21 +110,26 @@ def main() -> None:
     qa = build_store(store_dir, paragraphs)
     stats = qa.stats()
     model, trained = reader_model(args.reader_model, args.store)
-    reader = ExtractiveReader(model, settings=qa.settings).load()
+    reader = None if args.retrieval_only else ExtractiveReader(model, settings=qa.settings).load()
     questions = sample(all_questions, args.questions)
-    rows = [measure(qa, reader, questions, k, args.top_n, args.warmup) for k in args.top_k]
+    rows = [measure(qa, reader, questions, k, args.top_n, args.warmup, w) for k in args.top_k for w in weights]
     qa.close()
 
     base = rows[0]["total_p50_ms"]
+    first_weight = {r["top_k"]: r for r in rows if r["lexical_weight"] == weights[0]}
     print(f"\nquery latency, one question at a time: {stats.documents} documents, {stats.chunks} passages "
-          f"(embedder {stats.embedding_model}); reader {model}{'' if trained else ' (random QA head)'}, "
-          f"top {args.top_n} answers; {len(questions)} questions, {args.warmup} warm-up")
+          f"(embedder {stats.embedding_model}); "
+          + ("retrieval only" if reader is None else
+             f"reader {model}{'' if trained else ' (random QA head)'}, top {args.top_n} answers")
+          + f"; {len(questions)} questions, {args.warmup} warm-up; lexical weight 0 = dense retrieval alone")
     print(table(
-        ["top-k", "retrieve p50", "p95", "read p50", "p95", "total p50", "p95", f"total p50 vs k={rows[0]['top_k']}",
-         "gold in top-k"],
-        [[r["top_k"], f"{r['retrieve_p50_ms']:.1f} ms", f"{r['retrieve_p95_ms']:.1f} ms", f"{r['read_p50_ms']:.0f} ms",
-          f"{r['read_p95_ms']:.0f} ms", f"{r['total_p50_ms']:.0f} ms", f"{r['total_p95_ms']:.0f} ms",
-          f"{r['total_p50_ms'] / base:.2f}x", f"{r['gold_passage_retrieved']:.2f}"] for r in rows],
+        ["top-k", "lexical w", "retrieve p50", "p95", f"retrieve p50 vs w={weights[0]:g}", "read p50", "p95",
+         "total p50", "p95", "total p50 vs first row", "gold in top-k"],
+        [[r["top_k"], f"{r['lexical_weight']:g}", f"{r['retrieve_p50_ms']:.1f} ms", f"{r['retrieve_p95_ms']:.1f} ms",
+          f"{r['retrieve_p50_ms'] / first_weight[r['top_k']]['retrieve_p50_ms']:.2f}x",
+          f"{r['read_p50_ms']:.0f} ms", f"{r['read_p95_ms']:.0f} ms", f"{r['total_p50_ms']:.0f} ms",
+          f"{r['total_p95_ms']:.0f} ms", f"{r['total_p50_ms'] / base:.2f}x", f"{r['gold_passage_retrieved']:.2f}"]
+         for r in rows],
     ))
     if stats.chunks < 10_000 and not args.quick:
         print(f"warning: only {stats.chunks} passages (< 10,000): raise --paragraphs")

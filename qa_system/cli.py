@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="answer only when the best span beats the no-answer score by more than this "
                         "(default: the value fitted with the reader model)")
     p.add_argument("--retrieval-weight", type=float, metavar="W",
-                   help="rank answers by reader score + W x retrieval score (cosine); 0: reader score "
+                   help="rank answers by reader score + W x retrieval score (0 to 1); 0: reader score "
                         f"alone (default: {Settings().retrieval_weight:g}, or QA_SYSTEM_RETRIEVAL_WEIGHT)")
     p.add_argument("--lexical-weight", type=float, metavar="W",
                    help="hybrid retrieval: passages rank by (1 - W) x cosine + W x full-text rank / best "

@@ -34,7 +34,7 @@ class Settings:
     # None: the reader model folder's fitted value (qa_system_reader.json); a number overrides it
     # for this system, e.g. one fitted on another collection's questions (qa-system fit-threshold)
     no_answer_threshold: float | None = None
-    # answers are ranked by reader score + retrieval_weight x retrieval score (cosine), see
+    # answers are ranked by reader score + retrieval_weight x retrieval score (0..1), see
     # qa_system.reader.answers.decode_question; 0 ranks by the reader's score alone
     retrieval_weight: float = 10.0
     # hybrid retrieval: a passage's retrieval score is (1 - w) x cosine + w x its full-text rank

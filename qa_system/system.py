@@ -199,18 +199,22 @@ class QASystem:
             self.store.refresh()
 
     def retrieve_many(self, questions: Sequence[str], *, top_k: int | None = None,
-                      filters: Filters | None = None) -> list[list[Passage]]:
+                      filters: Filters | None = None, lexical_weight: float | None = None,
+                      ) -> list[list[Passage]]:
+        """The top-``k`` passages of each question, best first (hybrid unless the lexical weight,
+        ``settings.lexical_weight`` unless given, is 0; see ``qa_system.fusion``)."""
         k = self.settings.top_k_retriever if top_k is None else top_k
         if k <= 0:
             raise QuestionError(f"top_k must be positive, got {k}")
         cleaned = [self.validate_question(q) for q in questions]
         self._maybe_refresh()
         vectors = self.embedder.encode(cleaned, batch_size=self.settings.embed_batch_size)
-        return list(self.store.search(vectors, k, filters=filters, query_texts=cleaned,
-                                      lexical_weight=self.settings.lexical_weight))
+        weight = self.settings.lexical_weight if lexical_weight is None else lexical_weight
+        return list(self.store.search(vectors, k, filters=filters, query_texts=cleaned, lexical_weight=weight))
 
-    def retrieve(self, question: str, *, top_k: int | None = None, filters: Filters | None = None) -> list[Passage]:
-        return self.retrieve_many([question], top_k=top_k, filters=filters)[0]
+    def retrieve(self, question: str, *, top_k: int | None = None, filters: Filters | None = None,
+                 lexical_weight: float | None = None) -> list[Passage]:
+        return self.retrieve_many([question], top_k=top_k, filters=filters, lexical_weight=lexical_weight)[0]
 
     def ask_many(self, questions: Sequence[str], *, top_k_retriever: int | None = None,
                  top_k_reader: int | None = None, filters: Filters | None = None) -> list[AskResult]:

@@ -42,8 +42,8 @@ class ExtractiveReader:
     folder's ``qa_system_reader.json``, the settings default. ``no_answer_threshold``: the
     argument, else ``settings.no_answer_threshold``, else the file, else 0.0. ``retrieval_weight``
     (how much the passages' retrieval scores count in ranking answers across passages): the
-    argument, else ``settings.retrieval_weight``. It assumes ``Passage.score`` is a cosine
-    similarity, as the dense retriever gives; for passages with scores on another scale (or none
+    argument, else ``settings.retrieval_weight``. It assumes ``Passage.score`` is on a cosine's
+    scale, as the retriever gives (a cosine, or hybrid retrieval's fused score); for passages with scores on another scale (or none
     that mean anything), pass ``retrieval_weight=0`` to rank by the reader's score alone.
     ``settings.torch_threads`` (process-wide in torch) and ``settings.device`` apply at ``load()``.
 

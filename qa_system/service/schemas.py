@@ -98,7 +98,9 @@ class AnswerOut(BaseModel):
     text: str
     score: float | None = Field(description="The reader's start + end logit.")
     passage_score: float | None = Field(
-        None, description="Retrieval score (cosine) of the passage the answer comes from. Answers come best first, "
+        None, description="Retrieval score of the passage the answer comes from: its cosine, or with hybrid "
+                          "retrieval (lexical_weight > 0, see /readyz, models.embedder) the fused score, "
+                          "0 to 1 like a cosine. Answers come best first, "
                           "by score + retrieval_weight x passage_score (retrieval_weight: see /readyz, models.reader).")
     source: str
     document_id: str
@@ -191,6 +193,9 @@ class LoadedModelOut(BaseModel):
     doc_stride: int | None = Field(None, description="Reader only: tokens shared by consecutive windows.")
     retrieval_weight: float | None = Field(
         None, description="Reader only: answers rank by score + retrieval_weight x passage_score.")
+    lexical_weight: float | None = Field(
+        None, description="Embedder only: hybrid retrieval, passage_score = (1 - lexical_weight) x cosine + "
+                          "lexical_weight x full-text rank / best rank; 0: dense retrieval alone.")
 
 
 class ReadyResponse(BaseModel):

@@ -41,7 +41,7 @@ class FakeSystem:
 
     def describe_models(self) -> LoadedModels:
         return LoadedModels(
-            embedder=LoadedModel(self.settings.embedding_model, "fp32"),
+            embedder=LoadedModel(self.settings.embedding_model, "fp32", lexical_weight=self.settings.lexical_weight),
             reader=LoadedModel("fake-reader", "fp32", no_answer_threshold=1.5, max_seq_length=384, doc_stride=128,
                                retrieval_weight=10.0),
         )
