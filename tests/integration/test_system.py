@@ -11,6 +11,7 @@ import pytest
 
 from qa_system import QASystem, QuestionError, load_settings
 from qa_system.cli import main as cli_main
+from qa_system.errors import InputError
 from qa_system.ingest import source_path
 
 from tests.support import SAMPLE_CORPUS, packaged_reader_present, sample_questions
@@ -121,6 +122,18 @@ def test_filters_return_a_full_k_of_matching_passages(corpus_store: Any) -> None
     assert all(p.source.startswith(path + "#") for p in passages)
     none = qa.retrieve("sync", top_k=5, filters={"source_path": "/no/such/file"})
     assert none == []
+
+
+def test_hybrid_retrieval_finds_an_error_code_the_embedder_misses(corpus_store: Any) -> None:
+    qa, _, _ = corpus_store
+    for question in ("SYNC-413", "What is SYNC-413?"):
+        hybrid = qa.retrieve(question, top_k=5)  # the default lexical weight
+        assert "SYNC-413" in hybrid[0].text and hybrid[0].source.endswith("#rn-5.0.3")
+        dense = qa.retrieve(question, top_k=5, lexical_weight=0)
+        assert "SYNC-413" not in dense[0].text  # MiniLM alone ranks other sync passages first
+        assert [p.score for p in hybrid] == sorted((p.score for p in hybrid), reverse=True)
+    with pytest.raises(InputError, match="lexical_weight"):
+        qa.retrieve("SYNC-413", lexical_weight=1.5)
 
 
 def test_empty_and_overlong_questions_are_refused(corpus_store: Any) -> None:
@@ -258,6 +271,12 @@ def test_cli_check_repair_fixes_a_corrupted_index(
 def test_cli_refuses_an_empty_question(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["ask", "  ", "--store", str(tmp_path / "s")]) == 1
     assert "empty" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_lexical_weight_outside_0_to_1(corpus_store: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, store = corpus_store
+    assert cli_main(["ask", "What is SYNC-413?", "--store", str(store), "--lexical-weight", "2"]) == 1
+    assert "lexical_weight must be a number from 0 to 1" in capsys.readouterr().err
 
 
 def test_cli_reads_only_an_existing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
