@@ -6,8 +6,8 @@ A passage's retrieval score is ``(1 - w) * cosine + w * lexical / best_lexical``
 ``ts_rank`` on PostgreSQL; 0 when it holds none of the question's words) and ``best_lexical`` is
 the best rank any passage got for that question. The lexical part is thus in [0, 1] like a
 cosine, and ``w = 0`` is dense retrieval alone, as is a question none of whose words any passage
-holds. Dense embeddings find paraphrases; the lexical
-part finds exact words the embedder blurs (names, error codes, numbers, rare terms).
+holds. Dense embeddings find paraphrases; the lexical part finds exact words the embedder blurs
+(names, error codes, numbers, rare terms).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .models import FULL_TEXT_OBJECTS, ChunkRow, DocumentRow
-from .repository import IN_BATCH, Filters, filter_conditions, batched
+from .repository import Filters, batched, filter_conditions
 
 FTS_TABLE = FULL_TEXT_OBJECTS[0]
 _fts = table(FTS_TABLE, column("rowid"))
@@ -71,7 +71,7 @@ def chunk_ranks(session: Session, terms: Sequence[str], ids: Sequence[int]) -> d
         return {}
     query, _ = matched
     ranks: dict[int, float] = {}
-    for batch in batched(sorted({int(i) for i in ids}), IN_BATCH):
+    for batch in batched(sorted({int(i) for i in ids})):
         for i, r in session.execute(query.where(ChunkRow.id.in_(batch))):
             if r is not None and r > 0:
                 ranks[int(i)] = float(r)

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..config import check_lexical_weight
 from ..embedding import Embedder
 from ..errors import (
     ConfigError,
@@ -32,13 +33,11 @@ from ..errors import (
     StoreError,
     StoreInconsistentError,
 )
-from ..config import check_lexical_weight
 from ..fusion import fuse, query_terms
 from ..types import MetadataValue, Passage
 from ..vector_index import VectorIndex
 from . import index_files as files
-from . import lexical
-from . import migrate
+from . import lexical, migrate
 from . import repository as repo
 from .consistency import build_report
 from .engine import create_store_engine, write_engine
