@@ -217,13 +217,15 @@ class QASystem:
         return self.retrieve_many([question], top_k=top_k, filters=filters, lexical_weight=lexical_weight)[0]
 
     def ask_many(self, questions: Sequence[str], *, top_k_retriever: int | None = None,
-                 top_k_reader: int | None = None, filters: Filters | None = None) -> list[AskResult]:
+                 top_k_reader: int | None = None, filters: Filters | None = None,
+                 lexical_weight: float | None = None) -> list[AskResult]:
         """Answer several questions with batched embedding and reading."""
         top_n = self.settings.top_k_reader if top_k_reader is None else top_k_reader
         if top_n <= 0:
             raise QuestionError(f"top_k_reader must be positive, got {top_n}")
         t0 = time.perf_counter()
-        passages = self.retrieve_many(questions, top_k=top_k_retriever, filters=filters)
+        passages = self.retrieve_many(questions, top_k=top_k_retriever, filters=filters,
+                                      lexical_weight=lexical_weight)
         t1 = time.perf_counter()
         reader = self.load_reader()
         cleaned = [q.strip() for q in questions]
@@ -237,6 +239,6 @@ class QASystem:
         ]
 
     def ask(self, question: str, *, top_k_retriever: int | None = None, top_k_reader: int | None = None,
-            filters: Filters | None = None) -> AskResult:
+            filters: Filters | None = None, lexical_weight: float | None = None) -> AskResult:
         return self.ask_many([question], top_k_retriever=top_k_retriever, top_k_reader=top_k_reader,
-                             filters=filters)[0]
+                             filters=filters, lexical_weight=lexical_weight)[0]

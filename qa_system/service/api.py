@@ -73,7 +73,8 @@ async def ask(body: AskRequest, request: Request) -> AskResponse:
     system = state.system()
     question = system.validate_question(body.question)  # QuestionError -> 422 before queueing
     filters = body.filter_mapping()
-    result = await state.ask(AskJob(question, body.top_k_retriever, body.top_k_reader, filters))
+    result = await state.ask(AskJob(question, body.top_k_retriever, body.top_k_reader, filters,
+                                    body.lexical_weight))
     return ask_response(result)
 
 

@@ -89,6 +89,9 @@ class AskRequest(_Model):
                     "`document_id` and `source` match those fields.",
         json_schema_extra=_keys_without_nul,
     )
+    lexical_weight: Annotated[FiniteFloat, Field(ge=0, le=1)] | None = Field(
+        None, description="Hybrid retrieval: passages rank by (1 - w) x cosine + w x full-text rank / best "
+                          "rank; 0: dense retrieval alone (default: server setting, see /readyz).")
 
     def filter_mapping(self) -> Mapping[str, Any] | None:
         return None if self.filters is None else dict(self.filters)

@@ -40,10 +40,12 @@ class AskJob:
     top_k_retriever: int | None = None
     top_k_reader: int | None = None
     filters: Mapping[str, Any] | None = None
+    lexical_weight: float | None = None
 
     @property
     def key(self) -> str:
-        return json.dumps([self.top_k_retriever, self.top_k_reader, self.filters or {}], sort_keys=True, default=str)
+        return json.dumps([self.top_k_retriever, self.top_k_reader, self.filters or {}, self.lexical_weight],
+                          sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,8 @@ class ServiceState:
     def _answer_batch(self, jobs: Sequence["AskJob"]) -> list[Any]:
         first = jobs[0]
         return self.system().ask_many([j.question for j in jobs], top_k_retriever=first.top_k_retriever,
-                                      top_k_reader=first.top_k_reader, filters=first.filters)
+                                      top_k_reader=first.top_k_reader, filters=first.filters,
+                                      lexical_weight=first.lexical_weight)
 
     def _observe_batch(self, size: int, seconds: float) -> None:
         self.metrics.ask_batch_size.observe(size)

@@ -159,7 +159,20 @@ def test_ask_returns_answers_with_sources() -> None:
     assert answer["passage_score"] == 0.5
     assert set(body["timings"]) == {"retrieve_s", "read_s", "total_s"}
     assert fake.asked[-1] == {"question": "What does Plus cost?", "top_k_retriever": 5, "top_k_reader": 2,
-                              "filters": {"area": ["billing", "x"], "year": 2024}}
+                              "filters": {"area": ["billing", "x"], "year": 2024}, "lexical_weight": None}
+
+
+def test_ask_takes_a_lexical_weight_from_0_to_1() -> None:
+    fake = FakeSystem()
+    with make_client(fake) as c:
+        add(c, DOC)
+        for weight in (0, 0.5, 1):
+            assert c.post("/v1/ask", json={"question": "Plus?", "lexical_weight": weight}).status_code == 200
+            assert fake.asked[-1]["lexical_weight"] == weight
+        for bad in (-0.1, 1.5, "0.3", True, None):
+            r = c.post("/v1/ask", json={"question": "Plus?", "lexical_weight": bad})
+            assert r.status_code == (200 if bad is None else 422), bad
+        assert fake.asked[-1]["lexical_weight"] is None
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t"])

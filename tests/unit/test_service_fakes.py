@@ -55,10 +55,10 @@ class FakeSystem:
         return question.strip()
 
     def ask(self, question: str, *, top_k_retriever: int | None = None, top_k_reader: int | None = None,
-            filters: Mapping[str, Any] | None = None) -> AskResult:
+            filters: Mapping[str, Any] | None = None, lexical_weight: float | None = None) -> AskResult:
         question = self.validate_question(question)
         self.asked.append({"question": question, "top_k_retriever": top_k_retriever,
-                           "top_k_reader": top_k_reader, "filters": filters})
+                           "top_k_reader": top_k_reader, "filters": filters, "lexical_weight": lexical_weight})
         with self._lock:
             docs = list(self._docs.values())
         words = {w.lower().strip("?.,") for w in question.split()}
@@ -77,10 +77,11 @@ class FakeSystem:
                          has_answer=bool(answers), timings={"retrieve_s": 0.0, "read_s": 0.0, "total_s": 0.0})
 
     def ask_many(self, questions: Sequence[str], *, top_k_retriever: int | None = None,
-                 top_k_reader: int | None = None, filters: Mapping[str, Any] | None = None) -> list[AskResult]:
+                 top_k_reader: int | None = None, filters: Mapping[str, Any] | None = None,
+                 lexical_weight: float | None = None) -> list[AskResult]:
         self.batches.append(len(questions))
-        return [self.ask(q, top_k_retriever=top_k_retriever, top_k_reader=top_k_reader, filters=filters)
-                for q in questions]
+        return [self.ask(q, top_k_retriever=top_k_retriever, top_k_reader=top_k_reader, filters=filters,
+                         lexical_weight=lexical_weight) for q in questions]
 
     def ingest_documents(self, documents: Iterable[Document]) -> IngestReport:
         added = updated = skipped = 0

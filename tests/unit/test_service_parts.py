@@ -315,3 +315,11 @@ def test_run_server_refuses_bad_arguments() -> None:
         run_server(workers=0)
     with pytest.raises(ConfigError):
         run_server(port=70000)
+
+
+def test_questions_share_a_batch_only_with_the_same_retrieval_settings() -> None:
+    base = AskJob("a", 5, 3, {"area": "billing"}, 0.3)
+    assert AskJob("b", 5, 3, {"area": "billing"}, 0.3).key == base.key
+    for other in (AskJob("a", 5, 3, {"area": "billing"}, 0.0), AskJob("a", 5, 3, {"area": "billing"}),
+                  AskJob("a", 6, 3, {"area": "billing"}, 0.3), AskJob("a", 5, 3, None, 0.3)):
+        assert other.key != base.key
