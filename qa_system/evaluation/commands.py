@@ -28,6 +28,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedding-model", help="sentence-transformers model (default: the product's embedder)")
     p.add_argument("--top-k-retriever", type=int, default=10, help="passages read per question (pipeline)")
     p.add_argument("--top-k-reader", type=int, default=4, help="answers the reader returns (pipeline)")
+    p.add_argument("--lexical-weight", type=float, metavar="W",
+                   help="hybrid retrieval weight, 0 to 1; 0: dense alone (default: the setting, "
+                        "QA_SYSTEM_LEXICAL_WEIGHT)")
     p.add_argument("--retrieval-only", action="store_true", help="skip the reader and the pipeline")
     p.add_argument("--always-answer", action="store_true",
                    help="score the best span even where the reader says 'no answer' (for data without "
@@ -77,6 +80,7 @@ def eval_command(args: argparse.Namespace) -> int:
         reader_model=args.reader_model, retrieval_only=args.retrieval_only,
         top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
         embedding_model=args.embedding_model, progress=not args.no_progress, always_answer=args.always_answer,
+        lexical_weight=args.lexical_weight,
     )
     if args.eval_target == "subjqa":
         from .subjqa import evaluate_subjqa, load_subjqa_benchmark, subjqa_csv_path

@@ -256,12 +256,13 @@ class BenchmarkData:
 def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_scope: str,
                   reader_model: str | None, retrieval_only: bool, top_k_retriever: int = 10,
                   top_k_reader: int = 4, ks: Sequence[int] = DEFAULT_KS, embedding_model: str | None = None,
-                  progress: bool = False, always_answer: bool = False,
+                  progress: bool = False, always_answer: bool = False, lexical_weight: float | None = None,
                   notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (), **anchors: Any) -> Any:
     """Index the corpus in a temporary store, rank and score retrieval for every question, then
     (unless ``retrieval_only``) score the reader on the gold contexts and the whole pipeline.
     ``always_answer``: score the best span even where the reader says "no answer" (the protocol
-    for data without unanswerable questions, such as SQuAD v1.1). Returns an `EvalResult`;
+    for data without unanswerable questions, such as SQuAD v1.1). ``lexical_weight``: hybrid
+    retrieval's weight (None: the setting's; 0: dense alone). Returns an `EvalResult`;
     ``anchors`` are its published-figure fields."""
     from .reader_eval import run_reader, score_run
     from .report import EvalResult, per_question_records
@@ -269,7 +270,8 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
     seconds: dict[str, float] = {}
     questions = list(data.questions)
     read = questions if data.read_ids is None else [q for q in questions if q.id in data.read_ids]
-    with temporary_system(reader_model=reader_model, embedding_model=embedding_model) as qa:
+    with temporary_system(reader_model=reader_model, embedding_model=embedding_model,
+                          lexical_weight=lexical_weight) as qa:
         corpus = index_corpus(qa, data.corpus, source_prefix=data.source_prefix)
         seconds["index"] = corpus.report.seconds
         began = time.perf_counter()
@@ -292,10 +294,11 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
             pipeline = pipeline_scores(read, predictions)
             seconds["pipeline"] = time.perf_counter() - began
         used_reader = None if retrieval_only else qa.settings.resolved_reader_model
+        used_weight = qa.settings.lexical_weight
     return EvalResult(
         benchmark=benchmark, title=title, dataset=data.source, questions=len(questions),
         answerable=sum(1 for q in questions if q.has_answer), corpus=corpus.report,
-        retrieval=retrieval.scores, retrieval_scope=retrieval_scope,
+        retrieval=retrieval.scores, retrieval_scope=retrieval_scope, lexical_weight=used_weight,
         reader_model=used_reader, no_answer_threshold=threshold, always_answer=always_answer,
         reader_on_gold=gold_scores,
         reader_pairs=len(data.pairs), pipeline=pipeline, top_k_retriever=top_k_retriever,

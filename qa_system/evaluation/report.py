@@ -81,6 +81,7 @@ class EvalResult:
     reader_anchors: Sequence[QAAnchor] = ()
     pipeline_anchors: Sequence[QAAnchor] = ()
     notes: Sequence[str] = field(default_factory=tuple)
+    lexical_weight: float = 0.0  # hybrid retrieval's weight; 0: dense alone
 
     @property
     def slug(self) -> str:
@@ -116,7 +117,8 @@ def render_text(result: EvalResult) -> str:
         f"corpus: {c.documents} documents -> {c.chunks} chunks ({c.split_documents} documents split, "
         f"at most {c.max_chunks_per_document} chunks each; chunks of <= {c.chunk_tokens} tokens, "
         f"overlap {c.chunk_overlap_tokens}); embedder {c.embedding_model}; indexed in {c.seconds:.1f}s",
-        f"retrieval: {result.retrieval_scope}",
+        f"retrieval: {result.retrieval_scope}; "
+        + (f"hybrid, lexical weight {result.lexical_weight:g}" if result.lexical_weight else "dense alone"),
         "",
         f"{'retriever recall@k':<{W}}" + "".join(f"{'@' + str(k):>7}" for k in ks) + f"{'MRR@' + str(cutoff):>9}",
     ]

@@ -144,6 +144,9 @@ def test_eval_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "missing.csv" in capsys.readouterr().err
     assert main(["eval", "squad", str(TINY_SQUAD), "--limit", "0", "--out", str(tmp_path)]) == 1
     assert "--limit must be positive" in capsys.readouterr().err
+    assert main(["eval", "squad", str(TINY_SQUAD), "--lexical-weight", "7", "--retrieval-only",
+                 "--out", str(tmp_path)]) == 1
+    assert "lexical_weight must be a number from 0 to 1" in capsys.readouterr().err
     assert main(["eval", "subjqa", "--datasets", str(tmp_path), "--retrieval-only", "--out", str(tmp_path)]) == 1
     assert "no SubjQA file" in capsys.readouterr().err
 
@@ -188,8 +191,9 @@ def test_eval_subjqa_end_to_end(tmp_path: Path, eval_reader: Path, capsys: pytes
     for text in ("ours (book definition)", "ours (strict definition)", "book: BM25 (Elasticsearch)",
                  "0.891", "reader top-1 on the gold document (10 pairs)", "0.327", "pipeline top-1", "0.431"):
         assert text in stdout
+    assert "hybrid, lexical weight 0.3" in stdout
     payload = _check_outputs(tmp_path, "subjqa-tiny_subjqa")
-    assert payload["questions"] == 9 and payload["answerable"] == 8
+    assert payload["questions"] == 9 and payload["answerable"] == 8 and payload["lexical_weight"] == 0.3
     assert payload["corpus"]["documents"] == 10
     assert payload["reader_on_gold"]["total"] == 10 and payload["pipeline"]["total"] == 9
     assert len(payload["per_question"]) == 9
@@ -201,9 +205,10 @@ def test_eval_subjqa_end_to_end(tmp_path: Path, eval_reader: Path, capsys: pytes
 @pytest.mark.slow
 def test_eval_squad_end_to_end(tmp_path: Path, eval_reader: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["eval", "squad", str(TINY_SQUAD), "--reader-model", str(eval_reader), "--limit", "8",
-               "--top-k-retriever", "3", "--top-k-reader", "2", "--out", str(tmp_path), "--no-progress"])
+               "--top-k-retriever", "3", "--top-k-reader", "2", "--out", str(tmp_path), "--no-progress",
+               "--lexical-weight", "0"])
     assert rc == 0
-    assert "across all 6 contexts" in capsys.readouterr().out
+    assert "across all 6 contexts (no filter), chunks collapsed to contexts; dense alone" in capsys.readouterr().out
     payload = _check_outputs(tmp_path, "open-squad-tiny_squad_v2-limit8")
     assert payload["questions"] == 8 and payload["corpus"]["documents"] == 6
     assert payload["pipeline"]["total"] == 8 and payload["top_k_retriever"] == 3
