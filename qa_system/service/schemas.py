@@ -63,6 +63,9 @@ def _count(low: int, high: int) -> Any:
     return Annotated[int, BeforeValidator(_not_text_or_bool), Field(ge=low, le=high),
                      WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_finite)]
+#: A number in [0, 1] (JSON integers 0 and 1 included), with its bounds in the OpenAPI schema.
+Fraction = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=1),
+                     WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
 SafeInt = Annotated[StrictInt, Field(ge=-(2**53 - 1), le=2**53 - 1)]  # exact in every JSON parser
 MetadataKey = Annotated[StrictStr, Field(min_length=1, max_length=METADATA_KEY_LENGTH), AfterValidator(_no_nul)]
 MetadataScalar = Union[StrictBool, SafeInt, FiniteFloat,
@@ -89,7 +92,7 @@ class AskRequest(_Model):
                     "`document_id` and `source` match those fields.",
         json_schema_extra=_keys_without_nul,
     )
-    lexical_weight: Annotated[FiniteFloat, Field(ge=0, le=1)] | None = Field(
+    lexical_weight: Fraction | None = Field(
         None, description="Hybrid retrieval: passages rank by (1 - w) x cosine + w x full-text rank / best "
                           "rank; 0: dense retrieval alone (default: server setting, see /readyz).")
 
