@@ -44,23 +44,19 @@ _POSTGRES_UP = (
 _POSTGRES_DOWN = ("DROP INDEX IF EXISTS ix_chunks_text_fts",)
 
 
-def _run(statements: Sequence[str]) -> None:
-    for statement in statements:
+#: dialect -> (upgrade, downgrade) statements; other databases get no lexical index, and hybrid
+#: retrieval falls back to dense alone there
+_STATEMENTS = {"sqlite": (_SQLITE_UP, _SQLITE_DOWN), "postgresql": (_POSTGRES_UP, _POSTGRES_DOWN)}
+
+
+def _run(step: int) -> None:
+    for statement in _STATEMENTS.get(op.get_bind().dialect.name, ((), ()))[step]:
         op.execute(statement)
 
 
 def upgrade() -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        _run(_SQLITE_UP)
-    elif dialect == "postgresql":
-        _run(_POSTGRES_UP)
-    # other databases: no lexical index; hybrid retrieval falls back to dense alone there
+    _run(0)
 
 
 def downgrade() -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        _run(_SQLITE_DOWN)
-    elif dialect == "postgresql":
-        _run(_POSTGRES_DOWN)
+    _run(1)

@@ -108,7 +108,7 @@ class Store:
                         dimension=dimension, index=loaded.index, generation=generation,
                         load_problems=loaded.problems)
             if verify:
-                report = store._check(preloaded=(loaded, generation))
+                report = store._check(preloaded=(loaded, generation), full_text=False)
                 if not report.ok:
                     raise StoreInconsistentError(
                         f"the store at {directory} is inconsistent: {report.summary()}; {REPAIR_HINT}")
@@ -358,7 +358,10 @@ class Store:
         (SQLite) the full-text index with the chunks."""
         return self._check()
 
-    def _check(self, *, preloaded: tuple[files.LoadedGeneration, int] | None = None) -> ConsistencyReport:
+    def _check(self, *, preloaded: tuple[files.LoadedGeneration, int] | None = None,
+               full_text: bool = True) -> ConsistencyReport:
+        """``full_text``: also run SQLite's full-text integrity check, which re-reads every chunk's
+        text (about 0.15 s per 16,000 chunks): explicit checks do, opening a store does not."""
         with self._write_lock:
             self._usable()
             with sql_errors("checking the store"), self._writes() as session:
@@ -370,7 +373,7 @@ class Store:
                                                    embedding_model=self._model, dimension=self._dimension)
                 report = build_report(sql_ids=repo.all_chunk_ids(session), sql_generation=state.generation,
                                       state_chunk_count=state.chunk_count, loaded=loaded)
-                text_problem = lexical.check(session)
+                text_problem = lexical.check(session) if full_text else None
                 if text_problem is not None:
                     report = replace(report, manifest_problems=(*report.manifest_problems, text_problem))
                 return report
