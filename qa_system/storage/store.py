@@ -33,7 +33,6 @@ from ..errors import (
     StoreError,
     StoreInconsistentError,
 )
-from ..fusion import fuse, query_terms
 from ..types import MetadataValue, Passage
 from ..vector_index import VectorIndex
 from . import index_files as files
@@ -217,7 +216,7 @@ class Store:
         restrict the vector search itself, so ``k`` hits come back whenever ``k`` chunks match.
 
         With ``query_texts`` (the questions, one per row) and ``lexical_weight`` > 0 the search
-        is hybrid: the best ``HYBRID_POOL`` (or ``k``) chunks of the vector search and of the
+        is hybrid: the best ``lexical.HYBRID_POOL`` (or ``k``) chunks of the vector search and of the
         database's full-text search, under the same filters, are ranked by
         ``(1 - w) * cosine + w * rank / best rank`` (``qa_system.fusion``), and ``Passage.score``
         is that fused score. On a database without a full-text index it is the vector search.
@@ -243,8 +242,8 @@ class Store:
                 if allowed is not None and not len(allowed):
                     return [[] for _ in range(len(queries))]
                 if hybrid and lexical.supported(session):
-                    scores, ids = _hybrid_search(session, index, queries, query_texts, k,
-                                                 allowed=allowed, filters=filters, weight=weight)
+                    scores, ids = lexical.hybrid_search(session, index, queries, query_texts, k,
+                                                        allowed=allowed, filters=filters, weight=weight)
                 else:
                     scores, ids = index.search(queries, k, allowed_ids=allowed)
                 rows = repo.passage_rows(session, (int(i) for i in ids.flat if i >= 0))
@@ -393,29 +392,6 @@ class Store:
 
         self._write(step, from_disk=True)
         return self.check()
-
-
-#: Candidates taken from each side of a hybrid search (at least ``k``).
-HYBRID_POOL = 50
-
-
-def _hybrid_search(session: Session, index: VectorIndex, queries: np.ndarray, texts: Sequence[str],
-                   k: int, *, allowed: np.ndarray | None, filters: repo.Filters | None,
-                   weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fused (scores, ids), shaped like ``VectorIndex.search``'s (missing slots: id -1)."""
-    pool = max(k, HYBRID_POOL)
-    dense_scores, dense_ids = index.search(queries, pool, allowed_ids=allowed)
-    scores = np.zeros((len(queries), k), dtype=np.float32)
-    ids = np.full((len(queries), k), -1, dtype=np.int64)
-    for row, (query, text) in enumerate(zip(queries, texts, strict=True)):
-        dense = {int(i): float(s) for s, i in zip(dense_scores[row], dense_ids[row], strict=True) if i >= 0}
-        terms = query_terms(text)
-        ranks = lexical.top_chunks(session, terms, pool, filters)
-        dense.update(index.similarities(query, [i for i in ranks if i not in dense]))
-        ranks.update(lexical.chunk_ranks(session, terms, [i for i in dense if i not in ranks]))
-        for slot, (chunk_id, score) in enumerate(fuse(dense, ranks, weight, k)):
-            ids[row, slot], scores[row, slot] = chunk_id, score
-    return scores, ids
 
 
 def _rollback_quietly(session: Session) -> None:
