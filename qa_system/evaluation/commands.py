@@ -31,6 +31,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lexical-weight", type=float, metavar="W",
                    help="hybrid retrieval weight, 0 to 1; 0: dense alone (default: the setting, "
                         "QA_SYSTEM_LEXICAL_WEIGHT)")
+    p.add_argument("--db-url", help="an empty database to index the corpus into, e.g. PostgreSQL to measure "
+                                    "its full-text ranking (default: a temporary SQLite file); refused if it "
+                                    "holds a qa_system schema; the schema made there is dropped afterwards")
     p.add_argument("--retrieval-only", action="store_true", help="skip the reader and the pipeline")
     p.add_argument("--always-answer", action="store_true",
                    help="score the best span even where the reader says 'no answer' (for data without "
@@ -80,7 +83,7 @@ def eval_command(args: argparse.Namespace) -> int:
         reader_model=args.reader_model, retrieval_only=args.retrieval_only,
         top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
         embedding_model=args.embedding_model, progress=not args.no_progress, always_answer=args.always_answer,
-        lexical_weight=args.lexical_weight,
+        lexical_weight=args.lexical_weight, db_url=args.db_url,
     )
     if args.eval_target == "subjqa":
         from .subjqa import evaluate_subjqa, load_subjqa_benchmark, subjqa_csv_path

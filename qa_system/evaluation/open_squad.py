@@ -24,7 +24,7 @@ import hashlib
 import math
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
+from ..errors import InputError
 from ..qa_datasets import QAExample, load_squad_json
 from ..types import Document, MetadataValue, Passage
 from .retrieval_metrics import DEFAULT_KS, RetrievalScores, book_rank, dedupe_ranking, retrieval_scores, strict_rank
@@ -96,24 +97,52 @@ def text_key(text: str) -> str:
 # -- the store ----------------------------------------------------------------------------------
 
 @contextmanager
-def temporary_system(**overrides: Any) -> Iterator[Any]:
-    """A `QASystem` on a new SQLite store in a temporary folder, removed afterwards.
+def temporary_system(*, db_url: str | None = None, **overrides: Any) -> Iterator[Any]:
+    """A `QASystem` on a new store in a temporary folder, removed afterwards.
 
-    ``db_url`` is always the temporary SQLite file, so a ``QA_SYSTEM_DB_URL`` in the environment
-    can never send evaluation documents into a real database.
+    The SQL database is a temporary SQLite file, so a ``QA_SYSTEM_DB_URL`` in the environment can
+    never send evaluation documents into a real database. ``db_url`` names another database to
+    evaluate on (e.g. PostgreSQL, whose full-text ranking differs from SQLite's): it must hold no
+    qa_system schema (never migrated, or migrated down to nothing), else `InputError` before
+    anything is written; the schema is created there and dropped again afterwards.
     """
     from ..config import load_settings
     from ..system import QASystem
 
-    with tempfile.TemporaryDirectory(prefix="qa-eval-") as folder:
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as folder, ExitStack() as scratch:
         store_dir = Path(folder) / "store"
-        settings = load_settings(store_dir=store_dir, db_url=f"sqlite:///{store_dir / 'qa.sqlite3'}", **overrides)
-        qa = QASystem(settings)
+        if db_url is None:
+            db_url = f"sqlite:///{store_dir / 'qa.sqlite3'}"
+        else:
+            scratch.enter_context(_scratch_database(db_url))  # exits after the system closes
+        qa = QASystem(load_settings(store_dir=store_dir, db_url=db_url, **overrides))
         try:
             qa.load(verify=False)
             yield qa
         finally:
             qa.close()
+
+
+@contextmanager
+def _scratch_database(db_url: str) -> Iterator[None]:
+    """Check that ``db_url`` holds no qa_system schema; afterwards, drop the one made there."""
+    from ..storage import migrate
+    from ..storage.engine import create_store_engine, redact_url
+
+    engine = create_store_engine(db_url)
+    try:
+        revision = migrate.current_revision(engine)
+        if revision is not None:
+            raise InputError(
+                f"{redact_url(db_url)} already holds a qa_system schema (revision {revision}); evaluation "
+                "needs an empty database, so that it can never mix with or delete a real corpus"
+            )
+        try:
+            yield
+        finally:
+            migrate.downgrade(engine, "base")
+    finally:
+        engine.dispose()
 
 
 def index_corpus(qa: Any, entries: Sequence[CorpusEntry], source_prefix: str) -> IndexedCorpus:
@@ -257,12 +286,13 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
                   reader_model: str | None, retrieval_only: bool, top_k_retriever: int = 10,
                   top_k_reader: int = 4, ks: Sequence[int] = DEFAULT_KS, embedding_model: str | None = None,
                   progress: bool = False, always_answer: bool = False, lexical_weight: float | None = None,
-                  notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (), **anchors: Any) -> Any:
+                  db_url: str | None = None, notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (), **anchors: Any) -> Any:
     """Index the corpus in a temporary store, rank and score retrieval for every question, then
     (unless ``retrieval_only``) score the reader on the gold contexts and the whole pipeline.
     ``always_answer``: score the best span even where the reader says "no answer" (the protocol
     for data without unanswerable questions, such as SQuAD v1.1). ``lexical_weight``: hybrid
-    retrieval's weight (None: the setting's; 0: dense alone). Returns an `EvalResult`;
+    retrieval's weight (None: the setting's; 0: dense alone). ``db_url``: an empty database to
+    index into instead of a temporary SQLite file (``temporary_system``). Returns an `EvalResult`;
     ``anchors`` are its published-figure fields."""
     from .reader_eval import run_reader, score_run
     from .report import EvalResult, per_question_records
@@ -271,7 +301,7 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
     questions = list(data.questions)
     read = questions if data.read_ids is None else [q for q in questions if q.id in data.read_ids]
     with temporary_system(reader_model=reader_model, embedding_model=embedding_model,
-                          lexical_weight=lexical_weight) as qa:
+                          lexical_weight=lexical_weight, db_url=db_url) as qa:
         corpus = index_corpus(qa, data.corpus, source_prefix=data.source_prefix)
         seconds["index"] = corpus.report.seconds
         began = time.perf_counter()
@@ -295,10 +325,12 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
             seconds["pipeline"] = time.perf_counter() - began
         used_reader = None if retrieval_only else qa.settings.resolved_reader_model
         used_weight = qa.settings.lexical_weight
+        database = qa.store.stats().db_url if db_url is not None else "temporary SQLite file"
     return EvalResult(
         benchmark=benchmark, title=title, dataset=data.source, questions=len(questions),
         answerable=sum(1 for q in questions if q.has_answer), corpus=corpus.report,
         retrieval=retrieval.scores, retrieval_scope=retrieval_scope, lexical_weight=used_weight,
+        database=database,
         reader_model=used_reader, no_answer_threshold=threshold, always_answer=always_answer,
         reader_on_gold=gold_scores,
         reader_pairs=len(data.pairs), pipeline=pipeline, top_k_retriever=top_k_retriever,

@@ -82,6 +82,7 @@ class EvalResult:
     pipeline_anchors: Sequence[QAAnchor] = ()
     notes: Sequence[str] = field(default_factory=tuple)
     lexical_weight: float = 0.0  # hybrid retrieval's weight; 0: dense alone
+    database: str = "temporary SQLite file"  # where the corpus was indexed (URL without password)
 
     @property
     def slug(self) -> str:
@@ -116,7 +117,8 @@ def render_text(result: EvalResult) -> str:
         f"{result.title}: {result.questions} questions ({result.answerable} answerable), {result.dataset}",
         f"corpus: {c.documents} documents -> {c.chunks} chunks ({c.split_documents} documents split, "
         f"at most {c.max_chunks_per_document} chunks each; chunks of <= {c.chunk_tokens} tokens, "
-        f"overlap {c.chunk_overlap_tokens}); embedder {c.embedding_model}; indexed in {c.seconds:.1f}s",
+        f"overlap {c.chunk_overlap_tokens}); embedder {c.embedding_model}; indexed in {c.seconds:.1f}s "
+        f"into {result.database}",
         f"retrieval: {result.retrieval_scope}; "
         + (f"hybrid, lexical weight {result.lexical_weight:g}" if result.lexical_weight else "dense alone"),
         "",

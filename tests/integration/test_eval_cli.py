@@ -10,21 +10,26 @@ not the scores.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import pytest
+from sqlalchemy import text
 
 from qa_system.cli import main
 from qa_system.evaluation.open_squad import EvalQuestion, load_open_squad, rank_documents, text_key
 from qa_system.evaluation.subjqa import load_subjqa_benchmark
 from qa_system.qa_datasets import SUBJQA_NO_ANSWER
+from qa_system.storage import migrate
+from qa_system.storage.engine import create_store_engine, redact_url
 from qa_system.types import Passage
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SUBJQA = REPO / "data" / "eval" / "tiny_subjqa.csv"
 TINY_SQUAD = REPO / "data" / "eval" / "tiny_squad_v2.json"
 PACKAGED_READER = REPO / "qa_system" / "models" / "reader"
+POSTGRES_URL_VARIABLE = "QA_SYSTEM_TEST_POSTGRES_URL"
 
 
 # -- benchmark construction (no models) ---------------------------------------------------------
@@ -151,6 +156,26 @@ def test_eval_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "no SubjQA file" in capsys.readouterr().err
 
 
+def test_eval_refuses_a_database_that_holds_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'real.sqlite3'}"
+    engine = create_store_engine(url)
+    try:
+        migrate.upgrade(engine)
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO documents (id, source, title, text, n_chars, content_hash, "
+                                    "created_at, updated_at) VALUES ('d1', 'real.txt', NULL, 'kept', 4, 'h', "
+                                    "'2026-01-01', '2026-01-01')"))
+        assert main(["eval", "squad", str(TINY_SQUAD), "--retrieval-only", "--db-url", url,
+                     "--out", str(tmp_path / "out")]) == 1
+        assert "already holds a qa_system schema" in capsys.readouterr().err
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT text FROM documents")).scalars().all() == ["kept"]
+    finally:
+        engine.dispose()
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif((PACKAGED_READER / "config.json").is_file(), reason="a packaged reader is present")
 def test_eval_without_a_reader_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "squad", str(TINY_SQUAD), "--out", str(tmp_path)]) == 1
@@ -236,3 +261,33 @@ def test_eval_retrieval_only_needs_no_reader(tmp_path: Path, capsys: pytest.Capt
     payload = _check_outputs(tmp_path, "open-squad-tiny_squad_v2")
     assert payload["pipeline"] is None and payload["reader_on_gold"] is None
     assert payload["retrieval"]["strict"]["recall"]["20"] == 1.0  # 6 contexts: all retrieved by k=20
+
+
+EVAL_DATABASES = ["sqlite"] + (["postgres"] if os.environ.get(POSTGRES_URL_VARIABLE) else [])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", EVAL_DATABASES)
+def test_eval_on_a_named_database_leaves_it_empty(database: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    url = os.environ[POSTGRES_URL_VARIABLE] if database == "postgres" else f"sqlite:///{tmp_path / 'e.sqlite3'}"
+    engine = create_store_engine(url)
+    try:
+        if database == "postgres":
+            migrate.downgrade(engine, "base")  # other suites leave it migrated
+        assert main(["eval", "squad", str(TINY_SQUAD), "--retrieval-only", "--no-progress", "--db-url", url,
+                     "--out", str(tmp_path / "named")]) == 0
+        assert f"into {redact_url(url)}" in capsys.readouterr().out
+        assert migrate.current_revision(engine) is None  # the schema it made is gone
+    finally:
+        engine.dispose()
+    named = json.loads((tmp_path / "named" / "open-squad-tiny_squad_v2.json").read_text())
+    assert named["database"] == redact_url(url) and named["corpus"]["documents"] == 6
+    assert main(["eval", "squad", str(TINY_SQUAD), "--retrieval-only", "--no-progress",
+                 "--out", str(tmp_path / "default")]) == 0
+    default = json.loads((tmp_path / "default" / "open-squad-tiny_squad_v2.json").read_text())
+    assert default["database"] == "temporary SQLite file"
+    if database == "sqlite":  # the same store on another SQLite file ranks the same
+        assert named["retrieval"] == default["retrieval"]
+    else:  # ts_rank, not BM25: the same answers found, ranked in its own way
+        assert named["retrieval"]["book"]["recall"]["20"] == default["retrieval"]["book"]["recall"]["20"]
