@@ -15,6 +15,7 @@ import argparse
 import json
 import time
 from importlib import metadata
+from pathlib import Path
 
 
 def load_reader(job: dict):
@@ -37,7 +38,7 @@ def main() -> None:
     ap.add_argument("--job", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    job = json.loads(open(args.job, encoding="utf-8").read())
+    job = json.loads(Path(args.job).read_text(encoding="utf-8"))
 
     import torch
     from haystack import Document
@@ -67,7 +68,8 @@ def main() -> None:
         except metadata.PackageNotFoundError:
             return None
 
-    out = {"reader": name, "haystack_ai": version("haystack-ai"), "transformers_haystack": version("transformers-haystack"),
+    out = {"reader": name, "haystack_ai": version("haystack-ai"),
+           "transformers_haystack": version("transformers-haystack"),
            "torch": torch.__version__, "transformers": version("transformers"), "threads": torch.get_num_threads(),
            "load_s": load_s, "seconds": seconds, "answers": answers}
     with open(args.out, "w", encoding="utf-8") as f:

@@ -71,7 +71,8 @@ def child(datasets: Path, n_docs: int, batch_docs: int, baseline_docs: int | Non
         baseline = time.perf_counter() - began
         qa.close()
         disk = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())  # SQLite (+WAL) and index files
-    return {"precision": embedder.precision, "documents": len(documents), "chunks": chunks, "chunks_in_store": stats.chunks, "seconds": seconds,
+    return {"precision": embedder.precision, "documents": len(documents), "chunks": chunks,
+            "chunks_in_store": stats.chunks, "seconds": seconds,
             "docs_per_s": len(documents) / seconds, "chunks_per_s": chunks / seconds,
             "writes": -(-len(documents) // batch_docs), "baseline_seconds": baseline, "baseline_chunks": len(texts),
             "baseline_documents": len(sample),
@@ -124,7 +125,8 @@ def main() -> None:
              f"{r['docs_per_s'] / first[r['documents']]:.2f}x",
              f"{r['chunks_per_s']:.1f}", f"{_versus_baseline(r):.2f}x",
              f"{r['maxrss_after_load_mib']:.0f}", f"{r['maxrss_peak_mib']:.0f}",
-             f"{r['maxrss_peak_mib'] - r['maxrss_after_load_mib']:.0f}", f"{r['index_mib']:.1f}", f"{r['store_mib']:.1f}"]
+             f"{r['maxrss_peak_mib'] - r['maxrss_after_load_mib']:.0f}", f"{r['index_mib']:.1f}",
+             f"{r['store_mib']:.1f}"]
             for r in results]
     print(f"\ningest throughput: QASystem.ingest_documents, {args.batch_docs} documents per write, fresh SQLite "
           "store per size, one process per size")

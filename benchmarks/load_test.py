@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -89,10 +90,8 @@ def free_port() -> int:
 def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                             "platform": platform.platform()}
-    try:
+    with contextlib.suppress(AttributeError):
         info["cpus_usable"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
     try:
         model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                       if line.startswith("model name")), None)
@@ -255,7 +254,7 @@ async def load_test(args: argparse.Namespace, base_url: str, proc: subprocess.Po
         stats = (await client.get("/v1/stats")).json()
 
     expected_files = [q["source_file"] for q in questions[:KNOWN]]
-    changed = [f"{q!r}: {b} -> {a}" for q, b, a in zip(known, baseline, after) if a != b]
+    changed = [f"{q!r}: {b} -> {a}" for q, b, a in zip(known, baseline, after, strict=True) if a != b]
     return {
         "requests_planned": args.requests, "requests_done": outcome.done, "concurrency": args.concurrency,
         "workers": args.workers, "wall_s": round(wall, 2), "startup_s": round(startup_s, 1),
@@ -269,7 +268,7 @@ async def load_test(args: argparse.Namespace, base_url: str, proc: subprocess.Po
         "writes": outcome.writes, "write_failures": outcome.write_failures,
         "known_questions_changed": changed,
         "known_questions_on_expected_file": sum(
-            1 for s, f in zip(after, expected_files) if s is not None and s.split("#")[0].endswith(f)),
+            1 for s, f in zip(after, expected_files, strict=True) if s is not None and s.split("#")[0].endswith(f)),
         "known_questions": len(known),
         "store_documents_after": stats.get("documents"),
         "server_ask_seconds_count": _metric(metrics, "qa_ask_duration_seconds_count"),

@@ -84,7 +84,7 @@ def run_ours(model: str, jobs: list[dict], threads: int, per_call: int, warmup: 
     for lo in range(0, len(jobs), per_call):
         group = jobs[lo: lo + per_call]
         results = reader.read_batch([j["question"] for j in group], [passages(j) for j in group], top_n=1)
-        for job, result in zip(group, results):
+        for job, result in zip(group, results, strict=True):
             answers[job["id"]] = result.answers[0].text if result.answers else ""
     return time.perf_counter() - began, answers
 
@@ -122,7 +122,8 @@ def run_book_loop(model: str, jobs: list[dict], threads: int, max_length: int, w
 def ensure_haystack_venv(venv: Path) -> tuple[Path, str]:
     """The Haystack venv's python, creating and filling the venv on first use."""
     python = venv / "bin" / "python"
-    probe = "import haystack, torch\ntry:\n import haystack_integrations.components.readers.transformers\nexcept ImportError:\n from haystack.components.readers import ExtractiveReader"
+    probe = ("import haystack, torch\ntry:\n import haystack_integrations.components.readers.transformers\n"
+             "except ImportError:\n from haystack.components.readers import ExtractiveReader")
     if python.exists() and subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0:
         return python, "existing"
     print(f"creating the Haystack venv at {venv} (torch first, then haystack; several minutes)", flush=True)
@@ -196,7 +197,8 @@ def main() -> None:
     runs.append(("(a) ours, ExtractiveReader fp32, 1 question per call", seconds, answers))
     if args.int8:
         seconds, answers = run_ours(model, jobs, threads, args.batch_questions, args.warmup, precision="int8")
-        runs.append((f"(a) ours, int8 dynamic quantisation, {args.batch_questions} questions per call", seconds, answers))
+        runs.append((f"(a) ours, int8 dynamic quantisation, {args.batch_questions} questions per call",
+                     seconds, answers))
     if args.bf16:
         seconds, answers = run_ours(model, jobs, threads, args.batch_questions, args.warmup, precision="bf16")
         runs.append((f"(a) ours, bf16 autocast, {args.batch_questions} questions per call", seconds, answers))
@@ -218,12 +220,15 @@ def main() -> None:
                         "exact_match": scores.exact_match, "f1": scores.f1})
     print(f"\nreader throughput: {len(jobs)} SQuAD v1.1 dev questions x {args.k} passages ({n_passages} passages), "
           f"model {model}{'' if trained else ' (random QA head: EM/F1 meaningless)'}; windows of {max_length} "
-          f"tokens, stride {stride}, batch {batch}; {threads} torch threads everywhere; {args.warmup} warm-up questions")
+          f"tokens, stride {stride}, batch {batch}; {threads} torch threads everywhere; "
+          f"{args.warmup} warm-up questions")
     print(table(["system", "passages/s", "ms/question", "time vs (a) batched", "EM", "F1"], rows))
     if haystack:
-        print(f"haystack: haystack-ai {haystack['haystack_ai']}, transformers-haystack {haystack['transformers_haystack']}, "
+        print(f"haystack: haystack-ai {haystack['haystack_ai']}, "
+              f"transformers-haystack {haystack['transformers_haystack']}, "
               f"torch {haystack['torch']}, transformers {haystack['transformers']}, {haystack['threads']} threads; "
-              f"venv {haystack['venv']}; note: it feeds the model input_ids and attention_mask only (no token_type_ids)")
+              f"venv {haystack['venv']}; "
+              "note: it feeds the model input_ids and attention_mask only (no token_type_ids)")
     print("(b) truncates each passage to one window (no stride), as the book's loop does")
     info = machine_info()
     print(format_machine(info))

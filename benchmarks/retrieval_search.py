@@ -81,7 +81,7 @@ def _clock(fn) -> float:
 
 def overlap_recall(approx: np.ndarray, exact: np.ndarray) -> float:
     k = exact.shape[1]
-    return float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx.tolist(), exact.tolist())]))
+    return float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx.tolist(), exact.tolist(), strict=True)]))
 
 
 def main() -> None:

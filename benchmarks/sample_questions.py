@@ -45,7 +45,7 @@ def run(readers: list[str], top_k: int, show: bool, weights: list[float | None])
             for name, weight in [(n, w) for n in readers for w in weights]:
                 reader = ExtractiveReader(name, settings=qa.settings, retrieval_weight=weight).load()
                 top1 = topk = 0
-                for item, found in zip(questions, passages):
+                for item, found in zip(questions, passages, strict=True):
                     answers = reader.read(item["question"], found, top_n=top_k).answers
                     hits = [_hit(item["answer"], a.text) for a in answers]
                     top1 += bool(hits[:1] and hits[0])

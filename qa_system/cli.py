@@ -6,9 +6,10 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .config import Settings, load_settings
 from .errors import QASystemError, StoreError
@@ -78,9 +79,9 @@ def _answer_json(result: Any, models: Any) -> dict[str, Any]:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    qa = _open(args, question=args.question, reader_model=args.reader_model, no_answer_threshold=args.no_answer_threshold,
-               retrieval_weight=args.retrieval_weight, lexical_weight=args.lexical_weight,
-               reader_precision=args.reader_precision)
+    qa = _open(args, question=args.question, reader_model=args.reader_model,
+               no_answer_threshold=args.no_answer_threshold, retrieval_weight=args.retrieval_weight,
+               lexical_weight=args.lexical_weight, reader_precision=args.reader_precision)
     with qa:
         result = qa.ask(args.question, top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
                         filters=_parse_filters(args.filter))
@@ -246,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["train-reader"].set_defaults(func=cmd_train_reader)
     add_eval_reader_arguments(sub.add_parser("eval-reader", help="SQuAD EM/F1 of a reader on gold contexts"))
     sub.choices["eval-reader"].set_defaults(func=cmd_eval_reader)
-    add_fit_threshold_arguments(sub.add_parser("fit-threshold", help="re-fit a reader's no-answer threshold on dev data"))
+    add_fit_threshold_arguments(
+        sub.add_parser("fit-threshold", help="re-fit a reader's no-answer threshold on dev data"))
     sub.choices["fit-threshold"].set_defaults(func=cmd_fit_threshold)
     add_average_readers_arguments(sub.add_parser("average-readers", help="average the weights of readers of one base"))
     sub.choices["average-readers"].set_defaults(func=cmd_average_readers)

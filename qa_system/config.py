@@ -65,7 +65,7 @@ class Settings:
     def resolved_reader_model(self) -> str:
         return self.reader_model or str(PACKAGED_READER_DIR)
 
-    def with_overrides(self, **overrides: Any) -> "Settings":
+    def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with every override that is not None applied."""
         changes = {k: v for k, v in overrides.items() if v is not None}
         unknown = set(changes) - {f.name for f in fields(self)}

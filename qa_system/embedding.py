@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -52,7 +53,8 @@ class SentenceTransformerEmbedder:
     def __init__(self, model_name: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu",
                  precision: str = "auto") -> None:
         if precision not in EMBEDDING_PRECISIONS:
-            raise ConfigError(f"embedding precision must be one of {', '.join(EMBEDDING_PRECISIONS)}, got {precision!r}")
+            raise ConfigError(
+                f"embedding precision must be one of {', '.join(EMBEDDING_PRECISIONS)}, got {precision!r}")
         if precision == "int8" and not device.startswith("cpu"):
             raise ConfigError(f"int8 embedding precision works on the CPU only, not on {device!r}")
         self._name = model_name
@@ -71,7 +73,7 @@ class SentenceTransformerEmbedder:
         layers, CPU only); ``auto`` resolved for this machine."""
         return resolve_precision(self._precision, self._device)
 
-    def load(self) -> "SentenceTransformerEmbedder":
+    def load(self) -> SentenceTransformerEmbedder:
         with self._lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer

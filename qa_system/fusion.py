@@ -13,20 +13,23 @@ holds. Dense embeddings find paraphrases; the lexical part finds exact words the
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from .config import check_lexical_weight
 
 #: Words too common to help a lexical search (its rank gives them little weight anyway, but each
 #: would make the database visit almost every passage).
-STOPWORDS = frozenset("""
-a about after all also am an and any are as at be been before being between both but by can
-could did do does doing done during each for from had has have having he her here hers him his
-how i if in into is it its itself just me more most my no nor not of off on once only or other
-our out over own s same she should so some such t than that the their them then there these they
-this those through to too under until up very was we were what when where which while who whom
-why will with would you your
-""".split())
+STOPWORDS = frozenset([
+    "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been",
+    "before", "being", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing",
+    "done", "during", "each", "for", "from", "had", "has", "have", "having", "he", "her", "here",
+    "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me",
+    "more", "most", "my", "no", "nor", "not", "of", "off", "on", "once", "only", "or", "other",
+    "our", "out", "over", "own", "s", "same", "she", "should", "so", "some", "such", "t", "than",
+    "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through",
+    "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where",
+    "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your"
+])
 MAX_TERMS = 32
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 

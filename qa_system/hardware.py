@@ -8,8 +8,9 @@ import functools
 import os
 import platform
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .errors import ConfigError
 

@@ -10,9 +10,9 @@ write: a file's documents are never split between two writes, and every write is
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -167,7 +167,7 @@ class Ingestor:
         texts = [c.text for chunks in batch.chunks for c in chunks]
         vectors = self._embedder.encode(texts, batch_size=self._settings.embed_batch_size)
         writes, at = [], 0
-        for doc, chunks in zip(batch.documents, batch.chunks):
+        for doc, chunks in zip(batch.documents, batch.chunks, strict=True):
             writes.append(DocumentWrite(doc, chunks, np.ascontiguousarray(vectors[at : at + len(chunks)])))
             at += len(chunks)
         tally.count(self._store.apply(writes))

@@ -6,9 +6,9 @@ import ast
 import csv
 import json
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from .errors import InputError
 
@@ -65,7 +65,7 @@ def load_squad_json(path: str | Path) -> list[QAExample]:
 def _locate(context: str, text: str, start: int) -> GoldAnswer | None:
     if not text.strip():
         return None
-    if 0 <= start and context[start : start + len(text)] == text:
+    if start >= 0 and context[start : start + len(text)] == text:
         return GoldAnswer(text, start)
     found = context.find(text)
     return GoldAnswer(text, found) if found >= 0 else None

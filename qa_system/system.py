@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .config import Settings, load_settings
 from .embedding import Embedder, SentenceTransformerEmbedder
@@ -47,13 +48,13 @@ class QASystem:
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, store_dir: str | Path | None = None, **overrides: Any) -> "QASystem":
+    def open(cls, store_dir: str | Path | None = None, **overrides: Any) -> QASystem:
         """Open (or create) the store in ``store_dir`` with settings from the environment and
         ``overrides`` (any `Settings` field, e.g. ``db_url=...``, ``reader_model=...``)."""
         settings = load_settings(store_dir=Path(store_dir) if store_dir is not None else None, **overrides)
         return cls(settings).load(verify=True)
 
-    def load(self, *, verify: bool = True) -> "QASystem":
+    def load(self, *, verify: bool = True) -> QASystem:
         from .storage import Store
 
         with self._lock:
@@ -85,7 +86,7 @@ class QASystem:
                 self._store.close()
                 self._store = None
 
-    def __enter__(self) -> "QASystem":
+    def __enter__(self) -> QASystem:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -235,7 +236,7 @@ class QASystem:
         return [
             AskResult(question=q, answers=r.answers, passages=tuple(p), no_answer_score=r.no_answer_score,
                       has_answer=r.has_answer, timings=timings)
-            for q, p, r in zip(cleaned, passages, results)
+            for q, p, r in zip(cleaned, passages, results, strict=True)
         ]
 
     def ask(self, question: str, *, top_k_retriever: int | None = None, top_k_reader: int | None = None,

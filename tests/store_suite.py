@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -139,7 +140,7 @@ class StoreContract:
         engine = store_env.engine()
         try:
             migrate.upgrade(engine)
-            assert TABLES <= set(inspect(engine).get_table_names())
+            assert set(inspect(engine).get_table_names()) >= TABLES
             assert migrate.current_revision(engine) == migrate.head_revision()
             with engine.connect() as connection:
                 context = MigrationContext.configure(
@@ -149,7 +150,7 @@ class StoreContract:
             assert not TABLES & set(inspect(engine).get_table_names())
             assert migrate.current_revision(engine) is None
             migrate.upgrade(engine)
-            assert TABLES <= set(inspect(engine).get_table_names())
+            assert set(inspect(engine).get_table_names()) >= TABLES
         finally:
             engine.dispose()
 

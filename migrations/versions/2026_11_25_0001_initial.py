@@ -5,16 +5,16 @@ Revises:
 Create Date: 2026-11-25
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0001"
-down_revision: Union[str, Sequence[str], None] = None
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 # Constraint names are given in full (op.f) so they do not depend on the naming convention.
 _CHUNK_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -24,11 +24,12 @@ import hashlib
 import math
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -153,7 +154,7 @@ def index_corpus(qa: Any, entries: Sequence[CorpusEntry], source_prefix: str) ->
         for e in entries
     ]
     qa.ingest_documents(documents)
-    key_of_document = {d.id: e.key for d, e in zip(documents, entries)}
+    key_of_document = {d.id: e.key for d, e in zip(documents, entries, strict=True)}
     counts = _chunk_counts(qa.store, set(key_of_document))
     settings = qa.settings
     max_tokens = min(settings.chunk_tokens, qa.embedder.max_tokens)
@@ -206,7 +207,7 @@ def rank_documents(qa: Any, questions: Sequence[EvalQuestion], key_of_document: 
             while pending:
                 hits = qa.retrieve_many([questions[i].question for i in pending], top_k=k, filters=filters)
                 still: list[int] = []
-                for i, passages in zip(pending, hits):
+                for i, passages in zip(pending, hits, strict=True):
                     ranked[i] = _document_keys(passages, key_of_document)[:depth]
                     if len(ranked[i]) < depth and len(passages) == k:
                         still.append(i)  # more chunks exist: ask for more
@@ -254,7 +255,7 @@ def run_pipeline(qa: Any, questions: Sequence[EvalQuestion], *, top_k_retriever:
             batch = [questions[i] for i in positions[lo: lo + _READ_QUESTIONS]]
             results = qa.ask_many([q.question for q in batch], top_k_retriever=top_k_retriever,
                                   top_k_reader=top_k_reader, filters=filters)
-            for q, result in zip(batch, results):
+            for q, result in zip(batch, results, strict=True):
                 answered = result.answers and (always_answer or result.has_answer)
                 predictions[q.id] = result.answers[0].text if answered else ""
             bar.update(len(batch))
@@ -286,7 +287,8 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
                   reader_model: str | None, retrieval_only: bool, top_k_retriever: int = 10,
                   top_k_reader: int = 4, ks: Sequence[int] = DEFAULT_KS, embedding_model: str | None = None,
                   progress: bool = False, always_answer: bool = False, lexical_weight: float | None = None,
-                  db_url: str | None = None, notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (), **anchors: Any) -> Any:
+                  db_url: str | None = None, notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (),
+                  **anchors: Any) -> Any:
     """Index the corpus in a temporary store, rank and score retrieval for every question, then
     (unless ``retrieval_only``) score the reader on the gold contexts and the whole pipeline.
     ``always_answer``: score the best span even where the reader says "no answer" (the protocol
@@ -365,7 +367,8 @@ def load_open_squad(path: str | Path, *, limit: int | None = None, read: str = "
     kept = examples if limit is None else examples[:limit]
     readable = [e for e in kept if read == "all" or squad_v2_split(e.group) == "test"][:read_limit]
     questions = tuple(
-        EvalQuestion(e.id, e.question, tuple(dict.fromkeys(a.text for a in e.answers)), frozenset({text_key(e.context)}))
+        EvalQuestion(e.id, e.question, tuple(dict.fromkeys(a.text for a in e.answers)),
+                     frozenset({text_key(e.context)}))
         for e in kept
     )
     read_ids = None if len(readable) == len(kept) else frozenset(e.id for e in readable)

@@ -6,15 +6,16 @@ when the reader's best span does not beat its no-answer score by the threshold.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..qa_datasets import QAExample
 from ..types import Passage, ReaderResult
-from .squad_metrics import SquadScores, evaluate, max_over_gold, f1_score
+from .squad_metrics import SquadScores, evaluate, f1_score, max_over_gold
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def run_reader(reader: Any, examples: Sequence[QAExample], *, batch_questions: i
 
 
 def predictions(run: ReaderRun, threshold: float) -> dict[str, str]:
-    return {i: (t if m > threshold else "") for i, t, m in zip(run.ids, run.best_text, run.margin)}
+    return {i: (t if m > threshold else "") for i, t, m in zip(run.ids, run.best_text, run.margin, strict=True)}
 
 
 def gold_answers(examples: Sequence[QAExample]) -> dict[str, list[str]]:
@@ -94,7 +95,8 @@ def fit_threshold(run: ReaderRun, examples: Sequence[QAExample]) -> ThresholdFit
     search: every distinct margin is a candidate; predicting "" scores 1 on unanswerable
     questions and 0 on answerable ones)."""
     gold = gold_answers(examples)
-    span_f1 = [max_over_gold(f1_score, t, gold[i]) if gold[i] else 0.0 for i, t in zip(run.ids, run.best_text)]
+    span_f1 = [max_over_gold(f1_score, t, gold[i]) if gold[i] else 0.0
+               for i, t in zip(run.ids, run.best_text, strict=True)]
     null_f1 = [0.0 if gold[i] else 1.0 for i in run.ids]
     order = sorted(range(len(run.ids)), key=lambda j: run.margin[j], reverse=True)
     # threshold just below margin m answers every question with margin > threshold.
@@ -118,7 +120,7 @@ def score_parts(run: ReaderRun, examples: Sequence[QAExample], threshold: float,
     are ignored, an empty part is left out). ``has_answer_f1_answer_all`` is the span quality
     alone: the best span of every answerable question, whatever its margin."""
     gold = gold_answers(examples)
-    at = dict(zip(run.ids, zip(run.best_text, run.margin)))
+    at = dict(zip(run.ids, zip(run.best_text, run.margin, strict=True), strict=True))
     out: dict[str, PartScores] = {}
     for name, ids in parts.items():
         ids = [i for i in ids if i in at]

@@ -7,9 +7,10 @@ All figures are fractions in [0, 1].
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .retrieval_metrics import RetrievalScores
 from .squad_metrics import SquadScores
@@ -204,11 +205,11 @@ def write_chart(result: EvalResult, path: Path) -> Path | None:
         ax.plot(x, [scores.recall[k] for k in ks], line, color=color, marker="o", linewidth=2.5,
                 label=f"ours ({name})")
     greys = ["tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:gray", "tab:olive"]
-    for a, color in zip(result.recall_anchors, greys * 2):
+    for a, color in zip(result.recall_anchors, greys * 2, strict=False):
         points = [(i, a.recall[k]) for i, k in enumerate(ks) if k in a.recall]
         if not points:
             continue
-        xs, ys = zip(*points)
+        xs, ys = zip(*points, strict=True)
         ax.plot(xs, ys, "--" if a.definition == "book" else ":", color=color, marker="s", markersize=4,
                 linewidth=1.2, label=f"{a.label} [{a.definition}]")
     ax.set_xticks(x, [str(k) for k in ks])

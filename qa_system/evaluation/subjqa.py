@@ -18,8 +18,9 @@ Protocol (as the book, on our system):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import InputError
 from ..qa_datasets import QAExample, load_subjqa_csv

@@ -6,8 +6,8 @@ Every answer points into its source document: ``start = passage.start + span sta
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -138,7 +138,7 @@ def decode_question(
     per_window = candidates_per_window if candidates_per_window is not None else 2 * top_n + 5
     spans: list[PassageSpan] = []
     null_scores: list[float] = []
-    for window, (start_logits, end_logits) in zip(windows, logits):
+    for window, (start_logits, end_logits) in zip(windows, logits, strict=True):
         null_scores.append(no_answer_score(start_logits, end_logits, window.cls_index))
         bonus = retrieval_weight * passages[window.passage_index].score if retrieval_weight else 0.0
         for c in top_spans(

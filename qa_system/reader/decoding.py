@@ -91,7 +91,7 @@ def top_spans(
             end_char=int(spans[starts[r] + c, 1]),
             score=float(flat[b]),
         )
-        for b, r, c in zip(best, rows, cols)
+        for b, r, c in zip(best, rows, cols, strict=True)
     ]
 
 

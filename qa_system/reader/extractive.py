@@ -12,8 +12,9 @@ every call, so concurrent calls can clash); the model runs read-only under
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError, InputError, NotLoadedError, QuestionError
@@ -43,8 +44,9 @@ class ExtractiveReader:
     argument, else ``settings.no_answer_threshold``, else the file, else 0.0. ``retrieval_weight``
     (how much the passages' retrieval scores count in ranking answers across passages): the
     argument, else ``settings.retrieval_weight``. It assumes ``Passage.score`` is on a cosine's
-    scale, as the retriever gives (a cosine, or hybrid retrieval's fused score); for passages with scores on another scale (or none
-    that mean anything), pass ``retrieval_weight=0`` to rank by the reader's score alone.
+    scale, as the retriever gives (a cosine, or hybrid retrieval's fused score); for passages with
+    scores on another scale (or none that mean anything), pass ``retrieval_weight=0`` to rank by
+    the reader's score alone.
     ``settings.torch_threads`` (process-wide in torch) and ``settings.device`` apply at ``load()``.
 
     ``precision`` (else ``settings.reader_precision``, default ``auto``): ``fp32``; ``bf16``
@@ -109,7 +111,7 @@ class ExtractiveReader:
         reader_config: ReaderModelConfig | None = None,
         name: str = "<in-memory>",
         **kwargs: Any,
-    ) -> "ExtractiveReader":
+    ) -> ExtractiveReader:
         """A loaded reader around an already-built model and fast tokenizer (e.g. right after
         training, or fakes in tests). ``kwargs`` are the constructor's keyword arguments."""
         reader = cls(name, **kwargs)
@@ -136,7 +138,7 @@ class ExtractiveReader:
         """The effective settings; available after ``load()``."""
         return self._loaded().params
 
-    def load(self) -> "ExtractiveReader":
+    def load(self) -> ExtractiveReader:
         """Load tokenizer, model and ``qa_system_reader.json``; ConfigError if that fails."""
         with self._load_lock:
             if self._state is None:
@@ -224,7 +226,7 @@ class ExtractiveReader:
     ) -> list[Window]:
         windows: list[Window] = []
         with self._tokenizer_lock:
-            for q, (question, passages) in enumerate(zip(questions, passages_per_question)):
+            for q, (question, passages) in enumerate(zip(questions, passages_per_question, strict=True)):
                 readable = [i for i, p in enumerate(passages) if p.text.strip()]
                 windows.extend(
                     encode_windows(
@@ -263,7 +265,7 @@ class ExtractiveReader:
         grouped: list[tuple[list[Window], list[WindowLogits]]] = [
             ([], []) for _ in passages_per_question
         ]
-        for window, window_logits in zip(windows, logits):
+        for window, window_logits in zip(windows, logits, strict=True):
             grouped[window.question_index][0].append(window)
             grouped[window.question_index][1].append(window_logits)
         return [
@@ -276,7 +278,7 @@ class ExtractiveReader:
                 no_answer_threshold=state.params.no_answer_threshold,
                 retrieval_weight=state.params.retrieval_weight,
             )
-            for passages, (question_windows, question_logits) in zip(passages_per_question, grouped)
+            for passages, (question_windows, question_logits) in zip(passages_per_question, grouped, strict=True)
         ]
 
 

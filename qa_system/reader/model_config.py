@@ -11,9 +11,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..config import Settings, check_retrieval_weight
 from ..errors import ConfigError

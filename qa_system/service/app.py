@@ -8,9 +8,10 @@ models load in a background thread at start-up, so /healthz answers at once and 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -122,7 +123,8 @@ def _finish_openapi(app: FastAPI, settings: Settings, service: ServiceSettings) 
             for operation in operations.values():
                 invalid = operation.get("responses", {}).get("422")
                 if invalid is not None:
-                    invalid["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+                    error_schema = {"$ref": "#/components/schemas/ErrorResponse"}
+                    invalid["content"] = {"application/json": {"schema": error_schema}}
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
         question = spec["components"]["schemas"]["AskRequest"]["properties"]["question"]

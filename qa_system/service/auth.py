@@ -11,8 +11,8 @@ Prometheus work without a key; run them on a private network if that matters.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from enum import Enum
-from typing import Iterable
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -92,7 +93,7 @@ class AskBatcher(Generic[P, R]):
                 results = await anyio.to_thread.run_sync(self._run_batch, [w.payload for w in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"a batch of {len(batch)} questions returned {len(results)} results")
-            for w, r in zip(batch, results):
+            for w, r in zip(batch, results, strict=True):
                 w.result = r
         except BaseException as e:  # every question of the batch gets the error
             for w in batch:

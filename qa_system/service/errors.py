@@ -8,7 +8,8 @@ an unexpected exception is a 500 without a stack trace.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -150,6 +151,7 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(cls, handler)
 
 
-def validation_error_from(errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = ("body",)) -> RequestValidationError:
+def validation_error_from(errors: Sequence[Mapping[str, Any]],
+                          prefix: tuple[str, ...] = ("body",)) -> RequestValidationError:
     """A RequestValidationError from a pydantic ValidationError's ``errors()``."""
     return RequestValidationError([{**e, "loc": prefix + tuple(e.get("loc", ()))} for e in errors])

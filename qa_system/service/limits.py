@@ -8,7 +8,8 @@ uploads get their own, larger limit.
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from .errors import ApiError, error_body
 

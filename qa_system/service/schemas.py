@@ -7,9 +7,20 @@ must be finite, so bad input is a 422 here rather than an error deep in the stor
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Mapping, Union
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, WithJsonSchema, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
 
 from ..storage.models import METADATA_KEY_LENGTH
 
@@ -68,8 +79,8 @@ Fraction = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=1),
                      WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
 SafeInt = Annotated[StrictInt, Field(ge=-(2**53 - 1), le=2**53 - 1)]  # exact in every JSON parser
 MetadataKey = Annotated[StrictStr, Field(min_length=1, max_length=METADATA_KEY_LENGTH), AfterValidator(_no_nul)]
-MetadataScalar = Union[StrictBool, SafeInt, FiniteFloat,
-                       Annotated[Text, Field(max_length=MAX_METADATA_VALUE_CHARS)]]
+MetadataScalar = (StrictBool | SafeInt | FiniteFloat
+                  | Annotated[Text, Field(max_length=MAX_METADATA_VALUE_CHARS)])
 FilterValues = Annotated[list[MetadataScalar], Field(max_length=MAX_FILTER_VALUES)]
 
 

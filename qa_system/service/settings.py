@@ -55,7 +55,7 @@ class ServiceSettings:
     def auth_enabled(self) -> bool:
         return bool(self.api_keys_read or self.api_keys_write)
 
-    def with_overrides(self, **overrides: Any) -> "ServiceSettings":
+    def with_overrides(self, **overrides: Any) -> ServiceSettings:
         """A copy with every override that is not None applied, validated."""
         changes = {k: v for k, v in overrides.items() if v is not None}
         unknown = set(changes) - {f.name for f in fields(self)}

@@ -12,8 +12,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -148,7 +149,7 @@ class ServiceState:
 
     # ---------------------------------------------------------------------- thread pools
 
-    async def ask(self, job: "AskJob") -> Any:
+    async def ask(self, job: AskJob) -> Any:
         """Answer one question, batched with others waiting with the same parameters."""
         if self._asks is None:
             raise ApiError(503, "the service has not started", type="NotReady")
@@ -162,7 +163,7 @@ class ServiceState:
         finally:
             self.metrics.ask_in_flight.dec()
 
-    def _answer_batch(self, jobs: Sequence["AskJob"]) -> list[Any]:
+    def _answer_batch(self, jobs: Sequence[AskJob]) -> list[Any]:
         first = jobs[0]
         return self.system().ask_many([j.question for j in jobs], top_k_retriever=first.top_k_retriever,
                                       top_k_reader=first.top_k_reader, filters=first.filters,

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
 
 from ..errors import DocumentParseError
 from ..ingest import load_file_result, source_path

@@ -13,7 +13,8 @@ OR-ed together, so no user text reaches either full-text query syntax unquoted.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import ColumnElement, Select, column, func, literal_column, select, table, text

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Iterable, Iterator, Mapping, Sequence, TypeVar, Union
+from typing import TypeVar
 
 import numpy as np
 from sqlalchemy import and_, delete, func, or_, select
@@ -23,7 +24,7 @@ IN_BATCH = 500
 #: Filter keys that name document columns rather than metadata.
 COLUMN_FILTERS = ("document_id", "source")
 
-Filters = Mapping[str, Union[MetadataValue, Sequence[MetadataValue]]]
+Filters = Mapping[str, MetadataValue | Sequence[MetadataValue]]
 
 
 def batched(items: Sequence[T], size: int = IN_BATCH) -> Iterator[Sequence[T]]:
@@ -201,7 +202,7 @@ def chunk_texts(session: Session, ids: Sequence[int]) -> dict[int, str]:
     return texts
 
 
-PassageRow = tuple[ChunkRow, str, Union[str, None], Metadata]
+PassageRow = tuple[ChunkRow, str, str | None, Metadata]
 
 
 def passage_rows(session: Session, chunk_ids: Iterable[int]) -> dict[int, PassageRow]:

@@ -13,10 +13,12 @@ Invariants (ENGINEERING.md, principle 10):
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from threading import Lock, RLock
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from sqlalchemy import Engine
@@ -396,7 +398,5 @@ class Store:
 
 def _rollback_quietly(session: Session) -> None:
     """Roll back after a failure without hiding that failure behind a second one."""
-    try:
+    with contextlib.suppress(SQLAlchemyError):
         session.rollback()
-    except SQLAlchemyError:
-        pass

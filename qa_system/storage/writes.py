@@ -7,9 +7,10 @@ index, so the index file the Store writes next carries exactly the ids the trans
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session

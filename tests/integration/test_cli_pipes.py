@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qa_system.cli import EXIT_BROKEN_PIPE, main as cli_main
+from qa_system.cli import EXIT_BROKEN_PIPE
+from qa_system.cli import main as cli_main
 
 
 def empty_store(tmp_path: Path) -> Path:

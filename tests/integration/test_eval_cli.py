@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text as sql
 
 from qa_system.cli import main
 from qa_system.evaluation.open_squad import EvalQuestion, load_open_squad, rank_documents, text_key
@@ -66,7 +67,7 @@ def test_open_squad_benchmark_uses_every_distinct_context() -> None:
     assert len(bench.corpus) == 6 and len(bench.questions) == 22
     assert sum(1 for q in bench.questions if not q.has_answer) == 4
     keys = {c.key for c in bench.corpus}
-    for q, e in zip(bench.questions, bench.pairs):
+    for q, e in zip(bench.questions, bench.pairs, strict=True):
         assert q.gold_keys == {text_key(e.context)} and q.gold_keys <= keys and q.filters is None
     limited = load_open_squad(TINY_SQUAD, limit=3)
     assert len(limited.questions) == 3 and len(limited.corpus) == 6
@@ -162,7 +163,7 @@ def test_eval_refuses_a_database_that_holds_a_store(tmp_path: Path, capsys: pyte
     try:
         migrate.upgrade(engine)
         with engine.begin() as connection:
-            connection.execute(text("INSERT INTO documents (id, source, title, text, n_chars, content_hash, "
+            connection.execute(sql("INSERT INTO documents (id, source, title, text, n_chars, content_hash, "
                                     "created_at, updated_at) VALUES ('d1', 'real.txt', NULL, 'kept', 4, 'h', "
                                     "'2026-01-01', '2026-01-01')"))
         assert main(["eval", "squad", str(TINY_SQUAD), "--retrieval-only", "--db-url", url,
@@ -170,7 +171,7 @@ def test_eval_refuses_a_database_that_holds_a_store(tmp_path: Path, capsys: pyte
         assert "already holds a qa_system schema" in capsys.readouterr().err
         assert migrate.current_revision(engine) == migrate.head_revision()
         with engine.connect() as connection:
-            assert connection.execute(text("SELECT text FROM documents")).scalars().all() == ["kept"]
+            assert connection.execute(sql("SELECT text FROM documents")).scalars().all() == ["kept"]
     finally:
         engine.dispose()
     assert not (tmp_path / "out").exists()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 
@@ -141,12 +141,12 @@ def test_batching_gives_the_same_answers(reader: ExtractiveReader, qa_model_dir:
         [chunk(OTHER, 0, len(OTHER.text), 7)],
     ]
     batched = reader.read_batch(QUESTIONS, passages)
-    single = [reader.read(q, p) for q, p in zip(QUESTIONS, passages)]
+    single = [reader.read(q, p) for q, p in zip(QUESTIONS, passages, strict=True)]
     one_by_one = ExtractiveReader(
         str(qa_model_dir), max_seq_length=64, doc_stride=16, top_n=4, batch_size=1, precision="fp32"
     ).load()
     unpadded = one_by_one.read_batch(QUESTIONS, passages)
-    for a, b, c in zip(batched, single, unpadded):
+    for a, b, c in zip(batched, single, unpadded, strict=True):
         assert_same(a, b)
         assert_same(a, c)
 
@@ -245,7 +245,8 @@ def test_reader_precision_comes_from_settings_and_auto_follows_the_hardware(qa_m
     assert int8.precision == "int8"
     assert any(callable(getattr(m, "weight", None)) and m.weight().dtype == torch.qint8
                for m in int8._loaded().model.modules())
-    assert ExtractiveReader(str(qa_model_dir), settings=Settings(reader_precision="int8"), precision="fp32").precision == "fp32"
+    explicit = ExtractiveReader(str(qa_model_dir), settings=Settings(reader_precision="int8"), precision="fp32")
+    assert explicit.precision == "fp32"
     for native, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda native=native: native)
         auto = ExtractiveReader(str(qa_model_dir), settings=Settings(reader_precision="auto"),

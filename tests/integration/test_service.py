@@ -15,9 +15,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ class ServerThread:
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         wait_ready(self.url, timeout=60)
         return self
@@ -275,7 +276,8 @@ def test_json_documents_round_trip(client: Any) -> None:
 
 
 def test_upload_files(client: Any) -> None:
-    files = [("files", ("../secret/Garden Guide.md", b"# Garden guide\n\nWater the ferns every 3 days.", "text/markdown")),
+    files = [("files", ("../secret/Garden Guide.md", b"# Garden guide\n\nWater the ferns every 3 days.",
+                        "text/markdown")),
              ("files", ("tips.csv", b"id,text\n1,Prune roses in March.\n2,Mulch in autumn.\n", "text/csv")),
              ("files", ("broken.pdf", b"%PDF-not really", "application/pdf"))]
     r = client.post("/v1/documents", files=files)

@@ -13,7 +13,6 @@ from qa_system import QASystem, QuestionError, load_settings
 from qa_system.cli import main as cli_main
 from qa_system.errors import InputError
 from qa_system.ingest import source_path
-
 from tests.support import SAMPLE_CORPUS, packaged_reader_present, sample_questions
 
 pytestmark = pytest.mark.slow
@@ -239,7 +238,8 @@ def test_cli_check_repair_fixes_a_corrupted_index(
     import json
 
     payload = json.loads(capsys.readouterr().out)
-    assert payload["answers"] and {"text", "score", "source", "document_id", "start", "end"} <= set(payload["answers"][0])
+    assert payload["answers"]
+    assert {"text", "score", "source", "document_id", "start", "end"} <= set(payload["answers"][0])
     for margin, answered in (("1000", False), ("-1000", True)):  # the threshold setting decides has_answer
         assert cli_main(["ask", "How much does the Plus plan cost per month?", "--store", str(store), "--json",
                          "--reader-model", str(reader_model_dir), "--no-answer-threshold", margin]) == 0
@@ -294,7 +294,8 @@ def test_embedding_precision_bf16_keeps_unit_vectors_close_to_fp32_and_auto_foll
     from qa_system.embedding import SentenceTransformerEmbedder
     from qa_system.errors import ConfigError
 
-    texts = [p.read_text(encoding="utf-8")[:1500] for p in sorted(SAMPLE_CORPUS.rglob("*.md"))[:6]] + ["How do I reset my password?"]
+    texts = [p.read_text(encoding="utf-8")[:1500] for p in sorted(SAMPLE_CORPUS.rglob("*.md"))[:6]]
+    texts.append("How do I reset my password?")
     fp32 = SentenceTransformerEmbedder(precision="fp32").load()
     bf16 = SentenceTransformerEmbedder(precision="bf16").load()
     assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
@@ -317,7 +318,8 @@ def test_embedding_precision_int8_quantises_the_linear_layers_and_stays_close_to
     from qa_system.embedding import SentenceTransformerEmbedder
     from qa_system.errors import ConfigError
 
-    texts = [p.read_text(encoding="utf-8")[:1500] for p in sorted(SAMPLE_CORPUS.rglob("*.md"))[:6]] + ["How do I reset my password?"]
+    texts = [p.read_text(encoding="utf-8")[:1500] for p in sorted(SAMPLE_CORPUS.rglob("*.md"))[:6]]
+    texts.append("How do I reset my password?")
     fp32 = SentenceTransformerEmbedder(precision="fp32").load()
     int8 = SentenceTransformerEmbedder(precision="int8").load()
     assert int8.precision == "int8"

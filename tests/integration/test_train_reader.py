@@ -210,7 +210,8 @@ def test_average_readers_writes_the_mean_of_each_weight(tmp_path: Path, capsys: 
     encoder = resolve_embedding_model("all-MiniLM-L6-v2")  # a plain encoder: no trained span head
     assert cli_main(["average-readers", str(runs[0]), str(encoder), "--output", str(tmp_path / "x")]) == 1
     assert "not a question-answering model" in capsys.readouterr().err
-    assert cli_main(["average-readers", *map(str, runs), "--output", str(tmp_path / "x"), "--weights", "0.5", "0.6"]) == 1
+    assert cli_main(["average-readers", *map(str, runs), "--output", str(tmp_path / "x"),
+                     "--weights", "0.5", "0.6"]) == 1
     assert "summing to 1" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 

@@ -3,8 +3,9 @@ fake reader) over the real SQLite store and FAISS index."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 
@@ -66,7 +67,8 @@ def test_ingest_counts_reports_failures_and_groups_a_file_in_one_write(
     corpus = write_corpus(tmp_path / "c")
     writes: list[int] = []
     real_apply = qa.store.apply
-    monkeypatch.setattr(qa.store, "apply", lambda upserts, *a, **k: (writes.append(len(upserts)), real_apply(upserts, *a, **k))[1])
+    monkeypatch.setattr(qa.store, "apply",
+                        lambda upserts, *a, **k: (writes.append(len(upserts)), real_apply(upserts, *a, **k))[1])
     report = ingestor(qa).ingest_paths([corpus])
     assert (report.added, report.updated, report.skipped, report.files) == (8, 0, 0, 4)
     assert [Path(f.source).name for f in report.failed] == ["bad.json"]
@@ -131,7 +133,8 @@ def test_optional_int_settings_are_read_from_the_environment(monkeypatch: pytest
     assert settings.torch_threads == 1 and settings.db_url == "sqlite:///x.db"
 
 
-@pytest.mark.parametrize("setting, accepted", [("reader_precision", ("int8",)), ("embedding_precision", ("bf16", "int8"))])
+@pytest.mark.parametrize("setting, accepted",
+                         [("reader_precision", ("int8",)), ("embedding_precision", ("bf16", "int8"))])
 def test_reader_and_embedding_precision_are_read_from_the_environment_and_checked(
     monkeypatch: pytest.MonkeyPatch, setting: str, accepted: tuple[str, ...]
 ) -> None:

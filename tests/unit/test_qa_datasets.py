@@ -7,13 +7,12 @@ import math
 import pytest
 from transformers import AutoTokenizer
 
-from qa_system.evaluation.reader_eval import ReaderRun, fit_threshold, predictions
 from qa_system.errors import InputError
-from qa_system.evaluation.reader_eval import gold_answers
-from qa_system.qa_datasets import QAExample, GoldAnswer, load_squad_json, load_subjqa_csv, merge_duplicates
+from qa_system.evaluation.reader_eval import ReaderRun, fit_threshold, gold_answers, predictions
+from qa_system.qa_datasets import GoldAnswer, QAExample, load_squad_json, load_subjqa_csv, merge_duplicates
+from qa_system.training.batching import grouped_batches, length_grouped_batches
 from qa_system.training.features import TrainWindow, build_windows, label_window, truncate_questions
 from qa_system.training.run import windows_for
-from qa_system.training.batching import grouped_batches, length_grouped_batches
 from qa_system.training.trainer import shared_norm_loss
 from tests.support import DATA, first_two_windows_per_pair
 
@@ -81,7 +80,8 @@ def test_a_window_with_another_annotators_span_does_not_learn_no_answer(tokenize
     windows = build_windows([example], tokenizer, max_length=96, stride=32, max_answers=2)
     labels: dict[int, set[str]] = {}
     for w in windows:
-        labels.setdefault(w.group, set()).add(tokenizer.decode(list(w.input_ids[w.start : w.end + 1])) if w.start else "")
+        answer = tokenizer.decode(list(w.input_ids[w.start : w.end + 1])) if w.start else ""
+        labels.setdefault(w.group, set()).add(answer)
     assert len(labels) == 2  # one job per span
     for learned in labels.values():
         assert {"two days", "very bright"} <= learned  # each job's windows learn both spans
@@ -156,7 +156,8 @@ def test_windows_of_separate_builds_get_distinct_groups(tokenizer) -> None:  # n
     context = "The battery lasts all day. " * 40
     squad_like = QAExample("a", "g", "how long does it last?", context, (GoldAnswer("all day", 17),))
     review = QAExample("b", "g", "is the battery good?", context, (GoldAnswer("lasts", 12), GoldAnswer("all day", 17)))
-    windows = windows_for([(squad_like, 1), (review, 3)], tokenizer, max_length=64, stride=16, negative_keep=1.0, seed=0)
+    windows = windows_for([(squad_like, 1), (review, 3)], tokenizer, max_length=64, stride=16, negative_keep=1.0,
+                          seed=0)
     groups = {w.group for w in windows}
     assert len(groups) == 3  # one question-span pair, then two for the review's two spans
     for w in windows:
@@ -200,7 +201,8 @@ class _TwoWindowsPerPair:
                              encoding=[encoded.encodings[i] for i in keep])
 
 
-def test_training_refuses_a_tokenizer_that_drops_windows_before_writing_anything(tokenizer, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+def test_training_refuses_a_tokenizer_that_drops_windows_before_writing_anything(  # noqa: ANN001
+        tokenizer, monkeypatch, tmp_path) -> None:
     import transformers
 
     from qa_system.errors import ConfigError
@@ -209,12 +211,14 @@ def test_training_refuses_a_tokenizer_that_drops_windows_before_writing_anything
 
     dropping = _TwoWindowsPerPair(tokenizer)
     long_context = " ".join(["word"] * 2000)
-    assert len(build_windows([QAExample("q", "t", "what?", long_context, ())], tokenizer, max_length=384, stride=128)) > 2
-    assert len(build_windows([QAExample("q", "t", "what?", long_context, ())], dropping, max_length=384, stride=128)) == 2
+    example = [QAExample("q", "t", "what?", long_context, ())]
+    assert len(build_windows(example, tokenizer, max_length=384, stride=128)) > 2
+    assert len(build_windows(example, dropping, max_length=384, stride=128)) == 2
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *args, **kwargs: dropping)
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match=r"drops the rest of long passages \(tokenizers"):
-        run_training(TrainConfig(output_dir=str(out), base_model="unused", max_length=384, stride=128), TrainingData([], []))
+        run_training(TrainConfig(output_dir=str(out), base_model="unused", max_length=384, stride=128),
+                     TrainingData([], []))
     assert not out.exists()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from itertools import pairwise
 from types import SimpleNamespace
 from typing import Any
 
@@ -78,7 +79,7 @@ class FakeTokenizer:
             for k in ("input_ids", "token_type_ids", "offset_mapping", "overflow_to_sample_mapping")
         }
         sequence_ids: list[list[int | None]] = []
-        for sample, (question, context) in enumerate(zip(text, text_pair)):
+        for sample, (question, context) in enumerate(zip(text, text_pair, strict=True)):
             q_ids, q_spans = self._split(question)
             c_ids, c_spans = self._split(context)
             room = max_length - len(q_ids) - 3
@@ -114,10 +115,10 @@ class FakeQAModel:
         self.batches: list[tuple[int, ...]] = []
         self.lock = threading.Lock()
 
-    def to(self, device: Any) -> "FakeQAModel":
+    def to(self, device: Any) -> FakeQAModel:
         return self
 
-    def eval(self) -> "FakeQAModel":
+    def eval(self) -> FakeQAModel:
         return self
 
     def __call__(self, *, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
@@ -168,7 +169,7 @@ def test_long_passage_windows_overlap_by_stride_and_cover_everything() -> None:
     assert len(windows) > 1 and all(w.length <= 20 for w in windows)
     covered = [[WORDS[s:e] for s, e in w.offsets[w.context_mask]] for w in windows]
     assert covered[0] == [f"w{i}" for i in range(room)]
-    for before, after in zip(covered, covered[1:]):
+    for before, after in pairwise(covered):
         assert before[-5:] == after[:5]  # doc_stride tokens of overlap
     assert covered[-1][-1] == "w39"
 
@@ -261,7 +262,7 @@ def test_real_tokenizer_offsets_map_back_to_the_passage() -> None:
     for offsets in spans:
         assert all(text[s:e] and not text[s:e].isspace() for s, e in offsets)
         assert (offsets[1:, 0] >= offsets[:-1, 1]).all()  # in order, no overlap inside a window
-    for before, after in zip(spans, spans[1:]):
+    for before, after in pairwise(spans):
         assert after[0, 0] < before[-1, 1]  # consecutive windows overlap
     assert spans[0][0, 0] == 0 and spans[-1][-1, 1] == len(text.rstrip())
 
@@ -449,7 +450,7 @@ def test_read_batch_equals_one_at_a_time_and_batches_by_length() -> None:
         [doc_passage(10, len(DOC), 1), doc_passage(0, len(other), 2, "doc-3", other)],
         [],
     ]
-    single = [reader.read(q, p) for q, p in zip(questions, passages)]
+    single = [reader.read(q, p) for q, p in zip(questions, passages, strict=True)]
     model.batches.clear()
     assert reader.read_batch(questions, passages) == single
     assert all(size <= 3 for size, _ in model.batches)

@@ -8,8 +8,9 @@ id, and an IngestReport / AskResult / StoredDocument / StoreStats / ConsistencyR
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from qa_system.config import Settings
 from qa_system.errors import DocumentNotFoundError, QuestionError
@@ -29,7 +30,7 @@ class FakeSystem:
         self.closed = False
         self.fail_check = False
 
-    def load(self, **_: Any) -> "FakeSystem":
+    def load(self, **_: Any) -> FakeSystem:
         self.loaded = True
         return self
 

@@ -18,13 +18,12 @@ from qa_system.cli import main as cli_main
 from qa_system.config import Settings
 from qa_system.errors import ConfigError
 from qa_system.service.auth import Access, authorize_request, grant, presented_keys
+from qa_system.service.batching import AskBatcher, QueueFull
 from qa_system.service.errors import ApiError
 from qa_system.service.metrics import Metrics
 from qa_system.service.settings import ServiceSettings, load_service_settings
-from qa_system.service.batching import AskBatcher, QueueFull
 from qa_system.service.state import AskJob, ServiceState
 from qa_system.service.uploads import Upload, check_upload, parse_uploads, safe_name
-
 
 # ----------------------------------------------------------------------------- settings
 
@@ -296,7 +295,8 @@ def test_run_server_workers_use_the_factory_and_the_environment(monkeypatch: pyt
     seen: dict[str, Any] = {}
 
     def fake_run(app: Any, **kw: Any) -> None:
-        seen.update(app=app, env=dict(os.environ), metrics_dir_exists=Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).is_dir(), **kw)
+        metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        seen.update(app=app, env=dict(os.environ), metrics_dir_exists=metrics_dir.is_dir(), **kw)
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
     settings = Settings(store_dir=tmp_path / "s", db_url="sqlite:////tmp/x.sqlite3", top_k_reader=7)

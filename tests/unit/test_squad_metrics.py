@@ -10,8 +10,8 @@ from qa_system.evaluation.squad_metrics import (
     exact_match,
     f1_score,
     normalize_answer,
-    score_question,
     scorable_gold,
+    score_question,
 )
 
 

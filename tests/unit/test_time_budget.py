@@ -3,6 +3,7 @@ learning-rate plan it moves (which must never jump)."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import torch
 
@@ -38,7 +39,7 @@ class FakeRun:
 
 
 def biggest_jump(factors: list[float]) -> float:
-    return max(abs(b - a) for a, b in zip(factors, factors[1:]))
+    return max(abs(b - a) for a, b in pairwise(factors))
 
 
 def test_slow_first_steps_do_not_cut_a_run_that_fits() -> None:
