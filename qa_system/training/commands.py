@@ -171,7 +171,7 @@ def train_reader_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def finish_training(model_dir: Path, data: "TrainingData", *, dev_files: list[str], export_fp16: Path | None,
+def finish_training(model_dir: Path, data: TrainingData, *, dev_files: list[str], export_fp16: Path | None,
                     device: str = "cpu", overwrite_export: bool = False, score_tests: bool = True) -> None:
     """Fit the no-answer threshold, score the held-out sets (unless ``score_tests`` is False),
     optionally export an fp16 copy."""
@@ -203,7 +203,8 @@ def _evaluate(model: str, examples: list, threshold: float | None, max_seq_lengt
     from ..reader import ExtractiveReader
 
     reader = ExtractiveReader(model, settings=settings or Settings(reader_precision="fp32"),
-                              max_seq_length=max_seq_length, doc_stride=doc_stride, no_answer_threshold=threshold).load()
+                              max_seq_length=max_seq_length, doc_stride=doc_stride,
+                              no_answer_threshold=threshold).load()
     used = reader.params.no_answer_threshold
     scores = score_run(run_reader(reader, examples, progress=True), examples, used)
     return {"threshold": used, **asdict(scores)}

@@ -7,8 +7,9 @@ does not contain a whole gold answer is labelled "no answer" (start = end = 0, t
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..qa_datasets import QAExample
 
@@ -107,9 +108,10 @@ def build_windows(
             start, end = _first_inside(encoded["offset_mapping"][w], sequence_ids, spans)
             if spans and start == 0 and rng.random() >= negative_keep:
                 continue
-            type_ids = encoded["token_type_ids"][w] if "token_type_ids" in encoded else [0] * len(encoded["input_ids"][w])
+            ids = encoded["input_ids"][w]
+            type_ids = encoded["token_type_ids"][w] if "token_type_ids" in encoded else [0] * len(ids)
             context = [i for i, s in enumerate(sequence_ids) if s == 1] or [0, -1]
-            windows.append(TrainWindow(tuple(encoded["input_ids"][w]), tuple(type_ids), start, end, first_group + lo + job_pos,
+            windows.append(TrainWindow(tuple(ids), tuple(type_ids), start, end, first_group + lo + job_pos,
                                        context[0], context[-1]))
     return windows
 
@@ -121,7 +123,7 @@ def truncate_questions(questions: Sequence[str], tokenizer: Any, max_tokens: int
         [q.strip() for q in questions], add_special_tokens=False, return_offsets_mapping=True
     )
     out = []
-    for question, offsets in zip(questions, encoded["offset_mapping"]):
+    for question, offsets in zip(questions, encoded["offset_mapping"], strict=True):
         question = question.strip()
         out.append(question[: offsets[max_tokens - 1][1]] if len(offsets) > max_tokens else question)
     return out

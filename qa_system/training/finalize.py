@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, replace
-from typing import Any, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError
 from ..evaluation.reader_eval import ThresholdFit, fit_threshold, run_reader, score_parts
-from ..reader import ExtractiveReader, ReaderModelConfig, save_reader_config
 from ..qa_datasets import QAExample
+from ..reader import ExtractiveReader, ReaderModelConfig, save_reader_config
 from .folders import atomic_save_dir, check_model_output
 
 
@@ -26,7 +27,8 @@ def fit_and_save_threshold(
     Without ``settings`` the reader computes in fp32, so that a fit compares across machines.
     ``parts`` (name -> question ids) are scored apart at the fitted threshold (``fit.parts``)."""
     reader = reader or ExtractiveReader(
-        str(model_dir), settings=settings or Settings(reader_precision="fp32"), max_seq_length=max_seq_length, doc_stride=doc_stride,
+        str(model_dir), settings=settings or Settings(reader_precision="fp32"), max_seq_length=max_seq_length,
+        doc_stride=doc_stride,
         no_answer_threshold=0.0,
     ).load()
     run = run_reader(reader, dev, progress=progress)
@@ -111,13 +113,13 @@ def average_weights(model_dirs: Sequence[str | Path], out_dir: str | Path,
         raise ConfigError(f"need one non-negative weight per model, summing to 1; got {weights}")
     models = [AutoModelForQuestionAnswering.from_pretrained(d, dtype=torch.float32) for d in dirs]
     states = [m.state_dict() for m in models]
-    for d, state in zip(dirs[1:], states[1:]):
+    for d, state in zip(dirs[1:], states[1:], strict=True):
         if state.keys() != states[0].keys() or any(state[k].shape != v.shape for k, v in states[0].items()):
             raise ConfigError(f"{d} and {dirs[0]} have different architectures: their weights cannot be averaged")
     averaged = {}
     for k, first in states[0].items():
         if first.is_floating_point():
-            averaged[k] = sum(w * s[k] for w, s in zip(weights, states))
+            averaged[k] = sum(w * s[k] for w, s in zip(weights, states, strict=True))
         elif all(torch.equal(s[k], first) for s in states[1:]):
             averaged[k] = first  # integer buffers (e.g. position ids) must agree, not be averaged
         else:

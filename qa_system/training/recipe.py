@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from ..qa_datasets import GoldAnswer, QAExample, dedupe_by_id, load_squad_json, load_subjqa_csv, merge_duplicates
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..errors import ConfigError
 from ..qa_datasets import QAExample, load_examples, merge_duplicates
@@ -24,7 +24,8 @@ class TrainingData:
     tests: dict[str, list[QAExample]] = field(default_factory=dict)  # scored once, after training
 
 
-def data_from_files(train_files: Sequence[str], eval_files: Sequence[str], eval_fraction: float, seed: int) -> TrainingData:
+def data_from_files(train_files: Sequence[str], eval_files: Sequence[str], eval_fraction: float,
+                    seed: int) -> TrainingData:
     """User data: SQuAD JSON / SubjQA CSV files. Without eval files, whole groups (articles or
     products) are held out for evaluation so that no evaluation context was trained on."""
     train: list[tuple[QAExample, int]] = []
@@ -46,7 +47,8 @@ def data_from_files(train_files: Sequence[str], eval_files: Sequence[str], eval_
 
 
 def windows_for(
-    data: Sequence[tuple[QAExample, int]], tokenizer: object, max_length: int, stride: int, negative_keep: float, seed: int
+    data: Sequence[tuple[QAExample, int]], tokenizer: object, max_length: int, stride: int, negative_keep: float,
+    seed: int,
 ) -> list[TrainWindow]:
     by_answers: dict[int, list[QAExample]] = {}
     for example, n in data:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
-
 
 WARMUP_STEPS = 5  # not timed: the first steps pay for allocation and kernel selection (GPU)
 PROBE_STEPS = 20  # the fewest steps timed (after WARMUP_STEPS) before a time budget fixes the run's length
