@@ -10,6 +10,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 SAMPLE_CORPUS = DATA / "sample_corpus"
 PACKAGED_READER = REPO / "qa_system" / "models" / "reader"
+#: A PostgreSQL URL for the tests that also run on PostgreSQL (CI sets it; they skip without it).
+POSTGRES_URL_VARIABLE = "QA_SYSTEM_TEST_POSTGRES_URL"
 
 
 def packaged_reader_present() -> bool:
@@ -18,6 +20,18 @@ def packaged_reader_present() -> bool:
 
 def sample_questions() -> list[dict[str, Any]]:
     return [json.loads(line) for line in (DATA / "sample_questions.jsonl").read_text().splitlines() if line.strip()]
+
+
+def reset_database(url: str) -> None:
+    """Migrate the database down to nothing: the PostgreSQL tests share one database."""
+    from qa_system.storage import migrate
+    from qa_system.storage.engine import create_store_engine
+
+    engine = create_store_engine(url)
+    try:
+        migrate.downgrade(engine, "base")
+    finally:
+        engine.dispose()
 
 
 def first_two_windows_per_pair(overflow_to_sample: list[int]) -> list[int]:

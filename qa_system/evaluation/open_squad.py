@@ -327,7 +327,7 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
             seconds["pipeline"] = time.perf_counter() - began
         used_reader = None if retrieval_only else qa.settings.resolved_reader_model
         used_weight = qa.settings.lexical_weight
-        database = qa.store.stats().db_url if db_url is not None else "temporary SQLite file"
+        database = qa.store.db_url if db_url is not None else "temporary SQLite file"
     return EvalResult(
         benchmark=benchmark, title=title, dataset=data.source, questions=len(questions),
         answerable=sum(1 for q in questions if q.has_answer), corpus=corpus.report,

@@ -25,12 +25,12 @@ from qa_system.qa_datasets import SUBJQA_NO_ANSWER
 from qa_system.storage import migrate
 from qa_system.storage.engine import create_store_engine, redact_url
 from qa_system.types import Passage
+from tests.support import POSTGRES_URL_VARIABLE, reset_database
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SUBJQA = REPO / "data" / "eval" / "tiny_subjqa.csv"
 TINY_SQUAD = REPO / "data" / "eval" / "tiny_squad_v2.json"
 PACKAGED_READER = REPO / "qa_system" / "models" / "reader"
-POSTGRES_URL_VARIABLE = "QA_SYSTEM_TEST_POSTGRES_URL"
 
 
 # -- benchmark construction (no models) ---------------------------------------------------------
@@ -272,10 +272,10 @@ EVAL_DATABASES = ["sqlite"] + (["postgres"] if os.environ.get(POSTGRES_URL_VARIA
 def test_eval_on_a_named_database_leaves_it_empty(database: str, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     url = os.environ[POSTGRES_URL_VARIABLE] if database == "postgres" else f"sqlite:///{tmp_path / 'e.sqlite3'}"
+    if database == "postgres":
+        reset_database(url)  # other suites leave it migrated
     engine = create_store_engine(url)
     try:
-        if database == "postgres":
-            migrate.downgrade(engine, "base")  # other suites leave it migrated
         assert main(["eval", "squad", str(TINY_SQUAD), "--retrieval-only", "--no-progress", "--db-url", url,
                      "--out", str(tmp_path / "named")]) == 0
         assert f"into {redact_url(url)}" in capsys.readouterr().out

@@ -30,11 +30,17 @@ from qa_system.hardware import allocator_hint
 from qa_system.service.app import create_app
 from qa_system.service.settings import ServiceSettings
 from qa_system.types import Document
-from tests.support import REPO, SAMPLE_CORPUS, packaged_reader_present, sample_questions
+from tests.support import (
+    POSTGRES_URL_VARIABLE,
+    REPO,
+    SAMPLE_CORPUS,
+    packaged_reader_present,
+    reset_database,
+    sample_questions,
+)
 
 pytestmark = pytest.mark.slow
 
-POSTGRES_URL_VARIABLE = "QA_SYSTEM_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get(POSTGRES_URL_VARIABLE) else [])
 READ_KEY, WRITE_KEY = "read-key-123", "write-key-456"
 LIMITS = dict(max_body_bytes=64 * 1024, max_upload_bytes=256 * 1024)
@@ -78,27 +84,16 @@ def wait_ready(url: str, *, timeout: float) -> None:
     raise AssertionError(f"{url} did not become ready: {getattr(last, 'text', last)}")
 
 
-def reset_postgres(url: str) -> None:
-    from qa_system.storage import migrate
-    from qa_system.storage.engine import create_store_engine
-
-    engine = create_store_engine(url)
-    try:
-        migrate.downgrade(engine, "base")
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     store = tmp_path_factory.mktemp(f"service-store-{request.param}")
     db_url = None
     if request.param == "postgres":
         db_url = os.environ[POSTGRES_URL_VARIABLE]
-        reset_postgres(db_url)
+        reset_database(db_url)
     yield {"name": request.param, "store": store, "db_url": db_url}
     if db_url is not None:
-        reset_postgres(db_url)
+        reset_database(db_url)
 
 
 @pytest.fixture(scope="module")

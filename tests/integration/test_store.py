@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from qa_system.storage import migrate
-from qa_system.storage.engine import create_store_engine, redact_url
+from qa_system.storage.engine import redact_url
 from tests.lexical_suite import LexicalSearchContract
 from tests.store_suite import StoreContract, StoreEnv  # needs the repository root on sys.path
-
-POSTGRES_URL_VARIABLE = "QA_SYSTEM_TEST_POSTGRES_URL"
+from tests.support import POSTGRES_URL_VARIABLE, reset_database
 
 
 class TestSQLiteStore(StoreContract, LexicalSearchContract):
@@ -38,18 +36,9 @@ class TestPostgresStore(StoreContract, LexicalSearchContract):
     @pytest.fixture
     def store_env(self, tmp_path: Path) -> Iterator[StoreEnv]:
         url = os.environ[POSTGRES_URL_VARIABLE]
-        self._reset(url)
+        reset_database(url)  # each test starts on an empty database
         yield StoreEnv(directory=tmp_path / "store", db_url=url)
-        self._reset(url)
-
-    @staticmethod
-    def _reset(url: str) -> None:
-        """Each test starts on an empty database: migrate down to nothing."""
-        engine = create_store_engine(url)
-        try:
-            migrate.downgrade(engine, "base")
-        finally:
-            engine.dispose()
+        reset_database(url)
 
     def test_stats_redact_the_password(self, store_env: StoreEnv) -> None:
         with store_env.open() as store:
