@@ -17,6 +17,7 @@ from .hardware import READER_PRECISIONS, allocator_hint
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
+MAX_QUESTIONS_BYTES = 64 * 2**20  # ask --questions: about 65,000 questions at the longest allowed
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
@@ -24,15 +25,21 @@ def _store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db-url", help="SQLAlchemy URL of the SQL database (default: SQLite in the store directory)")
 
 
-def _open(args: argparse.Namespace, *, create: bool = False, question: str | None = None, **extra: Any) -> Any:
+def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence[tuple[str, str]] = (),
+          **extra: Any) -> Any:
     """The store of ``args``, loaded. Only ``create`` (ingest) makes a new SQLite store: elsewhere a
-    mistyped ``--store`` is an error, not a new empty store. ``question`` is checked first."""
+    mistyped ``--store`` is an error, not a new empty store. ``questions`` (``(where, text)``
+    pairs; ``where`` prefixes the error, "" for none) are checked first."""
+    from .errors import QuestionError
     from .system import QASystem
 
     settings = load_settings(store_dir=args.store, db_url=args.db_url, **extra)
     system = QASystem(settings)
-    if question is not None:
-        system.validate_question(question)
+    for where, question in questions:
+        try:
+            system.validate_question(question)
+        except QuestionError as e:
+            raise QuestionError(f"{where}: {e}" if where else str(e)) from None
     if not create and settings.sqlite_path is not None and not settings.sqlite_path.is_file():
         raise StoreError(f"no store at {settings.store_dir}: `qa-system ingest PATH --store {settings.store_dir}` "
                          "creates one")
@@ -78,13 +85,73 @@ def _answer_json(result: Any, models: Any) -> dict[str, Any]:
     }
 
 
+def _read_questions(name: str) -> tuple[str, list[tuple[int, str]]]:
+    """What to call file ``name`` (``-``: standard input) in messages, and its non-blank lines with
+    their line numbers. InputError, naming the file, when it cannot be read, is binary, is not
+    UTF-8 or holds no question."""
+    from .errors import InputError
+
+    label = "standard input" if name == "-" else name
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read(MAX_QUESTIONS_BYTES + 1)
+        else:
+            with open(name, "rb") as f:
+                data = f.read(MAX_QUESTIONS_BYTES + 1)
+    except OSError as e:
+        raise InputError(f"cannot read the questions file {label}: {e.strerror or e}") from None
+    if len(data) > MAX_QUESTIONS_BYTES:
+        raise InputError(f"{label} is over {MAX_QUESTIONS_BYTES // 2**20} MiB: split it into several files")
+    if b"\0" in data:
+        raise InputError(f"{label} is a binary file, not one question per line")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{label} is not UTF-8 text (byte {e.start}): give one question per line") from None
+    questions = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not questions:
+        raise InputError(f"{label} holds no question (one per line; blank lines are skipped)")
+    return label, questions
+
+
+def _ask_file(args: argparse.Namespace, qa: Any, questions: list[tuple[int, str]], filters: Any) -> int:
+    """Answer ``questions`` in batches; one JSON object per line on stdout, in their order."""
+    from tqdm import tqdm
+
+    models = None
+    with qa, tqdm(total=len(questions), desc="ask", unit="q", disable=args.no_progress, file=sys.stderr,
+                  dynamic_ncols=True) as bar:
+        for lo in range(0, len(questions), args.batch_size):
+            batch = questions[lo : lo + args.batch_size]
+            results = qa.ask_many([q for _, q in batch], top_k_retriever=args.top_k_retriever,
+                                  top_k_reader=args.top_k_reader, filters=filters)
+            models = models or qa.describe_models()
+            for (line, _), result in zip(batch, results, strict=True):
+                print(json.dumps({"line": line, **_answer_json(result, models)}, ensure_ascii=False))
+            sys.stdout.flush()
+            bar.update(len(batch))
+    return EXIT_OK
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    qa = _open(args, question=args.question, reader_model=args.reader_model,
+    if (args.question is None) == (args.questions is None):
+        raise QASystemError("give one question, or --questions FILE (not both)")
+    if args.batch_size <= 0:
+        raise QASystemError(f"--batch-size must be positive, got {args.batch_size}")
+    filters = _parse_filters(args.filter)
+    if args.questions is not None:
+        label, questions = _read_questions(args.questions)
+        checks = [(f"{label}, line {n}", q) for n, q in questions]
+    else:
+        checks = [("", args.question)]
+    qa = _open(args, questions=checks, reader_model=args.reader_model,
                no_answer_threshold=args.no_answer_threshold, retrieval_weight=args.retrieval_weight,
                lexical_weight=args.lexical_weight, reader_precision=args.reader_precision)
+    if args.questions is not None:
+        return _ask_file(args, qa, questions, filters)
     with qa:
         result = qa.ask(args.question, top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
-                        filters=_parse_filters(args.filter))
+                        filters=filters)
         models = qa.describe_models()
     if args.json:
         print(json.dumps(_answer_json(result, models), indent=2, ensure_ascii=False))
@@ -187,8 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("ask", help="answer a question from the store")
-    p.add_argument("question")
+    p = sub.add_parser("ask", help="answer a question (or a file of them) from the store")
+    p.add_argument("question", nargs="?", help="the question (or give --questions FILE)")
+    p.add_argument("--questions", metavar="FILE",
+                   help="answer every non-blank line of FILE (UTF-8; - for standard input) in batches, and "
+                        "print one JSON object per question and line, in order, with its line number "
+                        "(timings are those of its batch)")
+    p.add_argument("--batch-size", type=int, default=16, help="questions answered together with --questions "
+                                                                "(default: 16)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar with --questions")
     _store_options(p)
     p.add_argument("--top-k-retriever", type=int)
     p.add_argument("--top-k-reader", type=int)
@@ -202,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="answer only when the best span beats the no-answer score by more than this "
                         "(default: the value fitted with the reader model)")
     p.add_argument("--retrieval-weight", type=float, metavar="W",
-                   help="rank answers by reader score + W x retrieval score (0 to 1); 0: reader score "
+                   help="rank answers by reader score + W x retrieval score (W >= 0); 0: reader score "
                         f"alone (default: {Settings().retrieval_weight:g}, or QA_SYSTEM_RETRIEVAL_WEIGHT)")
     p.add_argument("--lexical-weight", type=float, metavar="W",
                    help="hybrid retrieval: passages rank by (1 - W) x cosine + W x full-text rank / best "
