@@ -167,6 +167,8 @@ class QASystem:
         if reader is not None and getattr(reader, "is_loaded", True):
             params = getattr(reader, "params", None)  # a custom reader may have none
             window = {} if params is None else {"no_answer_threshold": params.no_answer_threshold,
+                                                "long_passage_no_answer_threshold":
+                                                    params.long_passage_no_answer_threshold,
                                                 "max_seq_length": params.max_seq_length,
                                                 "doc_stride": params.doc_stride,
                                                 "retrieval_weight": params.retrieval_weight}

@@ -103,12 +103,16 @@ class ReaderResult:
     ``answers`` are ranked by ``score`` (start + end logits) plus the reader's
     ``retrieval_weight`` times their passage's retrieval score (``Answer.passage_score``).
     ``no_answer_score`` is the model's score for "no answer"; the question counts as answerable
-    when ``answers[0].score - no_answer_score > no_answer_threshold``.
+    when ``answers[0].score - no_answer_score > no_answer_threshold``. That threshold is the
+    reader's long-passage one when ``long_passage``: the best answer's passage did not fit one
+    window and was read in several (its best span is a maximum over more windows, so a larger
+    margin is needed to mean as much).
     """
 
     answers: tuple[Answer, ...]
     no_answer_score: float
     no_answer_threshold: float
+    long_passage: bool = False
 
     @property
     def has_answer(self) -> bool:
@@ -131,13 +135,15 @@ class AskResult:
 class LoadedModel:
     """A model as loaded: its name or folder and the precision it computes in on this machine
     (``fp32``, ``bf16`` or ``int8``; None when a custom component does not say). The reader's
-    window length, stride, no-answer threshold and retrieval weight (answers rank by
-    ``score + retrieval_weight * passage_score``) are set for the reader only; the lexical weight
-    of hybrid retrieval (``qa_system.fusion``; 0: dense alone) for the embedder only."""
+    window length, stride, no-answer thresholds (the second for answers from passages read in
+    several windows) and retrieval weight (answers rank by ``score + retrieval_weight *
+    passage_score``) are set for the reader only; the lexical weight of hybrid retrieval
+    (``qa_system.fusion``; 0: dense alone) for the embedder only."""
 
     model: str
     precision: str | None
     no_answer_threshold: float | None = None
+    long_passage_no_answer_threshold: float | None = None
     max_seq_length: int | None = None
     doc_stride: int | None = None
     retrieval_weight: float | None = None

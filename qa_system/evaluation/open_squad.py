@@ -310,15 +310,17 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
         ranked = rank_documents(qa, questions, corpus.key_of_document, max(ks), progress=progress)
         retrieval = score_rankings(questions, ranked, corpus.text_of_key, ks)
         seconds["retrieve"] = time.perf_counter() - began
-        gold_scores = pipeline = predictions = threshold = None
+        gold_scores = pipeline = predictions = threshold = long_threshold = None
         if not retrieval_only:
             began = time.perf_counter()
             reader = qa.load_reader()
             threshold = reader.params.no_answer_threshold
+            long_threshold = reader.params.long_passage_no_answer_threshold
             seconds["load_reader"] = time.perf_counter() - began
             began = time.perf_counter()
-            cutoff = -math.inf if always_answer else threshold
-            gold_scores = score_run(run_reader(reader, data.pairs, progress=progress), data.pairs, cutoff)
+            cutoff, long_cutoff = (-math.inf, None) if always_answer else (threshold, long_threshold)
+            gold_scores = score_run(run_reader(reader, data.pairs, progress=progress), data.pairs, cutoff,
+                                    long_cutoff)
             seconds["read_gold"] = time.perf_counter() - began
             began = time.perf_counter()
             predictions = run_pipeline(qa, read, top_k_retriever=top_k_retriever, top_k_reader=top_k_reader,
@@ -334,6 +336,7 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
         retrieval=retrieval.scores, retrieval_scope=retrieval_scope, lexical_weight=used_weight,
         database=database,
         reader_model=used_reader, no_answer_threshold=threshold, always_answer=always_answer,
+        long_passage_no_answer_threshold=long_threshold,
         reader_on_gold=gold_scores,
         reader_pairs=len(data.pairs), pipeline=pipeline, top_k_retriever=top_k_retriever,
         top_k_reader=top_k_reader, seconds=seconds,

@@ -1,13 +1,15 @@
 """Reader evaluation on gold contexts (SQuAD protocol) and no-answer threshold fitting.
 
 Each question is read on its own gold context only; the prediction is the top-1 span, or ""
-when the reader's best span does not beat its no-answer score by the threshold.
+when the reader's best span does not beat its no-answer score by the threshold. A reader may
+have two thresholds: one for contexts read in one window, one for longer contexts read in
+several (``ReaderRun.long``); ``fit_thresholds`` fits both, ``fit_threshold`` one for all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -25,6 +27,18 @@ class ReaderRun:
     ids: tuple[str, ...]
     best_text: tuple[str, ...]
     margin: tuple[float, ...]  # best span score - no-answer score (-inf when no span)
+    long: tuple[bool, ...] = ()  # the context was read in several windows (empty: none was)
+
+    def is_long(self, j: int) -> bool:
+        return bool(self.long) and self.long[j]
+
+    def threshold_of(self, j: int, threshold: float, long_threshold: float | None) -> float:
+        """The threshold that decides question ``j``."""
+        return long_threshold if long_threshold is not None and self.is_long(j) else threshold
+
+    def subset(self, keep: Sequence[int]) -> ReaderRun:
+        return ReaderRun(tuple(self.ids[j] for j in keep), tuple(self.best_text[j] for j in keep),
+                         tuple(self.margin[j] for j in keep), tuple(self.is_long(j) for j in keep))
 
 
 @dataclass(frozen=True)
@@ -40,10 +54,17 @@ class PartScores:
 @dataclass(frozen=True)
 class ThresholdFit:
     threshold: float
-    f1: float
+    f1: float  # on all the examples, each at its own threshold
     examples: int
     has_answer: int
     parts: Mapping[str, PartScores] = field(default_factory=dict)
+    long_threshold: float | None = None  # for contexts read in several windows (None: ``threshold``)
+    long_examples: int = 0  # how many of the examples were
+
+
+#: ``fit_thresholds`` fits a long-context threshold of its own only from at least this many
+#: long-context questions; with fewer, one threshold is fitted for all.
+MIN_LONG_EXAMPLES = 100
 
 
 def gold_passage(example: QAExample) -> Passage:
@@ -55,6 +76,7 @@ def run_reader(reader: Any, examples: Sequence[QAExample], *, batch_questions: i
                progress: bool = False) -> ReaderRun:
     texts: list[str] = []
     margins: list[float] = []
+    long: list[bool] = []
     bar = tqdm(total=len(examples), desc="read", unit="q", disable=not progress, dynamic_ncols=True)
     for lo in range(0, len(examples), batch_questions):
         group = examples[lo : lo + batch_questions]
@@ -62,6 +84,7 @@ def run_reader(reader: Any, examples: Sequence[QAExample], *, batch_questions: i
             [e.question for e in group], [[gold_passage(e)] for e in group], top_n=1
         )
         for result in results:
+            long.append(result.long_passage)
             if result.answers:
                 texts.append(result.answers[0].text)
                 margins.append(result.answers[0].score - result.no_answer_score)
@@ -70,11 +93,12 @@ def run_reader(reader: Any, examples: Sequence[QAExample], *, batch_questions: i
                 margins.append(float("-inf"))
         bar.update(len(group))
     bar.close()
-    return ReaderRun(tuple(e.id for e in examples), tuple(texts), tuple(margins))
+    return ReaderRun(tuple(e.id for e in examples), tuple(texts), tuple(margins), tuple(long))
 
 
-def predictions(run: ReaderRun, threshold: float) -> dict[str, str]:
-    return {i: (t if m > threshold else "") for i, t, m in zip(run.ids, run.best_text, run.margin, strict=True)}
+def predictions(run: ReaderRun, threshold: float, long_threshold: float | None = None) -> dict[str, str]:
+    return {i: (t if m > run.threshold_of(j, threshold, long_threshold) else "")
+            for j, (i, t, m) in enumerate(zip(run.ids, run.best_text, run.margin, strict=True))}
 
 
 def gold_answers(examples: Sequence[QAExample]) -> dict[str, list[str]]:
@@ -86,8 +110,9 @@ def gold_answers(examples: Sequence[QAExample]) -> dict[str, list[str]]:
     return gold
 
 
-def score_run(run: ReaderRun, examples: Sequence[QAExample], threshold: float) -> SquadScores:
-    return evaluate(gold_answers(examples), predictions(run, threshold))
+def score_run(run: ReaderRun, examples: Sequence[QAExample], threshold: float,
+              long_threshold: float | None = None) -> SquadScores:
+    return evaluate(gold_answers(examples), predictions(run, threshold, long_threshold))
 
 
 def fit_threshold(run: ReaderRun, examples: Sequence[QAExample]) -> ThresholdFit:
@@ -114,13 +139,32 @@ def fit_threshold(run: ReaderRun, examples: Sequence[QAExample]) -> ThresholdFit
     return ThresholdFit(best_threshold, best_total / n, len(run.ids), sum(1 for i in run.ids if gold[i]))
 
 
+def fit_thresholds(run: ReaderRun, examples: Sequence[QAExample], *,
+                   min_long: int = MIN_LONG_EXAMPLES) -> ThresholdFit:
+    """Two no-answer thresholds, each fitted as ``fit_threshold`` does: one on the questions whose
+    context was read in one window, one on those read in several (``ReaderRun.long``), which
+    need a larger margin (a best span over more windows is more often high by chance). With
+    fewer than ``min_long`` long-context questions, or none read in one window, one threshold
+    is fitted on all (``long_threshold`` None). ``f1`` is over all the examples."""
+    long = [j for j in range(len(run.ids)) if run.is_long(j)]
+    short = [j for j in range(len(run.ids)) if not run.is_long(j)]
+    if len(long) < min_long or not short:
+        return replace(fit_threshold(run, examples), long_examples=len(long))
+    fits = [fit_threshold(run.subset(keep), [examples[j] for j in keep]) for keep in (short, long)]
+    f1 = (fits[0].f1 * len(short) + fits[1].f1 * len(long)) / len(run.ids)
+    return ThresholdFit(fits[0].threshold, f1, len(run.ids), fits[0].has_answer + fits[1].has_answer,
+                        long_threshold=fits[1].threshold, long_examples=len(long))
+
+
 def score_parts(run: ReaderRun, examples: Sequence[QAExample], threshold: float,
-                parts: Mapping[str, Collection[str]]) -> dict[str, PartScores]:
+                parts: Mapping[str, Collection[str]], long_threshold: float | None = None) -> dict[str, PartScores]:
     """Each part's scores (a part: a name and the ids of its questions; ids of no question
     are ignored, an empty part is left out). ``has_answer_f1_answer_all`` is the span quality
     alone: the best span of every answerable question, whatever its margin."""
     gold = gold_answers(examples)
-    at = dict(zip(run.ids, zip(run.best_text, run.margin, strict=True), strict=True))
+    # each margin shifted so that comparing it with ``threshold`` compares it with its own threshold
+    at = {i: (t, m - run.threshold_of(j, threshold, long_threshold) + threshold)
+          for j, (i, t, m) in enumerate(zip(run.ids, run.best_text, run.margin, strict=True))}
     out: dict[str, PartScores] = {}
     for name, ids in parts.items():
         ids = [i for i in ids if i in at]

@@ -84,6 +84,7 @@ class EvalResult:
     notes: Sequence[str] = field(default_factory=tuple)
     lexical_weight: float = 0.0  # hybrid retrieval's weight; 0: dense alone
     database: str = "temporary SQLite file"  # where the corpus was indexed (URL without password)
+    long_passage_no_answer_threshold: float | None = None  # for passages read in several windows
 
     @property
     def slug(self) -> str:
@@ -146,7 +147,9 @@ def render_text(result: EvalResult) -> str:
         lines += [f"{a.label:<{W}}{_f(a.exact_match):>7}{_f(a.f1):>7}" for a in result.pipeline_anchors]
     if result.reader_model is not None:
         rule = ("off (--always-answer: every question gets the best span)" if result.always_answer
-                else result.no_answer_threshold)
+                else result.no_answer_threshold if result.long_passage_no_answer_threshold is None
+                else f"{result.no_answer_threshold}, {result.long_passage_no_answer_threshold} for passages "
+                     "read in several windows")
         lines.append(f"  reader {result.reader_model}, no-answer threshold {rule}")
     lines += ["", "time: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())]
     lines += [f"note: {n}" for n in result.notes]

@@ -73,7 +73,14 @@ def assemble_answers(
     overlaps it in the document's text (the same span read from overlapping chunks or windows,
     or a longer/shorter variant of it), or has the same normalised text.
     """
+    return tuple(answer for answer, _ in _assemble(passages, spans, top_n, context_chars))
+
+
+def _assemble(passages: Sequence[Passage], spans: Iterable[PassageSpan], top_n: int,
+              context_chars: int) -> list[tuple[Answer, int]]:
+    """``assemble_answers``, each answer with the index of its passage."""
     kept: list[Answer] = []
+    origins: list[int] = []
     seen_texts: set[tuple[str, str]] = set()
     ranked = sorted(spans, key=lambda s: (-s.rank, s.passage_index, s.start_char, s.end_char))
     for span in ranked:
@@ -91,6 +98,7 @@ def assemble_answers(
         ):
             continue
         seen_texts.add(key)
+        origins.append(span.passage_index)
         kept.append(
             Answer(
                 text=text,
@@ -107,7 +115,7 @@ def assemble_answers(
                 passage_score=passage.score,
             )
         )
-    return tuple(kept)
+    return list(zip(kept, origins, strict=True))
 
 
 def decode_question(
@@ -118,6 +126,7 @@ def decode_question(
     top_n: int,
     max_answer_tokens: int,
     no_answer_threshold: float,
+    long_passage_threshold: float | None = None,
     candidates_per_window: int | None = None,
     retrieval_weight: float = 0.0,
 ) -> ReaderResult:
@@ -131,6 +140,8 @@ def decode_question(
 
     The no-answer score is the minimum of the windows' [CLS] scores (SQuAD 2 convention); with
     no windows (no passages) it is ``NO_PASSAGES_NO_ANSWER_SCORE`` and there are no answers.
+    The threshold it is compared with is ``long_passage_threshold`` (when given) if the best
+    answer's passage was read in more than one window, else ``no_answer_threshold``.
     """
     if len(windows) != len(logits):
         raise ValueError("windows and logits differ in length")
@@ -153,8 +164,12 @@ def decode_question(
             spans.append(
                 PassageSpan(window.passage_index, c.start_char, c.end_char, c.score, c.score + bonus)
             )
+    assembled = _assemble(passages, spans, top_n, CONTEXT_CHARS)
+    long_passage = bool(assembled) and sum(w.passage_index == assembled[0][1] for w in windows) > 1
     return ReaderResult(
-        answers=assemble_answers(passages, spans, top_n=top_n),
+        answers=tuple(answer for answer, _ in assembled),
         no_answer_score=min(null_scores) if null_scores else NO_PASSAGES_NO_ANSWER_SCORE,
-        no_answer_threshold=no_answer_threshold,
+        no_answer_threshold=(long_passage_threshold if long_passage and long_passage_threshold is not None
+                             else no_answer_threshold),
+        long_passage=long_passage,
     )

@@ -41,7 +41,9 @@ class ExtractiveReader:
     Window settings (``max_seq_length``, ``doc_stride``, ``max_answer_tokens``) come from, in
     order: the constructor argument, a ``settings`` value changed from its default, the model
     folder's ``qa_system_reader.json``, the settings default. ``no_answer_threshold``: the
-    argument, else ``settings.no_answer_threshold``, else the file, else 0.0. ``retrieval_weight``
+    argument, else ``settings.no_answer_threshold``, else the file, else 0.0; the file's
+    long-passage threshold (answers from passages read in several windows) applies only when
+    neither the argument nor the setting is given. ``retrieval_weight``
     (how much the passages' retrieval scores count in ranking answers across passages): the
     argument, else ``settings.retrieval_weight``. It assumes ``Passage.score`` is on a cosine's
     scale, as the retriever gives (a cosine, or hybrid retrieval's fused score); for passages with
@@ -276,6 +278,7 @@ class ExtractiveReader:
                 top_n=top_n,
                 max_answer_tokens=max_answer_tokens,
                 no_answer_threshold=state.params.no_answer_threshold,
+                long_passage_threshold=state.params.long_passage_no_answer_threshold,
                 retrieval_weight=state.params.retrieval_weight,
             )
             for passages, (question_windows, question_logits) in zip(passages_per_question, grouped, strict=True)

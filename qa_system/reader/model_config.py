@@ -1,8 +1,10 @@
 """The reader's companion file ``qa_system_reader.json``, kept in the model folder.
 
 Training writes it next to the weights; the reader reads it at ``load()``. It holds the
-no-answer threshold fitted on development data and, optionally, the window settings the model
-was trained with. Unknown keys are ignored so older readers can open newer files.
+no-answer threshold fitted on development data, optionally a second one for answers from
+passages read in more than one window (``long_passage_no_answer_threshold``; absent: the first
+serves both), and, optionally, the window settings the model was trained with. Unknown keys are
+ignored so older readers can open newer files.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ class ReaderModelConfig:
     max_seq_length: int | None = None
     doc_stride: int | None = None
     max_answer_tokens: int | None = None
+    long_passage_no_answer_threshold: float | None = None
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.no_answer_threshold):
-            raise ConfigError(f"no_answer_threshold must be finite, got {self.no_answer_threshold}")
+        for name in ("no_answer_threshold", "long_passage_no_answer_threshold"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{name} must be finite, got {value}")
         for name in ("max_seq_length", "doc_stride", "max_answer_tokens"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -45,8 +50,10 @@ def reader_config_path(model_dir: str | Path) -> Path:
 
 
 def _from_mapping(raw: Mapping[str, Any], where: str) -> ReaderModelConfig:
-    def number(key: str) -> float:
-        value = raw.get(key, 0.0)
+    def number(key: str, default: float | None = 0.0) -> float | None:
+        value = raw.get(key, default)
+        if value is None and default is None:
+            return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: {key!r} must be a number, got {value!r}")
         return float(value)
@@ -64,7 +71,7 @@ def _from_mapping(raw: Mapping[str, Any], where: str) -> ReaderModelConfig:
         optional_int(k) for k in ("max_seq_length", "doc_stride", "max_answer_tokens")
     )
     try:
-        return ReaderModelConfig(threshold, seq, stride, answer)
+        return ReaderModelConfig(threshold, seq, stride, answer, number("long_passage_no_answer_threshold", None))
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from e
 
@@ -123,6 +130,7 @@ class ReaderParams:
     batch_size: int
     no_answer_threshold: float
     retrieval_weight: float = 0.0
+    long_passage_no_answer_threshold: float | None = None  # None: no_answer_threshold serves both
 
 
 def resolve_params(
@@ -141,6 +149,8 @@ def resolve_params(
     """Resolve each window setting: an explicit argument, else a ``settings`` value the user
     changed from its default, else the model folder's ``qa_system_reader.json``, else the
     settings default. ``max_seq_length`` is capped at the tokenizer's ``model_max_length``.
+    A no-answer threshold given as an argument or setting serves every passage; only the
+    folder's own fit can have a second one for passages read in several windows.
     """
     defaults = Settings()
 
@@ -167,6 +177,10 @@ def resolve_params(
         no_answer_threshold=next(
             float(t) for t in (no_answer_threshold, settings.no_answer_threshold,
                                file_config.no_answer_threshold) if t is not None
+        ),
+        long_passage_no_answer_threshold=(
+            file_config.long_passage_no_answer_threshold
+            if no_answer_threshold is None and settings.no_answer_threshold is None else None
         ),
         retrieval_weight=check_retrieval_weight(
             retrieval_weight if retrieval_weight is not None else settings.retrieval_weight

@@ -206,6 +206,9 @@ class LoadedModelOut(BaseModel):
     model: str = Field(description="Model name or folder.")
     precision: str | None = Field(None, description="How it computes on this machine: fp32, bf16 or int8.")
     no_answer_threshold: float | None = Field(None, description="Reader only: the margin above which it answers.")
+    long_passage_no_answer_threshold: float | None = Field(
+        None, description="Reader only: the margin above which it answers when the best answer's passage was "
+                          "read in several windows (null: no_answer_threshold serves every passage).")
     max_seq_length: int | None = Field(None, description="Reader only: window length in tokens.")
     doc_stride: int | None = Field(None, description="Reader only: tokens shared by consecutive windows.")
     retrieval_weight: float | None = Field(

@@ -183,7 +183,7 @@ def finish_training(model_dir: Path, data: TrainingData, *, dev_files: list[str]
     dev = merge_duplicates(e for f in dev_files for e in load_examples(f)) or data.eval
     if dev:
         fit = fit_and_save_threshold(model_dir, dev, settings=settings)
-        print(f"no-answer threshold {fit.threshold:.3f} (dev F1 {100 * fit.f1:.2f} on {fit.examples} questions)")
+        print(f"no-answer threshold {_thresholds(fit)} (dev F1 {100 * fit.f1:.2f} on {fit.examples} questions)")
     tests = (data.tests or ({"held-out": data.eval} if data.eval else {})) if score_tests else {}
     results = {name: _evaluate(str(model_dir), examples, None, None, None, settings=settings)
                for name, examples in tests.items()}
@@ -205,9 +205,17 @@ def _evaluate(model: str, examples: list, threshold: float | None, max_seq_lengt
     reader = ExtractiveReader(model, settings=settings or Settings(reader_precision="fp32"),
                               max_seq_length=max_seq_length, doc_stride=doc_stride,
                               no_answer_threshold=threshold).load()
-    used = reader.params.no_answer_threshold
-    scores = score_run(run_reader(reader, examples, progress=True), examples, used)
-    return {"threshold": used, **asdict(scores)}
+    used, long = reader.params.no_answer_threshold, reader.params.long_passage_no_answer_threshold
+    scores = score_run(run_reader(reader, examples, progress=True), examples, used, long)
+    return {"threshold": used, "long_passage_threshold": long, **asdict(scores)}
+
+
+def _thresholds(fit: Any) -> str:
+    """A fit's threshold(s), as the commands print them."""
+    if fit.long_threshold is None:
+        return f"{fit.threshold:.3f}"
+    return (f"{fit.threshold:.3f} ({fit.examples - fit.long_examples} contexts read in one window), "
+            f"{fit.long_threshold:.3f} ({fit.long_examples} read in several)")
 
 
 def _print_scores(name: str, s: dict) -> None:
@@ -243,14 +251,18 @@ def fit_threshold_command(args: argparse.Namespace) -> int:
     if not dev:
         raise ConfigError("give dev FILEs or --recipe NAME to fit the threshold on")
     saved = load_reader_config(args.model)  # a corrupt file stops here, before anything is overwritten
-    before = f"{saved.no_answer_threshold:.3f}" if reader_config_path(args.model).is_file() else "not set"
+    before = "not set"
+    if reader_config_path(args.model).is_file():
+        long = saved.long_passage_no_answer_threshold
+        before = f"{saved.no_answer_threshold:.3f}" + ("" if long is None else f" / {long:.3f}")
     fit = fit_and_save_threshold(args.model, dev, max_seq_length=saved.max_seq_length or 384,
                                  doc_stride=saved.doc_stride or 128, save=not args.print_only,
                                  settings=Settings(reader_precision=args.reader_precision),
                                  parts=parts if len(parts) > 1 else None)
-    where = ("not written (--print-only): set QA_SYSTEM_NO_ANSWER_THRESHOLD to use it" if args.print_only
+    where = ("not written (--print-only): set QA_SYSTEM_NO_ANSWER_THRESHOLD to use the first for every context"
+             if args.print_only
              else f"written to {reader_config_path(args.model)}")
-    print(f"no-answer threshold {fit.threshold:.3f} (was {before}); dev F1 {100 * fit.f1:.2f} on {fit.examples} "
+    print(f"no-answer threshold {_thresholds(fit)} (was {before}); dev F1 {100 * fit.f1:.2f} on {fit.examples} "
           f"questions, {fit.has_answer} with an answer; {where}")
     if fit.parts:
         print(f"\n{'dev part':<44} {'n':>5} {'HasAns':>6} {'F1':>6} {'HasAns F1 answering all':>24}")

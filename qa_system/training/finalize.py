@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..evaluation.reader_eval import ThresholdFit, fit_threshold, run_reader, score_parts
+from ..evaluation.reader_eval import MIN_LONG_EXAMPLES, ThresholdFit, fit_thresholds, run_reader, score_parts
 from ..qa_datasets import QAExample
 from ..reader import ExtractiveReader, ReaderModelConfig, save_reader_config
 from .folders import atomic_save_dir, check_model_output
@@ -22,8 +22,10 @@ def fit_and_save_threshold(
     progress: bool = True, reader: Any = None, save: bool = True, settings: Any = None,
     parts: Mapping[str, Collection[str]] | None = None,
 ) -> ThresholdFit:
-    """Read ``dev`` with the model at ``model_dir``, pick the F1-maximising no-answer threshold
-    and (``save``) store it, with the window settings, in the folder's ``qa_system_reader.json``.
+    """Read ``dev`` with the model at ``model_dir``, pick the F1-maximising no-answer thresholds
+    (one for contexts read in one window, one for contexts read in several, when dev has enough
+    of those: ``fit_thresholds``) and (``save``) store them, with the window settings, in the
+    folder's ``qa_system_reader.json``.
     Without ``settings`` the reader computes in fp32, so that a fit compares across machines.
     ``parts`` (name -> question ids) are scored apart at the fitted threshold (``fit.parts``)."""
     reader = reader or ExtractiveReader(
@@ -32,19 +34,23 @@ def fit_and_save_threshold(
         no_answer_threshold=0.0,
     ).load()
     run = run_reader(reader, dev, progress=progress)
-    fit = fit_threshold(run, dev)
+    fit = fit_thresholds(run, dev)
     if parts:
-        fit = replace(fit, parts=score_parts(run, dev, fit.threshold, parts))
+        fit = replace(fit, parts=score_parts(run, dev, fit.threshold, parts, fit.long_threshold))
     if not save:
         return fit
     save_reader_config(
         model_dir,
         ReaderModelConfig(no_answer_threshold=round(fit.threshold, 4), max_seq_length=max_seq_length,
-                          doc_stride=doc_stride, max_answer_tokens=30),
+                          doc_stride=doc_stride, max_answer_tokens=30,
+                          long_passage_no_answer_threshold=(None if fit.long_threshold is None
+                                                            else round(fit.long_threshold, 4))),
     )
     (Path(model_dir) / "threshold_fit.json").write_text(json.dumps(
-        {"method": "max F1 over every margin on the dev set (SQuAD 2.0 best_f1_thresh)",
-         "threshold": fit.threshold, "dev_f1_at_threshold": fit.f1, "dev_examples": fit.examples,
+        {"method": "max F1 over every margin on the dev set (SQuAD 2.0 best_f1_thresh), fitted apart on "
+                   f"contexts read in one window and on those read in several (if at least {MIN_LONG_EXAMPLES})",
+         "threshold": fit.threshold, "long_passage_threshold": fit.long_threshold,
+         "dev_long_context_examples": fit.long_examples, "dev_f1_at_threshold": fit.f1, "dev_examples": fit.examples,
          "dev_has_answer": fit.has_answer, "reader_precision": getattr(reader, "precision", None),
          "dev_parts": {name: asdict(part) for name, part in fit.parts.items()}}, indent=2))
     return fit

@@ -192,6 +192,28 @@ def test_threshold_file_is_honoured(qa_model_dir: Path, tmp_path: Path) -> None:
     assert result.has_answer == (result.answers[0].score - result.no_answer_score > 1.5)
 
 
+def test_long_passage_threshold_file_is_honoured_for_passages_read_in_several_windows(
+    qa_model_dir: Path, tmp_path: Path
+) -> None:
+    for item in qa_model_dir.iterdir():
+        os.symlink(item, tmp_path / item.name)
+    save_reader_config(tmp_path, ReaderModelConfig(no_answer_threshold=1.5, max_seq_length=64, doc_stride=16,
+                                                   long_passage_no_answer_threshold=-1000.0))
+    fitted = ExtractiveReader(str(tmp_path), precision="fp32").load()
+    assert fitted.params.long_passage_no_answer_threshold == -1000.0
+    whole = chunk(DOCUMENT, 0, len(DOCUMENT.text), 0)  # many 64-token windows
+    short = chunk(OTHER, 0, 43, 1)  # "The Moon is Earth's only natural satellite.": one window
+    long_result = fitted.read(QUESTIONS[1], [whole])
+    assert long_result.long_passage and long_result.no_answer_threshold == -1000.0 and long_result.has_answer
+    short_result = fitted.read(QUESTIONS[2], [short])
+    assert not short_result.long_passage and short_result.no_answer_threshold == 1.5
+    assert short_result.has_answer == (short_result.answers[0].score - short_result.no_answer_score > 1.5)
+    # a threshold given to the reader serves every passage
+    given = ExtractiveReader(str(tmp_path), precision="fp32", no_answer_threshold=1000.0).load()
+    assert given.params.long_passage_no_answer_threshold is None
+    assert given.read(QUESTIONS[1], [whole]).no_answer_threshold == 1000.0
+
+
 def test_quantized_and_bf16_readers_run(qa_model_dir: Path) -> None:
     for options in ({"quantize": True}, {"bf16": True}):
         other = ExtractiveReader(

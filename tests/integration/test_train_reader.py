@@ -63,6 +63,9 @@ def test_train_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture
     assert json.loads((model_dir / "qa_system_reader.json").read_text())["no_answer_threshold"] == round(
         refit["threshold"], 4)
     assert refit["dev_parts"] == {}  # one file: no parts to tell apart
+    # too few contexts read in several windows for a threshold of their own: one serves all
+    assert refit["long_passage_threshold"] is None and refit["dev_long_context_examples"] < 100
+    assert "long_passage_no_answer_threshold" not in json.loads((model_dir / "qa_system_reader.json").read_text())
     # Two files: each is scored apart at the one fitted threshold, and the parts add up to the whole.
     assert cli_main(["fit-threshold", str(model_dir), TINY, SUBJ]) == 0
     printed = capsys.readouterr().out

@@ -8,7 +8,14 @@ import pytest
 from transformers import AutoTokenizer
 
 from qa_system.errors import InputError
-from qa_system.evaluation.reader_eval import ReaderRun, fit_threshold, gold_answers, predictions
+from qa_system.evaluation.reader_eval import (
+    ReaderRun,
+    fit_threshold,
+    fit_thresholds,
+    gold_answers,
+    predictions,
+    score_run,
+)
 from qa_system.qa_datasets import GoldAnswer, QAExample, load_squad_json, load_subjqa_csv, merge_duplicates
 from qa_system.training.batching import grouped_batches, length_grouped_batches
 from qa_system.training.features import TrainWindow, build_windows, label_window, truncate_questions
@@ -178,6 +185,32 @@ def test_threshold_fit_maximises_f1() -> None:
     assert fit.f1 == 1.0
     preds = predictions(run, fit.threshold)
     assert preds == {"a": "yes", "b": "", "c": "yes", "d": ""}
+
+
+def test_two_thresholds_are_fitted_apart_on_long_and_one_window_contexts() -> None:
+    # one-window contexts: answer at margin >= 2; long ones: their wrong answers reach margin 6
+    examples, texts, margins, long = [], [], [], []
+    for k, (margin, right, is_long) in enumerate([(3.0, True, False), (2.0, True, False), (1.0, False, False),
+                                                  (8.0, True, True), (6.0, False, True), (5.0, False, True)]):
+        answers = (GoldAnswer("yes", 4),) if right else ()
+        examples.append(QAExample(f"q{k}", "g", "q", "ctx yes", answers))
+        texts.append("yes")
+        margins.append(margin)
+        long.append(is_long)
+    run = ReaderRun(tuple(e.id for e in examples), tuple(texts), tuple(margins), tuple(long))
+    one = fit_threshold(run, examples)
+    two = fit_thresholds(run, examples, min_long=3)
+    assert 1.0 <= two.threshold < 2.0 and 6.0 <= two.long_threshold < 8.0 and two.long_examples == 3
+    assert two.f1 == 1.0 and one.f1 < 1.0 and one.long_threshold is None
+    assert predictions(run, two.threshold, two.long_threshold) == {
+        "q0": "yes", "q1": "yes", "q2": "", "q3": "yes", "q4": "", "q5": ""}
+    assert score_run(run, examples, two.threshold, two.long_threshold).f1 == 1.0
+    # too few long-context questions for a threshold of their own: one for all
+    few = fit_thresholds(run, examples, min_long=4)
+    assert few.long_threshold is None and few.threshold == one.threshold and few.long_examples == 3
+    # a run without the flags (older callers) is all one-window contexts
+    plain = ReaderRun(run.ids, run.best_text, run.margin)
+    assert fit_thresholds(plain, examples, min_long=1).long_threshold is None
 
 
 class _TwoWindowsPerPair:

@@ -303,6 +303,32 @@ def test_retrieval_weight_must_be_finite_and_not_negative() -> None:
     assert resolve_params(Settings(), ReaderModelConfig(), retrieval_weight=0.0).retrieval_weight == 0.0
 
 
+def test_long_passage_threshold_applies_when_the_best_answer_came_from_a_passage_of_several_windows() -> None:
+    long_doc = Passage(0, "d1", "a", None, CONTEXT, 0, len(CONTEXT), 1.0)
+    short_doc = Passage(1, "d2", "b", None, CONTEXT, 0, len(CONTEXT), 1.0)
+    w1, l1 = window(0, 0.0, 6, 5.0)  # passage 0, read in two windows: reader score 6 in the first
+    w2, l2 = window(0, 0.0, 5, 1.0)
+    w3, l3 = window(1, 0.0, 5, 4.0)  # passage 1, one window: reader score 5
+
+    def read(windows, logits, long_threshold):
+        return decode_question([long_doc, short_doc], windows, logits, top_n=2, max_answer_tokens=3,
+                               no_answer_threshold=3.0, long_passage_threshold=long_threshold)
+
+    best_long = read([w1, w2, w3], [l1, l2, l3], 7.0)
+    assert best_long.answers[0].document_id == "d1" and best_long.long_passage
+    assert best_long.no_answer_threshold == 7.0 and not best_long.has_answer  # margin 6 <= 7
+    assert read([w1, w2, w3], [l1, l2, l3], None).no_answer_threshold == 3.0  # no second threshold: one serves
+    assert read([w1, w2, w3], [l1, l2, l3], None).has_answer
+    # the same logits, but passage 0 read in one window: the ordinary threshold decides
+    one_window = read([w1, w3], [l1, l3], 7.0)
+    assert not one_window.long_passage and one_window.no_answer_threshold == 3.0 and one_window.has_answer
+    # the best answer from the one-window passage: the ordinary threshold, whatever the other passage
+    w1_weak, l1_weak = window(0, 0.0, 6, 2.0)
+    short_best = read([w1_weak, w2, w3], [l1_weak, l2, l3], 7.0)
+    assert short_best.answers[0].document_id == "d2" and not short_best.long_passage
+    assert short_best.no_answer_threshold == 3.0
+
+
 def test_decode_question_without_windows() -> None:
     result = decode_question([], [], [], top_n=3, max_answer_tokens=3, no_answer_threshold=0.0)
     assert result.answers == () and result.no_answer_score == 0.0 and not result.has_answer
@@ -322,6 +348,10 @@ def test_reader_config_round_trip(tmp_path: Path) -> None:
         "doc_stride": 64,
     }
     assert load_reader_config(tmp_path) == config
+    two = ReaderModelConfig(no_answer_threshold=2.5, long_passage_no_answer_threshold=7.0)
+    save_reader_config(tmp_path, two)
+    assert json.loads(path.read_text())["long_passage_no_answer_threshold"] == 7.0
+    assert load_reader_config(tmp_path) == two
     assert load_reader_config("some-org/hub-model") == ReaderModelConfig()
 
 
@@ -338,6 +368,12 @@ def test_reader_config_errors(tmp_path: Path) -> None:
         load_reader_config(tmp_path)
     path.write_text(json.dumps({"no_answer_threshold": 1, "future_key": 1}))
     assert load_reader_config(tmp_path).no_answer_threshold == 1.0
+    assert load_reader_config(tmp_path).long_passage_no_answer_threshold is None
+    path.write_text(json.dumps({"no_answer_threshold": 1, "long_passage_no_answer_threshold": "big"}))
+    with pytest.raises(ConfigError, match="long_passage_no_answer_threshold.*must be a number"):
+        load_reader_config(tmp_path)
+    with pytest.raises(ConfigError, match="long_passage_no_answer_threshold must be finite"):
+        ReaderModelConfig(long_passage_no_answer_threshold=float("nan"))
     with pytest.raises(ConfigError):
         save_reader_config(tmp_path / "missing", ReaderModelConfig())
 
@@ -370,6 +406,14 @@ def test_resolve_params_precedence() -> None:
         and explicit.no_answer_threshold == 0.0
         and explicit.top_n == 1
     )
+    # the folder's second threshold holds only while no threshold is given: a given one serves every passage
+    two = ReaderModelConfig(no_answer_threshold=2.0, long_passage_no_answer_threshold=7.0)
+    assert resolve_params(Settings(), two).long_passage_no_answer_threshold == 7.0
+    one = ReaderModelConfig(no_answer_threshold=2.0)
+    assert resolve_params(Settings(), one).long_passage_no_answer_threshold is None
+    for given in (resolve_params(Settings(), two, no_answer_threshold=1.0),
+                  resolve_params(Settings(no_answer_threshold=1.0), two)):
+        assert (given.no_answer_threshold, given.long_passage_no_answer_threshold) == (1.0, None)
 
 
 def test_resolve_params_caps_and_validates() -> None:

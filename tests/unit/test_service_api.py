@@ -56,9 +56,11 @@ def test_health_and_ready(client: TestClient) -> None:
     assert r.status_code == 200 and (r.json()["ready"], r.json()["reasons"]) == (True, [])
     assert r.json()["models"] == {
         "embedder": {"model": Settings().embedding_model, "precision": "fp32", "no_answer_threshold": None,
+                     "long_passage_no_answer_threshold": None,
                      "max_seq_length": None, "doc_stride": None, "retrieval_weight": None,
                      "lexical_weight": 0.3},
         "reader": {"model": "fake-reader", "precision": "fp32", "no_answer_threshold": 1.5,
+                   "long_passage_no_answer_threshold": None,
                    "max_seq_length": 384, "doc_stride": 128, "retrieval_weight": 10.0,
                    "lexical_weight": None}}
 
