@@ -53,9 +53,10 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     _common(s)
     q = targets.add_parser("squad", help="open retrieval over every context of a SQuAD-format file")
     q.add_argument("file", type=Path, help="SQuAD v1.1/v2.0 JSON file")
-    q.add_argument("--read", choices=["all", "heldout"], default="all",
+    q.add_argument("--read", choices=["all", "heldout", "dev"], default="all",
                    help="questions the reader and pipeline answer: all, or only those of SQuAD dev articles "
-                        "the default reader was not trained on (its recipe's held-out split)")
+                        "the default reader was not trained on: its recipe's held-out test split (heldout), "
+                        "or the split it keeps for fitting its threshold, for tuning settings (dev)")
     q.add_argument("--read-limit", type=int, help="read at most N of those questions (retrieval still "
                                                   "covers every question)")
     _common(q)
@@ -100,7 +101,7 @@ def eval_command(args: argparse.Namespace) -> int:
         if not args.file.is_file():
             raise InputError(f"no such file: {args.file}")
         bench = load_open_squad(args.file, limit=args.limit, read=args.read, read_limit=args.read_limit)
-        title = f"open SQuAD {args.file.stem}" + (" heldout" if args.read == "heldout" else "")
+        title = f"open SQuAD {args.file.stem}" + ("" if args.read == "all" else f" {args.read}")
         result = evaluate_open_squad(bench, title=title, **options)
     print(render_text(result))
     stem = result.slug + (f"-limit{args.limit}" if args.limit else "")

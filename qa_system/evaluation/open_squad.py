@@ -347,7 +347,8 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
 
 # -- open SQuAD ---------------------------------------------------------------------------------
 
-READ_CHOICES = ("all", "heldout")
+READ_CHOICES = ("all", "heldout", "dev")
+_READ_SPLIT = {"heldout": "test", "dev": "dev"}  # --read choice -> the recipe's split of SQuAD dev articles
 
 
 def load_open_squad(path: str | Path, *, limit: int | None = None, read: str = "all",
@@ -357,7 +358,9 @@ def load_open_squad(path: str | Path, *, limit: int | None = None, read: str = "
 
     The reader and the pipeline read ``read`` questions: "all", or "heldout" — only those of
     articles the default reader's recipe holds out of training (its "test" split; the other
-    SQuAD dev articles were trained on) — at most ``read_limit`` of them."""
+    SQuAD dev articles were trained on), or "dev" — those of the articles it keeps for fitting
+    the no-answer threshold (never trained on; for tuning settings without touching "heldout")
+    — at most ``read_limit`` of them."""
     from ..training.recipe import squad_v2_split
 
     if read not in READ_CHOICES:
@@ -368,7 +371,7 @@ def load_open_squad(path: str | Path, *, limit: int | None = None, read: str = "
         key = text_key(e.context)
         entries.setdefault(key, CorpusEntry(key=key, text=e.context, title=e.group or None))
     kept = examples if limit is None else examples[:limit]
-    readable = [e for e in kept if read == "all" or squad_v2_split(e.group) == "test"][:read_limit]
+    readable = [e for e in kept if read == "all" or squad_v2_split(e.group) == _READ_SPLIT[read]][:read_limit]
     questions = tuple(
         EvalQuestion(e.id, e.question, tuple(dict.fromkeys(a.text for a in e.answers)),
                      frozenset({text_key(e.context)}))

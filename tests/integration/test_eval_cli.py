@@ -84,6 +84,9 @@ def test_open_squad_reads_only_held_out_articles_when_asked() -> None:
     assert len(held.questions) == len(everything.questions)  # retrieval still covers all questions
     assert {e.id for e in held.pairs} == expected
     assert held.read_ids == (None if len(expected) == len(titles) else frozenset(expected))
+    dev = load_open_squad(TINY_SQUAD, read="dev")
+    assert {e.id for e in dev.pairs} == {qid for qid, title in titles.items() if squad_v2_split(title) == "dev"}
+    assert dev.pairs and not {e.id for e in dev.pairs} & expected  # tuning on dev never reads a held-out question
     capped = load_open_squad(TINY_SQUAD, read_limit=5)
     assert [e.id for e in capped.pairs] == [q.id for q in everything.questions][:5]
     assert capped.read_ids == frozenset(q.id for q in everything.questions[:5])
