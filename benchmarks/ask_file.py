@@ -17,7 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import REPO, table
+from _machine import format_machine, machine_info
+
 CLI = [sys.executable, "-m", "qa_system.cli"]
 
 
@@ -53,10 +55,10 @@ def main() -> None:
                 seconds[name].append(run())
     baseline = statistics.median(next(iter(seconds.values())))
     print(f"{len(questions)} questions, median of {args.repeats} alternating repeats\n")
-    print("| way | seconds | per question | speed vs baseline |\n|---|---|---|---|")
-    for name, xs in seconds.items():
-        s = statistics.median(xs)
-        print(f"| {name} | {s:.1f} | {s / len(questions):.2f} | {baseline / s:.1f}x |")
+    rows = [(name, f"{s:.1f}", f"{s / len(questions):.2f}", f"{baseline / s:.1f}x")
+            for name, s in ((name, statistics.median(xs)) for name, xs in seconds.items())]
+    print(table(["way", "seconds", "per question", "speed vs baseline"], rows))
+    print(format_machine(machine_info()))
 
 
 if __name__ == "__main__":

@@ -162,8 +162,7 @@ def score_parts(run: ReaderRun, examples: Sequence[QAExample], threshold: float,
     are ignored, an empty part is left out). ``has_answer_f1_answer_all`` is the span quality
     alone: the best span of every answerable question, whatever its margin."""
     gold = gold_answers(examples)
-    # each margin shifted so that comparing it with ``threshold`` compares it with its own threshold
-    at = {i: (t, m - run.threshold_of(j, threshold, long_threshold) + threshold)
+    at = {i: (t, m > run.threshold_of(j, threshold, long_threshold))  # best span, and whether it is given
           for j, (i, t, m) in enumerate(zip(run.ids, run.best_text, run.margin, strict=True))}
     out: dict[str, PartScores] = {}
     for name, ids in parts.items():
@@ -173,7 +172,7 @@ def score_parts(run: ReaderRun, examples: Sequence[QAExample], threshold: float,
         answerable = [i for i in ids if gold[i]]
         span_f1 = {i: max_over_gold(f1_score, at[i][0], gold[i]) for i in answerable}
         answered = list(span_f1.values())
-        at_threshold = [(span_f1[i] if at[i][1] > threshold else 0.0) if gold[i] else float(at[i][1] <= threshold)
+        at_threshold = [(span_f1[i] if at[i][1] else 0.0) if gold[i] else float(not at[i][1])
                         for i in ids]
         out[name] = PartScores(len(ids), len(answered), sum(at_threshold) / len(ids),
                                sum(answered) / len(answered) if answered else None)
