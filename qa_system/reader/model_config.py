@@ -67,11 +67,12 @@ def _from_mapping(raw: Mapping[str, Any], where: str) -> ReaderModelConfig:
         return value
 
     threshold = number("no_answer_threshold")
+    long_threshold = number("long_passage_no_answer_threshold", None)
     seq, stride, answer = (
         optional_int(k) for k in ("max_seq_length", "doc_stride", "max_answer_tokens")
     )
     try:
-        return ReaderModelConfig(threshold, seq, stride, answer, number("long_passage_no_answer_threshold", None))
+        return ReaderModelConfig(threshold, seq, stride, answer, long_threshold)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from e
 
