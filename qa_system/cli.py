@@ -21,8 +21,11 @@ MAX_QUESTIONS_BYTES = 64 * 2**20  # ask --questions: about 65,000 questions at t
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", type=Path, help="store directory (default: $QA_SYSTEM_STORE_DIR or .qa_store)")
-    p.add_argument("--db-url", help="SQLAlchemy URL of the SQL database (default: SQLite in the store directory)")
+    p.add_argument("--store", type=Path, metavar="DIR",
+                   help="store directory (default: $QA_SYSTEM_STORE_DIR or .qa_store)")
+    p.add_argument("--db-url", metavar="URL",
+                   help="SQLAlchemy URL of the SQL database, e.g. postgresql+psycopg://... (default: "
+                        "$QA_SYSTEM_DB_URL or SQLite in the store directory)")
 
 
 def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence[tuple[str, str]] = (),
@@ -81,7 +84,7 @@ def _answer_json(result: Any, models: Any) -> dict[str, Any]:
         "no_answer_score": result.no_answer_score,
         "answers": [asdict(a) for a in result.answers],
         "timings": dict(result.timings),
-        "models": asdict(models),
+        "models": models.as_dict(),
     }
 
 
@@ -240,63 +243,173 @@ def cmd_fit_threshold(args: argparse.Namespace) -> int:
     return fit_threshold_command(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qa-system", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """\
+Answer questions from your own documents. `ingest` reads files and folders into a store; `ask`
+then answers a question with passages quoted from them, each with its score, its source and its
+character offsets in that document. `qa-system ingest --help` lists the file types.
 
-    p = sub.add_parser("ingest", help="add files and folders to the store")
-    p.add_argument("paths", nargs="+")
+typical use:
+  qa-system ingest docs/ --store .qa_store
+  qa-system ask "How do I reset my password?" --store .qa_store
+  qa-system ask --questions questions.txt --store .qa_store > answers.jsonl
+  qa-system serve --store .qa_store         # the same over HTTP (needs the 'service' extra)
+
+Settings also come from QA_SYSTEM_* environment variables (qa_system/config.py); an option given
+on the command line wins. `qa-system COMMAND --help` describes a command and its options."""
+
+
+def package_version() -> str:
+    """The installed distribution's version (``pip install``), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qa_system")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from . import __version__
+
+        return __version__
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help when it has a default worth showing and its
+    help does not already say what the default is (defaults from settings are written out)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or isinstance(default, bool) or default == []
+                or default is argparse.SUPPRESS):
+            return text
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _TopHelpFormatter(argparse.RawDescriptionHelpFormatter, _HelpFormatter):
+    """The top-level help keeps its description's lines (the example commands)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose subcommands share its help formatter, whose description may be a
+    function (called when help is shown, so that building the parser imports nothing heavy),
+    and which can require one of several options (a usage error, exit 2, without one)."""
+
+    def __init__(self, *args: Any, formatter_class: type[argparse.HelpFormatter] = _HelpFormatter,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+        self._one_of_required: list[tuple[str, ...]] = []
+
+    def require_one_of(self, *options: str) -> None:
+        """Parsing fails unless at least one of ``options`` (flags, e.g. ``--id``) is given."""
+        self._one_of_required.append(options)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        namespace, extras = super().parse_known_args(args, namespace)
+        for options in self._one_of_required:
+            dests = [o.lstrip("-").replace("-", "_") for o in options]
+            if not any(getattr(namespace, d, None) for d in dests):
+                self.error(f"give at least one of {' or '.join(options)}")
+        return namespace, extras
+
+    def format_help(self) -> str:
+        if callable(self.description):
+            self.description = self.description()
+        return super().format_help()
+
+
+def _ingest_description() -> str:
+    from .ingest import SUPPORTED_EXTENSIONS
+
+    return ("Add files and folders to the store (folders are walked recursively). Supported file types: "
+            f"{', '.join(sorted(SUPPORTED_EXTENSIONS))}; other files are skipped and counted in the summary. "
+            "A JSON-lines/JSON file holds one document per record (`text`, optional `id`, `title`, other scalar "
+            "fields become metadata); a CSV file one per row. Re-ingesting unchanged input adds nothing; a "
+            "changed file replaces its old version.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = Settings()  # the built-in defaults; QA_SYSTEM_* variables override them at run time
+    parser = _Parser(prog="qa-system", description=DESCRIPTION, formatter_class=_TopHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the installed version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="add files and folders to the store", description=_ingest_description)
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="files and folders to ingest (file types: see above)")
     _store_options(p)
-    p.add_argument("--csv-text-column", default="text")
-    p.add_argument("--csv-title-column")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--strict", action="store_true", help=f"exit {EXIT_PARTIAL} if any file failed")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--csv-text-column", default="text", metavar="NAME",
+                   help="the column of a CSV file that holds each document's text (default: text)")
+    p.add_argument("--csv-title-column", metavar="NAME",
+                   help="the column of a CSV file that holds each document's title (default: none, no titles)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on standard error")
+    p.add_argument("--strict", action="store_true", help=f"exit {EXIT_PARTIAL} if any file failed (default: exit 0)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("ask", help="answer a question (or a file of them) from the store")
+    p = sub.add_parser("ask", help="answer a question (or a file of them) from the store",
+                       description="Answer a question from the store: the best answers, each with its scores, "
+                                   "source, character offsets and context. With --questions FILE, answer every "
+                                   "line of FILE and print JSON lines.")
     p.add_argument("question", nargs="?", help="the question (or give --questions FILE)")
     p.add_argument("--questions", metavar="FILE",
                    help="answer every non-blank line of FILE (UTF-8; - for standard input) in batches, and "
                         "print one JSON object per question and line, in order, with its line number "
                         "(timings are those of its batch)")
-    p.add_argument("--batch-size", type=int, default=16, help="questions answered together with --questions "
-                                                                "(default: 16)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N",
+                   help="questions answered together with --questions (default: 16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar with --questions")
     _store_options(p)
-    p.add_argument("--top-k-retriever", type=int)
-    p.add_argument("--top-k-reader", type=int)
-    p.add_argument("--filter", action="append", metavar="KEY=VALUE", help="metadata filter (repeatable)")
-    p.add_argument("--reader-model", help="a Hugging Face QA model name or folder (default: the packaged reader)")
+    p.add_argument("--top-k-retriever", type=int, metavar="N",
+                   help="passages retrieved and read per question (default: $QA_SYSTEM_TOP_K_RETRIEVER or "
+                        f"{settings.top_k_retriever})")
+    p.add_argument("--top-k-reader", type=int, metavar="N",
+                   help="answers given, best first (default: $QA_SYSTEM_TOP_K_READER or "
+                        f"{settings.top_k_reader})")
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                   help="search only documents whose metadata KEY equals VALUE; repeatable: values of one key "
+                        "are alternatives, different keys must all match (default: all documents)")
+    p.add_argument("--reader-model", metavar="MODEL",
+                   help="a Hugging Face QA model name or folder (default: $QA_SYSTEM_READER_MODEL "
+                        "or the packaged reader)")
     p.add_argument("--reader-precision", choices=list(READER_PRECISIONS),
                    help="fp32, bf16 (autocast), int8 (dynamic quantisation, CPU), or auto: bf16 where the "
-                        f"hardware computes it natively (default: {Settings().reader_precision}, or "
-                        "QA_SYSTEM_READER_PRECISION)")
+                        "hardware computes it natively (default: $QA_SYSTEM_READER_PRECISION or "
+                        f"{settings.reader_precision})")
     p.add_argument("--no-answer-threshold", type=float, metavar="MARGIN",
                    help="answer only when the best span beats the no-answer score by more than this "
-                        "(default: the value fitted with the reader model)")
+                        "(default: $QA_SYSTEM_NO_ANSWER_THRESHOLD, or the value fitted with the reader model)")
     p.add_argument("--retrieval-weight", type=float, metavar="W",
                    help="rank answers by reader score + W x retrieval score (W >= 0); 0: reader score "
-                        f"alone (default: {Settings().retrieval_weight:g}, or QA_SYSTEM_RETRIEVAL_WEIGHT)")
+                        f"alone (default: $QA_SYSTEM_RETRIEVAL_WEIGHT or {settings.retrieval_weight:g})")
     p.add_argument("--lexical-weight", type=float, metavar="W",
                    help="hybrid retrieval: passages rank by (1 - W) x cosine + W x full-text rank / best "
-                        f"rank; 0: dense alone (default: {Settings().lexical_weight:g}, or "
-                        "QA_SYSTEM_LEXICAL_WEIGHT)")
-    p.add_argument("--json", action="store_true")
+                        f"rank; 0: dense alone (default: $QA_SYSTEM_LEXICAL_WEIGHT or {settings.lexical_weight:g})")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (answers, scores, timings, models) instead of text")
     p.set_defaults(func=cmd_ask)
 
-    p = sub.add_parser("delete", help="remove documents from SQL and the index")
+    p = sub.add_parser("delete", help="remove documents from SQL and the index",
+                       description="Remove documents (their chunks and vectors too). Give at least one --id or "
+                                   "--source; both may be repeated.")
     _store_options(p)
-    p.add_argument("--id", action="append")
-    p.add_argument("--source", action="append", help="a document's source (file path, or path#record-id)")
+    p.add_argument("--id", action="append", metavar="ID",
+                   help="a document id, as `ask --json` and `stats` show it (repeatable)")
+    p.add_argument("--source", action="append", metavar="SOURCE",
+                   help="a document's source: a file path, or path#record-id for a JSON-lines/CSV record "
+                        "(repeatable)")
+    p.require_one_of("--id", "--source")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("check", help="check that SQL and the vector index agree")
+    p = sub.add_parser("check", help="check that SQL and the vector index agree",
+                       description="Check that the SQL database, the vector index and the full-text index agree; "
+                                   "exit 1 if they do not.")
     _store_options(p)
-    p.add_argument("--repair", action="store_true", help="fix disagreements (re-embeds missing vectors)")
+    p.add_argument("--repair", action="store_true",
+                   help="fix disagreements (re-embeds missing vectors, rebuilds the full-text index)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("stats", help="store statistics")
+    p = sub.add_parser("stats", help="store statistics", description="Print the store's counts and sizes as JSON.")
     _store_options(p)
     p.set_defaults(func=cmd_stats)
 
@@ -307,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the store (default: 1)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's log level")
     p.set_defaults(func=cmd_serve)
 
     from .training.commands import (

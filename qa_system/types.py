@@ -150,9 +150,24 @@ class LoadedModel:
     lexical_weight: float | None = None
 
 
+# What each role reports of its LoadedModel (``LoadedModels.as_dict``): the other role's fields do
+# not apply to it. The service's /readyz schemas (qa_system.service.schemas) have these fields.
+EMBEDDER_FIELDS = ("model", "precision", "lexical_weight")
+READER_FIELDS = ("model", "precision", "no_answer_threshold", "long_passage_no_answer_threshold", "max_seq_length",
+                 "doc_stride", "retrieval_weight")
+
+
 @dataclass(frozen=True)
 class LoadedModels:
     """What answers questions right now; a component not loaded yet is None."""
 
     embedder: LoadedModel | None = None
     reader: LoadedModel | None = None
+
+    def as_dict(self) -> dict[str, dict[str, object]]:
+        """The JSON shape (``ask --json``, ``/readyz``): each loaded model under its role
+        (``embedder``, ``reader``) with that role's fields only (``EMBEDDER_FIELDS``,
+        ``READER_FIELDS``; a field the model does not set is None); a model not loaded is left out."""
+        roles = (("embedder", self.embedder, EMBEDDER_FIELDS), ("reader", self.reader, READER_FIELDS))
+        return {role: {name: getattr(model, name) for name in names}
+                for role, model, names in roles if model is not None}

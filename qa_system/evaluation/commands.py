@@ -38,14 +38,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--always-answer", action="store_true",
                    help="score the best span even where the reader says 'no answer' (for data without "
                         "unanswerable questions, such as SQuAD v1.1)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on standard error")
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     targets = p.add_subparsers(dest="eval_target", required=True, metavar="{subjqa,squad}")
     s = targets.add_parser("subjqa", help="the SubjQA benchmark of NLP with Transformers, chapter 7")
-    s.add_argument("--domain", default="electronics")
-    s.add_argument("--split", default="test")
+    s.add_argument("--domain", default="electronics", help="SubjQA domain (a folder of --datasets/subjqa)")
+    s.add_argument("--split", default="test", help="SubjQA split: train, dev or test")
     source = s.add_mutually_exclusive_group()
     source.add_argument("--datasets", default=DEFAULT_DATASETS,
                         help=f"folder of the public datasets (default: {DEFAULT_DATASETS})")

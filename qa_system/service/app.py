@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from typing import Any
 
 import anyio.to_thread
@@ -24,7 +23,7 @@ from .api import router as api_router
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware, Scope
 from .metrics import Metrics, MetricsMiddleware
-from .schemas import QUESTION_PATTERN, DocumentsRequest, HealthResponse, LoadedModelOut, ReadyResponse
+from .schemas import QUESTION_PATTERN, DocumentsRequest, HealthResponse, LoadedModelsOut, ReadyResponse
 from .settings import ServiceSettings, load_service_settings
 from .state import ServiceState
 
@@ -91,9 +90,7 @@ def _add_operations(app: FastAPI, state: ServiceState) -> None:
              responses={503: {"model": ReadyResponse}}, summary="Models loaded and the store consistent")
     async def readyz() -> JSONResponse:
         readiness = await state.readiness()
-        loaded = state.models()
-        models = {role: LoadedModelOut(**asdict(model))
-                  for role, model in (("embedder", loaded.embedder), ("reader", loaded.reader)) if model is not None}
+        models = LoadedModelsOut.model_validate(state.models().as_dict())
         body = ReadyResponse(ready=readiness.ready, reasons=list(readiness.reasons), models=models)
         return JSONResponse(body.model_dump(), status_code=200 if readiness.ready else 503)
 

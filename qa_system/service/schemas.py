@@ -16,10 +16,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
     StrictStr,
     WithJsonSchema,
+    model_serializer,
 )
 
 from ..storage.models import METADATA_KEY_LENGTH
@@ -202,27 +204,44 @@ class HealthResponse(BaseModel):
     status: str
 
 
-class LoadedModelOut(BaseModel):
+class EmbedderOut(BaseModel):
     model: str = Field(description="Model name or folder.")
     precision: str | None = Field(None, description="How it computes on this machine: fp32, bf16 or int8.")
-    no_answer_threshold: float | None = Field(None, description="Reader only: the margin above which it answers.")
-    long_passage_no_answer_threshold: float | None = Field(
-        None, description="Reader only: the margin above which it answers when the best answer's passage was "
-                          "read in several windows (null: no_answer_threshold serves every passage).")
-    max_seq_length: int | None = Field(None, description="Reader only: window length in tokens.")
-    doc_stride: int | None = Field(None, description="Reader only: tokens shared by consecutive windows.")
-    retrieval_weight: float | None = Field(
-        None, description="Reader only: answers rank by score + retrieval_weight x passage_score.")
     lexical_weight: float | None = Field(
-        None, description="Embedder only: hybrid retrieval, passage_score = (1 - lexical_weight) x cosine + "
-                          "lexical_weight x full-text rank / best rank; 0: dense retrieval alone.")
+        None, description="Hybrid retrieval: passage_score = (1 - lexical_weight) x cosine + lexical_weight x "
+                          "full-text rank / best rank; 0: dense retrieval alone.")
+
+
+class ReaderOut(BaseModel):
+    model: str = Field(description="Model name or folder.")
+    precision: str | None = Field(None, description="How it computes on this machine: fp32, bf16 or int8.")
+    no_answer_threshold: float | None = Field(None, description="The margin above which it answers.")
+    long_passage_no_answer_threshold: float | None = Field(
+        None, description="The margin above which it answers when the best answer's passage was read in several "
+                          "windows (null: no_answer_threshold serves every passage).")
+    max_seq_length: int | None = Field(None, description="Window length in tokens.")
+    doc_stride: int | None = Field(None, description="Tokens shared by consecutive windows.")
+    retrieval_weight: float | None = Field(
+        None, description="Answers rank by score + retrieval_weight x passage_score.")
+
+
+class LoadedModelsOut(BaseModel):
+    """The loaded models; a model still loading is left out (``LoadedModels.as_dict``)."""
+
+    embedder: EmbedderOut | None = Field(None, description="The embedding model (retrieval).")
+    reader: ReaderOut | None = Field(None, description="The extractive reader.")
+
+    # no return annotation on purpose: pydantic then keeps this model's own schema in the spec
+    @model_serializer(mode="wrap")
+    def _leave_out_unloaded(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        return {role: value for role, value in handler(self).items() if value is not None}
 
 
 class ReadyResponse(BaseModel):
     ready: bool
     reasons: list[str]
-    models: dict[str, LoadedModelOut] = Field(
-        default_factory=dict, description="The loaded models (embedder, reader); empty while loading.")
+    models: LoadedModelsOut = Field(
+        default_factory=LoadedModelsOut, description="The loaded models (embedder, reader); empty while loading.")
 
 
 class ErrorDetail(BaseModel):

@@ -41,10 +41,10 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, type=Path, help="run folder: checkpoints, history, model/")
     p.add_argument("--max-length", type=int, default=192, help="window length in tokens")
     p.add_argument("--stride", type=int, default=64, help="tokens shared by consecutive windows")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--max-steps", type=int)
+    p.add_argument("--batch-size", type=int, default=32, help="windows per training step")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (after a short warm-up, decays to 0)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training windows (may be fractional)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (default: as many as --epochs asks for)")
     p.add_argument("--negative-keep", type=float, default=0.5,
                    help="share of answer-less windows of answerable questions kept for training")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
@@ -59,9 +59,10 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shared-norm", type=float, default=0.0, metavar="WEIGHT",
                    help="weight of a second loss that scores the answer against all windows of a long context "
                         "at once (keeps them in one batch); 0 turns it off")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    p.add_argument("--seed", type=int, default=13, help="random seed (held-out split, windows kept, batch order)")
+    p.add_argument("--checkpoint-every", type=int, default=50,
+                   help="save a checkpoint to resume from every this many steps")
     p.add_argument("--skip-tests", action="store_true",
                    help="after training, fit the no-answer threshold but score no held-out test set (e.g. an "
                         "intermediate phase; score it later with eval-reader)")
@@ -80,8 +81,10 @@ def add_eval_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="QA model folder or name")
     p.add_argument("files", nargs="+", help="SQuAD JSON or SubjQA CSV files")
     p.add_argument("--threshold", type=float, help="no-answer threshold (default: the model's fitted one)")
-    p.add_argument("--max-seq-length", type=int)
-    p.add_argument("--doc-stride", type=int)
+    p.add_argument("--max-seq-length", type=int,
+                   help="window length in tokens (default: the model folder's qa_system_reader.json, else 384)")
+    p.add_argument("--doc-stride", type=int,
+                   help="tokens shared by consecutive windows (default: the model folder's, else 128)")
     p.add_argument("--limit", type=int, help="evaluate on the first N questions of each file")
     p.add_argument("--json", type=Path, help="write the scores to this JSON file")
     _add_scoring_precision(p)

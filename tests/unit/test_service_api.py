@@ -54,15 +54,12 @@ def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200 and (r.json()["ready"], r.json()["reasons"]) == (True, [])
+    # each model with its own fields only: no reader keys on the embedder, no lexical weight on the reader
     assert r.json()["models"] == {
-        "embedder": {"model": Settings().embedding_model, "precision": "fp32", "no_answer_threshold": None,
-                     "long_passage_no_answer_threshold": None,
-                     "max_seq_length": None, "doc_stride": None, "retrieval_weight": None,
-                     "lexical_weight": 0.3},
+        "embedder": {"model": Settings().embedding_model, "precision": "fp32", "lexical_weight": 0.3},
         "reader": {"model": "fake-reader", "precision": "fp32", "no_answer_threshold": 1.5,
                    "long_passage_no_answer_threshold": None,
-                   "max_seq_length": 384, "doc_stride": 128, "retrieval_weight": 10.0,
-                   "lexical_weight": None}}
+                   "max_seq_length": 384, "doc_stride": 128, "retrieval_weight": 10.0}}
 
 
 def test_not_ready_while_loading_then_ready() -> None:
@@ -141,6 +138,15 @@ def test_openapi_lists_the_versioned_api(client: TestClient) -> None:
             "/readyz", "/metrics"} <= set(spec["paths"])
     body = spec["paths"]["/v1/documents"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(body)
+
+
+def test_openapi_describes_each_model_with_its_own_fields(client: TestClient) -> None:
+    from qa_system.types import EMBEDDER_FIELDS, READER_FIELDS
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert set(schemas["LoadedModelsOut"]["properties"]) == {"embedder", "reader"}
+    assert set(schemas["EmbedderOut"]["properties"]) == set(EMBEDDER_FIELDS)
+    assert set(schemas["ReaderOut"]["properties"]) == set(READER_FIELDS)
 
 
 # ------------------------------------------------------------------------------------ ask
