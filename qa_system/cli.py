@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, load_settings
+from .config import ENV_PREFIX, Settings, load_settings
 from .errors import QASystemError, StoreError
 from .hardware import READER_PRECISIONS, allocator_hint
 
@@ -20,12 +20,19 @@ EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGP
 MAX_QUESTIONS_BYTES = 64 * 2**20  # ask --questions: about 65,000 questions at the longest allowed
 
 
+def _setting_default(name: str, otherwise: str | None = None) -> str:
+    """Help text for an option whose default is setting ``name``: its environment variable, else
+    ``otherwise`` or the setting's built-in value."""
+    value = getattr(Settings(), name) if otherwise is None else otherwise
+    shown = format(value, "g") if isinstance(value, float) else str(value)
+    return f"(default: ${ENV_PREFIX}{name.upper()} or {shown})"
+
+
 def _store_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", type=Path, metavar="DIR",
-                   help="store directory (default: $QA_SYSTEM_STORE_DIR or .qa_store)")
+    p.add_argument("--store", type=Path, metavar="DIR", help=f"store directory {_setting_default('store_dir')}")
     p.add_argument("--db-url", metavar="URL",
-                   help="SQLAlchemy URL of the SQL database, e.g. postgresql+psycopg://... (default: "
-                        "$QA_SYSTEM_DB_URL or SQLite in the store directory)")
+                   help="SQLAlchemy URL of the SQL database, e.g. postgresql+psycopg://... "
+                        + _setting_default("db_url", "SQLite in the store directory"))
 
 
 def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence[tuple[str, str]] = (),
@@ -328,7 +335,6 @@ def _ingest_description() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    settings = Settings()  # the built-in defaults; QA_SYSTEM_* variables override them at run time
     parser = _Parser(prog="qa-system", description=DESCRIPTION, formatter_class=_TopHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
                         help="print the installed version and exit")
@@ -361,30 +367,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar with --questions")
     _store_options(p)
     p.add_argument("--top-k-retriever", type=int, metavar="N",
-                   help="passages retrieved and read per question (default: $QA_SYSTEM_TOP_K_RETRIEVER or "
-                        f"{settings.top_k_retriever})")
+                   help=f"passages retrieved and read per question {_setting_default('top_k_retriever')}")
     p.add_argument("--top-k-reader", type=int, metavar="N",
-                   help="answers given, best first (default: $QA_SYSTEM_TOP_K_READER or "
-                        f"{settings.top_k_reader})")
+                   help=f"answers given, best first {_setting_default('top_k_reader')}")
     p.add_argument("--filter", action="append", metavar="KEY=VALUE",
                    help="search only documents whose metadata KEY equals VALUE; repeatable: values of one key "
                         "are alternatives, different keys must all match (default: all documents)")
     p.add_argument("--reader-model", metavar="MODEL",
-                   help="a Hugging Face QA model name or folder (default: $QA_SYSTEM_READER_MODEL "
-                        "or the packaged reader)")
+                   help="a Hugging Face QA model name or folder "
+                        + _setting_default("reader_model", "the packaged reader"))
     p.add_argument("--reader-precision", choices=list(READER_PRECISIONS),
                    help="fp32, bf16 (autocast), int8 (dynamic quantisation, CPU), or auto: bf16 where the "
-                        "hardware computes it natively (default: $QA_SYSTEM_READER_PRECISION or "
-                        f"{settings.reader_precision})")
+                        f"hardware computes it natively {_setting_default('reader_precision')}")
     p.add_argument("--no-answer-threshold", type=float, metavar="MARGIN",
                    help="answer only when the best span beats the no-answer score by more than this "
-                        "(default: $QA_SYSTEM_NO_ANSWER_THRESHOLD, or the value fitted with the reader model)")
+                        + _setting_default("no_answer_threshold", "the value fitted with the reader model"))
     p.add_argument("--retrieval-weight", type=float, metavar="W",
-                   help="rank answers by reader score + W x retrieval score (W >= 0); 0: reader score "
-                        f"alone (default: $QA_SYSTEM_RETRIEVAL_WEIGHT or {settings.retrieval_weight:g})")
+                   help="rank answers by reader score + W x retrieval score (W >= 0); 0: reader score alone "
+                        + _setting_default("retrieval_weight"))
     p.add_argument("--lexical-weight", type=float, metavar="W",
                    help="hybrid retrieval: passages rank by (1 - W) x cosine + W x full-text rank / best "
-                        f"rank; 0: dense alone (default: $QA_SYSTEM_LEXICAL_WEIGHT or {settings.lexical_weight:g})")
+                        f"rank; 0: dense alone {_setting_default('lexical_weight')}")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (answers, scores, timings, models) instead of text")
     p.set_defaults(func=cmd_ask)

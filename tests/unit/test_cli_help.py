@@ -5,12 +5,15 @@ Parse-level tests through ``main``: nothing here opens a store or loads a model.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
+from dataclasses import fields
 from importlib.metadata import version
 
 import pytest
 
 from qa_system.cli import build_parser, main
+from qa_system.config import Settings
 from qa_system.ingest import SUPPORTED_EXTENSIONS
 
 
@@ -77,6 +80,15 @@ def test_every_option_with_a_default_says_it() -> None:
             if "default" not in formatter._expand_help(action):
                 silent.append(f"{name} {action.option_strings}")
     assert silent == []
+
+
+def test_settings_named_as_defaults_exist() -> None:
+    """A default said to come from $QA_SYSTEM_X names a setting that load_settings really reads."""
+    settings = {f"QA_SYSTEM_{f.name.upper()}" for f in fields(Settings)}
+    named = {m for _, parser in subparsers(build_parser()) for action in options(parser)
+             for m in re.findall(r"\$(QA_SYSTEM_\w+)", action.help or "")}
+    assert {"QA_SYSTEM_STORE_DIR", "QA_SYSTEM_TOP_K_RETRIEVER", "QA_SYSTEM_LEXICAL_WEIGHT"} <= named
+    assert named <= settings
 
 
 @pytest.mark.parametrize(("command", "option", "expected"), [
