@@ -15,7 +15,7 @@ libjemalloc2``) and skipped otherwise.
 
 Memory: "RSS after" is what the process holds once training is over; "peak RSS" its high-water
 mark. A 20-step run shows how much each allocator keeps, not the slow growth that glibc shows over
-hundreds of steps of many shapes (README, "Memory").
+hundreds of steps of many shapes (docs/memory.md).
 """
 
 from __future__ import annotations
