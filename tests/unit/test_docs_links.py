@@ -1,5 +1,5 @@
-"""Every relative link in README.md and docs/*.md points at a file or folder of the repository
-(and, with a #fragment into a Markdown file, at one of its headings)."""
+"""Every relative link in README.md, docs/*.md and the docker and benchmarks READMEs points at a file or
+folder of the repository (and, with a #fragment into a Markdown file, at one of its headings)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "docker" / "README.md",
+         REPO / "benchmarks" / "README.md"]
 # [text](target) and [text](target "title"); images too. Code spans are removed first.
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
