@@ -56,9 +56,9 @@ from .records import (
     ApplyResult,
     ConsistencyReport,
     DocumentSummary,
-    DocumentWrite,
     StoredDocument,
     StoreStats,
+    Upsert,
 )
 from .writes import Change, apply_change
 
@@ -259,16 +259,21 @@ class Store:
 
     # -------------------------------------------------------------------------- writes
 
-    def apply(self, upserts: Sequence[DocumentWrite],
+    def apply(self, upserts: Sequence[Upsert],
               delete_document_ids: Sequence[str] = ()) -> ApplyResult:
-        """Add/replace documents and delete others in one transaction and one index generation."""
+        """Add/replace documents and delete others in one transaction and one index generation.
+
+        An upsert whose document id is stored (same source and text) is unchanged when its title
+        and metadata are too; otherwise only its title and metadata rows are rewritten (counted as
+        updated; its chunks and vectors are kept, and no new index generation is written when
+        nothing else changed). A :class:`MetadataUpdate` is such an upsert without chunks."""
         return self._change_documents(list(upserts), list(delete_document_ids), [])
 
     def delete(self, *, document_ids: Sequence[str] = (), sources: Sequence[str] = ()) -> int:
         """Delete documents by id and/or source; if any is missing nothing is deleted."""
         return self._change_documents([], list(document_ids), list(sources)).deleted
 
-    def _change_documents(self, upserts: list[DocumentWrite], delete_ids: list[str],
+    def _change_documents(self, upserts: list[Upsert], delete_ids: list[str],
                           delete_sources: list[str]) -> ApplyResult:
         if self._load_problems:
             raise StoreInconsistentError(
@@ -294,7 +299,10 @@ class Store:
                 base = None if from_disk else self._base_for(state.generation)
                 change = step(session, base if base is not None else VectorIndex(self._dimension))
                 if change.index is None:
-                    session.rollback()
+                    if change.rows_changed:  # the vectors are the same: the generation stays
+                        session.commit()
+                    else:
+                        session.rollback()
                     return change, state.generation
                 new_index, written = change.index, state.generation + 1
                 new_index.save(files.generation_path(self._directory, written),
