@@ -70,12 +70,12 @@ def test_ingest_counts_reports_failures_and_groups_a_file_in_one_write(
     monkeypatch.setattr(qa.store, "apply",
                         lambda upserts, *a, **k: (writes.append(len(upserts)), real_apply(upserts, *a, **k))[1])
     report = ingestor(qa).ingest_paths([corpus])
-    assert (report.added, report.updated, report.skipped, report.files) == (8, 0, 0, 4)
+    assert (report.added, report.updated, report.unchanged, report.files, report.files_read) == (8, 0, 0, 5, 3)
     assert [Path(f.source).name for f in report.failed] == ["bad.json"]
     assert report.unsupported_files == 1
     assert sum(writes) == 8 and qa.check().ok
     again = ingestor(qa).ingest_paths([corpus])
-    assert (again.added, again.skipped, again.chunks_added) == (0, 8, 0)
+    assert (again.added, again.unchanged, again.chunks_added) == (0, 8, 0)
 
 
 def test_a_changed_file_is_an_update(qa: QASystem, tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_a_changed_file_is_an_update(qa: QASystem, tmp_path: Path) -> None:
     ingestor(qa).ingest_paths([corpus])
     (corpus / "a.txt").write_text("Completely new alpha content.")
     report = ingestor(qa).ingest_paths([corpus])
-    assert (report.added, report.updated, report.skipped) == (0, 1, 7)
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 7)
     assert report.chunks_removed == 4 and report.chunks_added == 1
 
 
