@@ -81,7 +81,8 @@ class IngestReport:
             return f"none of the {self.files} files found is of a supported type ({self._unsupported_counts()})"
         if not self.unsupported:
             return f"all {self.files} files found failed"
-        return f"of the {self.files} files found, {self.files_failed} failed and {len(self.unsupported)} are {unsupported}"
+        return (f"of the {self.files} files found, {self.files_failed} failed and {len(self.unsupported)} are "
+                f"{unsupported}")
 
     def summary(self) -> str:
         documents = (
