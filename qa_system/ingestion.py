@@ -95,19 +95,12 @@ class _Progress:
         self.chunks = 0
         self.written = 0
 
-    @property
-    def position(self) -> float:
-        return self._done
-
     def advance(self, n_bytes: float) -> None:
         self._done += max(n_bytes, 0.0)
-        step = int(self._done) - self._shown
+        step = round(self._done) - self._shown
         if step > 0:
             self._shown += step
             self._bar.update(step)
-
-    def move_to(self, position: float) -> None:
-        self.advance(position - self._done)
 
     def embedded(self, n_chunks: int) -> None:
         self.chunks += n_chunks
@@ -266,11 +259,14 @@ class _Run:
 class Ingestor:
     """Runs the ingestion steps against one store with one embedder and chunker."""
 
-    def __init__(self, store: Store, embedder: Embedder, chunker: Chunker, settings: Settings) -> None:
+    def __init__(self, store: Store, embedder: Embedder, chunker: Chunker, settings: Settings, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: seconds, for when commits are due (tests step it)."""
         self._store = store
         self._embedder = embedder
         self._chunker = chunker
         self._settings = settings
+        self._clock = clock
 
     def ingest_paths(
         self, paths: Sequence[str | Path], *, progress: bool = False,
@@ -280,22 +276,24 @@ class Ingestor:
         began = time.perf_counter()
         scan = scan_input_files(paths)
         sizes = [_file_size(path) for path in scan.files]
-        clock = CommitClock(self._settings.commit_interval_s, self._settings.embed_batch_size * COMMIT_BATCHES)
+        clock = CommitClock(self._settings.commit_interval_s, self._settings.embed_batch_size * COMMIT_BATCHES,
+                            self._clock)
         run = self._run(clock, _Progress(progress, sum(sizes)))
         run.tally.failed.extend(IngestFailure(e.source, e.reason) for e in scan.errors)
         files_read = 0
         try:
             for path, size in zip(scan.files, sizes, strict=True):
-                end = run.progress.position + size
+                accounted = 0.0  # the bytes of the file its documents so far account for
                 try:
                     documents = self._file_documents(path, size, run.tally, csv_text_column, csv_title_column)
                     for group in _groups(documents, LOOKUP_BATCH):
+                        accounted += sum(share for _, share in group)
                         run.add(group)
                 except DocumentParseError as e:
                     run.tally.failed.append(IngestFailure(e.source, e.reason))
                 else:
                     files_read += 1
-                run.progress.move_to(end)
+                run.progress.advance(size - accounted)  # what was not read (rounding, or a failure)
             run.finish()
         finally:
             run.progress.close()
@@ -308,7 +306,7 @@ class Ingestor:
         for doc in docs:
             if not doc.text.strip():
                 raise InputError(f"{doc.source}: the document has no text")
-        run = self._run(CommitClock(None, None), _Progress(False, 0))
+        run = self._run(CommitClock(None, None, self._clock), _Progress(False, 0))
         run.add([(doc, 0.0) for doc in docs])
         run.finish()
         return _report(run.tally, None, 0, time.perf_counter() - began)
@@ -340,13 +338,12 @@ def scan_report(scan: FileScan) -> IngestReport:
 
 def _report(tally: _Tally, scan: FileScan | None, files_read: int, seconds: float) -> IngestReport:
     failed = tuple(tally.failed)
-    files = (files_read + sum(f.kind == FILE for f in failed) + len(scan.skipped_unsupported)) if scan else 0
+    unsupported = tuple(p.as_posix() for p in scan.skipped_unsupported) if scan is not None else ()
+    files = files_read + sum(f.kind == FILE for f in failed) + len(unsupported) if scan is not None else 0
     return IngestReport(
         added=tally.added, updated=tally.updated, unchanged=tally.unchanged, failed=failed, files=files,
-        files_read=files_read,
-        unsupported=tuple(p.as_posix() for p in scan.skipped_unsupported) if scan else (),
-        chunks_added=tally.chunks_added, chunks_removed=tally.chunks_removed, commits=tally.commits,
-        seconds=seconds, notes=tuple(tally.notes),
+        files_read=files_read, unsupported=unsupported, chunks_added=tally.chunks_added,
+        chunks_removed=tally.chunks_removed, commits=tally.commits, seconds=seconds, notes=tuple(tally.notes),
     )
 
 
