@@ -19,7 +19,10 @@ from qa_system import QASystem
 from qa_system.errors import ConfigError
 from qa_system.ingestion import SLOW_COMMIT_FACTOR, CommitClock, Ingestor
 from tests.support import REPO
-from tests.unit.test_ingestion import char_chunker, qa  # noqa: F401 (the fixture)
+from tests.unit import test_ingestion
+from tests.unit.test_ingestion import char_chunker
+
+qa = test_ingestion.qa  # the fixture: a QASystem over a real store, with a fake embedder and reader
 
 
 class SteppingClock:
@@ -60,7 +63,7 @@ def test_commit_interval_setting_is_read_and_checked(monkeypatch: pytest.MonkeyP
         load_settings()
 
 
-def test_ingest_commits_every_interval_between_embedding_batches(qa: QASystem, tmp_path: Path,  # noqa: F811
+def test_ingest_commits_every_interval_between_embedding_batches(qa: QASystem, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     clock = SteppingClock()
     embedder = qa.embedder
@@ -85,7 +88,7 @@ def test_ingest_commits_every_interval_between_embedding_batches(qa: QASystem, t
     assert qa.check().ok
 
 
-def test_a_file_may_span_commits_but_each_document_is_written_whole(qa: QASystem, tmp_path: Path,  # noqa: F811
+def test_a_file_may_span_commits_but_each_document_is_written_whole(qa: QASystem, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     writes: list[list[int]] = []
     real_apply = qa.store.apply
@@ -122,7 +125,7 @@ class RecordingBar:
         pass
 
 
-def test_progress_counts_input_bytes_as_chunks_are_embedded(qa: QASystem, tmp_path: Path,  # noqa: F811
+def test_progress_counts_input_bytes_as_chunks_are_embedded(qa: QASystem, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import qa_system.ingestion as ingestion
 

@@ -207,3 +207,29 @@ def test_nothing_readable_is_named(qa: QASystem, tmp_path: Path) -> None:
     assert ingestor(qa).ingest_paths([folder]).problem() == (
         "of the 4 files found, 1 failed and 3 are of unsupported types (2 .rst, 1 .png)")
     assert ingestor(qa).ingest_paths([write_corpus(tmp_path / "c")]).problem() is None
+
+
+def test_cli_refuses_paths_with_nothing_readable_before_making_a_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from qa_system.cli import main
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("intro.rst", "api.rst", "logo.png"):
+        (folder / name).write_text("x")
+    store = tmp_path / "store"
+    assert main(["ingest", str(folder), "--store", str(store), "--verbose"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "3 files: 0 read, 0 failed, 3 skipped as unsupported (2 .rst, 1 .png)"
+    assert f"skipped (unsupported type): {(folder / 'api.rst').as_posix()}" in err.splitlines()
+    assert ("error: nothing was ingested: none of the 3 files found is of a supported type (2 .rst, 1 .png); "
+            "supported types: ") in err
+    assert not store.exists()
+    assert main(["ingest", str(folder / "intro.rst"), "--store", str(store), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["unsupported"] == [(folder / "intro.rst").as_posix()] and report["files"] == 1
+    assert report["unsupported_by_extension"] == {".rst": 1} and report["problem"]
+    assert not store.exists()
