@@ -1,16 +1,16 @@
 """The ingestion pipeline: files -> documents -> chunks -> vectors -> atomic store writes.
 
 Each input file is parsed (a failure is reported by name and the file skipped) and its documents
-taken in order. A document whose source already holds the same text goes to the store as a
-:class:`MetadataUpdate` (no chunking or embedding: the store compares its title and metadata and
-rewrites only those when they changed); the others are chunked, and their chunks embedded in
-mini-batches of ``embed_batch_size`` across documents, as they come. A document whose chunks are
-all embedded waits for the next commit: one atomic ``Store.apply`` (SQL transaction + new index
-generation), made every ``commit_interval_s`` seconds (longer while commits themselves are slow)
-or ``COMMIT_BATCHES`` mini-batches of chunks, whichever comes first. A document is always written
-whole by one commit; the documents of one file may be split between commits. A killed ingest
-leaves the store as of its last commit, and running it again completes it (what was committed
-is unchanged).
+taken in order. A document stored as it is (same source, text, title and metadata) is unchanged;
+one whose source holds the same text with another title or metadata goes to the store as a
+:class:`MetadataUpdate` (no chunking or embedding: only those rows are rewritten); the others are
+chunked, and their chunks embedded in mini-batches of ``embed_batch_size`` across documents, as
+they come. A document whose chunks are all embedded waits for the next commit: one atomic
+``Store.apply`` (SQL transaction + new index generation), made every ``commit_interval_s``
+seconds (longer while commits themselves are slow) or ``COMMIT_BATCHES`` mini-batches of chunks,
+whichever comes first. A document is always written whole by one commit; the documents of one
+file may be split between commits. A killed ingest leaves the store as of its last commit, and
+running it again completes it (what was committed is unchanged).
 
 The progress bar counts the bytes of the input files: a file's share advances as its documents'
 chunks are embedded, so its rate and ETA follow the work; it also shows the chunks embedded, their
@@ -188,11 +188,14 @@ class _Run:
     def add(self, documents: Sequence[tuple[Document, float]]) -> None:
         """Stage documents (with the input bytes each accounts for); embeds and commits as due."""
         states = self._store.source_states([d.source for d, _ in documents])
+        same_text = [d for d, _ in documents if states.get(d.source, ("", ""))[0] == d.id]
+        unchanged = self._store.unchanged_documents(same_text) if same_text else set()
         for doc, share in documents:
-            if doc.source in self._seen:  # repeated within this ingest
+            if doc.source in self._seen or doc.id in unchanged:  # (or repeated within this ingest)
+                self._seen.add(doc.source)
                 self.tally.unchanged += 1
                 self.progress.advance(share)
-            elif states.get(doc.source, ("", ""))[0] == doc.id:  # same text: title/metadata may differ
+            elif states.get(doc.source, ("", ""))[0] == doc.id:  # only the title or metadata changed
                 self._seen.add(doc.source)
                 self._ready.append(MetadataUpdate(doc))
                 self.progress.advance(share)

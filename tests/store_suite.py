@@ -200,6 +200,7 @@ class StoreContract:
         hits = store.search(vector(doc.text[:24]), 1, filters={"colour": "blue"})[0]
         assert [(p.document_id, p.title) for p in hits] == [(doc.id, "A new title")]
         # the same labels again (as a full write too), and a type change only (1 -> True) is a change
+        assert store.unchanged_documents([doc, original.document, corpus(3)[2].document]) == {doc.id}
         same = store.apply([DocumentWrite(doc, original.chunks, original.vectors), MetadataUpdate(doc)])
         assert (same.updated, same.unchanged) == (0, 2)
         typed = store.apply([MetadataUpdate(replace(doc, metadata={"colour": "blue", "n": True}))])

@@ -117,16 +117,20 @@ def labels_of(doc: Document) -> Labels:
     return doc.title, frozenset((check_key(k), *encode_value(v)) for k, v in doc.metadata.items())
 
 
-def stored_labels(session: Session, rows: Mapping[str, DocumentRow]) -> dict[str, Labels]:
-    """The stored title and metadata of each document row, by id."""
-    pairs: dict[str, set[tuple[str, str, str]]] = {doc_id: set() for doc_id in rows}
+def stored_labels(session: Session, ids: Sequence[str]) -> dict[str, Labels]:
+    """The stored title and metadata of the documents among ``ids`` (without reading their text)."""
+    titles: dict[str, str | None] = {}
+    pairs: dict[str, set[tuple[str, str, str]]] = {}
     columns = (DocumentMetadataRow.document_id, DocumentMetadataRow.key, DocumentMetadataRow.value_type,
                DocumentMetadataRow.value)
-    for batch in batched(list(rows)):
+    for batch in batched(list(dict.fromkeys(ids))):
+        query = select(DocumentRow.id, DocumentRow.title).where(DocumentRow.id.in_(batch))
+        for doc_id, title in session.execute(query):
+            titles[doc_id], pairs[doc_id] = title, set()
         for doc_id, key, value_type, value in session.execute(
                 select(*columns).where(DocumentMetadataRow.document_id.in_(batch))):
             pairs[doc_id].add((key, value_type, value))
-    return {doc_id: (rows[doc_id].title, frozenset(found)) for doc_id, found in pairs.items()}
+    return {doc_id: (title, frozenset(pairs[doc_id])) for doc_id, title in titles.items()}
 
 
 def replace_labels(session: Session, row: DocumentRow, doc: Document, *, now: datetime) -> None:

@@ -35,7 +35,7 @@ from ..errors import (
     StoreError,
     StoreInconsistentError,
 )
-from ..types import MetadataValue, Passage
+from ..types import Document, MetadataValue, Passage
 from ..vector_index import VectorIndex
 from . import index_files as files
 from . import lexical, migrate
@@ -172,6 +172,14 @@ class Store:
         self._usable()
         with sql_errors("reading document states"), self._reads() as session:
             return repo.source_states(session, list(sources))
+
+    def unchanged_documents(self, documents: Sequence[Document]) -> set[str]:
+        """Ids of the ``documents`` stored exactly as given: the same source and text (so the same
+        id), title and metadata. Writing them would change nothing."""
+        self._usable()
+        with sql_errors("reading documents"), self._reads() as session:
+            stored = repo.stored_labels(session, [d.id for d in documents])
+        return {d.id for d in documents if d.id in stored and stored[d.id] == repo.labels_of(d)}
 
     def get_document(self, document_id: str) -> StoredDocument:
         found = self.get_documents([document_id])

@@ -104,7 +104,7 @@ def apply_change(
     existing = {doc_id: row for doc_id, row in repo.documents_by_id(session, [w.document.id for w in writes]).items()
                 if doc_id not in removed}
     by_source = repo.documents_by_source(session, [w.document.source for w in writes])
-    stored = repo.stored_labels(session, existing)
+    stored = repo.stored_labels(session, list(existing))
     pending: list[tuple[DocumentWrite, datetime]] = []
     relabel: list[Document] = []
     missing: list[str] = []
