@@ -88,7 +88,8 @@ class IngestReport:
         documents = (
             f"{self.documents} documents: {self.added} added, {self.updated} updated, {self.unchanged} "
             f"unchanged, {self.documents_failed} failed; {self.chunks_added} chunks added, "
-            f"{self.chunks_removed} removed; {self.commits} commits in {self.seconds:.1f}s"
+            f"{self.chunks_removed} removed; {self.commits} commit{'' if self.commits == 1 else 's'} in "
+            f"{self.seconds:.1f}s"
         )
         if not self.files and self.documents:  # documents given directly, not files
             return documents
