@@ -6,8 +6,12 @@ Pure functions: the only collaborator is a Hugging Face *fast* tokenizer (anythi
 
 How a text is split:
 
-1. The text is tokenised once (in pieces cut at whitespace for long texts) to get each token's
-   character offsets.
+0. A long text is cut into sections of at most about ``_SECTION_CHARS`` characters, at a
+   paragraph break (else a line break, a sentence end, a space) in the section's second half,
+   and each section is chunked on its own; memory stays bounded however long the document, and
+   chunks come out as they are made. A chunk boundary (without overlap) falls at each cut.
+1. A section is tokenised once (in pieces cut at whitespace) to get each token's character
+   offsets.
 2. Chunk boundaries are character positions at token starts, ranked: *sentence* (after ``.``,
    ``!`` or ``?`` plus whitespace unless it follows an initial, a common abbreviation or a list
    number; after ``。！？``; at a blank line, list item or Markdown heading) > *line* (any other
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -39,7 +43,8 @@ from typing import Any
 from .errors import ConfigError
 from .types import Chunk
 
-Chunker = Callable[[str, str], list[Chunk]]
+#: ``(document_id, text) -> chunks`` in order; :func:`make_chunker`'s yields them as it makes them.
+Chunker = Callable[[str, str], Iterable[Chunk]]
 
 _SENTENCE_END = re.compile(r"[.!?][\"'\)\]\u2019\u201d»]*\s+|[。！？]+\s*")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
@@ -52,6 +57,7 @@ _ABBREVIATION = re.compile(
 )
 _LIST_NUMBER = re.compile(r"[ \t]*\d{1,3}")  # "12." at the start of a line
 _PIECE_CHARS = 50_000  # long texts are tokenised in pieces of about this many characters
+_SECTION_CHARS = 200_000  # ... and chunked in sections of at most this many (about 25 MB of work memory)
 
 _SENTENCE, _LINE, _WORD, _TOKEN = 4, 3, 2, 1  # boundary ranks, best first
 
@@ -95,32 +101,62 @@ def chunk_text(
     document_id: str, text: str, tokenizer: Any, *, max_tokens: int, overlap_tokens: int
 ) -> list[Chunk]:
     """Split ``text`` into overlapping chunks of at most ``max_tokens`` tokens each."""
+    return list(iter_chunks(document_id, text, tokenizer, max_tokens=max_tokens,
+                            overlap_tokens=overlap_tokens))
+
+
+def iter_chunks(
+    document_id: str, text: str, tokenizer: Any, *, max_tokens: int, overlap_tokens: int
+) -> Iterator[Chunk]:
+    """The chunks of :func:`chunk_text`, made one section of the text at a time (bounded memory).
+
+    A section's chunks are kept while a whole chunk's worth of tokens follows them inside the
+    section; the next section starts where the first chunk not kept starts, so the chunks are
+    those of one pass over the whole text (up to how a word cut at a section start tokenises).
+    """
     validate_chunk_sizes(max_tokens, overlap_tokens)
     if not text.strip():
-        return []
-    offsets = _token_offsets(tokenizer, text)
-    bounds = _boundaries(text, offsets)
-    chunks: list[Chunk] = []
-    for start, end, n_tokens in _spans(text, bounds, tokenizer, max_tokens, overlap_tokens):
-        raw = text[start:end]
-        piece = raw.strip()
-        if piece:
-            left = start + len(raw) - len(raw.lstrip())
-            chunks.append(Chunk(document_id, len(chunks), left, left + len(piece), piece, n_tokens))
-    return chunks
+        return
+    index, lo, covered = 0, 0, 0  # covered: where the previous chunk ended
+    while lo < len(text):
+        hi = _section_end(text, lo, _SECTION_CHARS)
+        section = text[lo:hi]
+        bounds = _boundaries(section, _token_offsets(tokenizer, section))
+        next_lo, kept = hi, False
+        for start, end, n_tokens in _spans(section, bounds, tokenizer, max_tokens, overlap_tokens,
+                                           covered=covered - lo):
+            near_cut = hi < len(text) and bounds.tokens_before(start) + max_tokens + 1 >= len(bounds.starts)
+            if near_cut and kept:
+                next_lo = lo + start  # its end may depend on text after the cut: the next section redoes it
+                break
+            kept, covered = True, lo + end
+            raw = section[start:end]
+            piece = raw.strip()
+            if piece:
+                left = lo + start + len(raw) - len(raw.lstrip())
+                yield Chunk(document_id, index, left, left + len(piece), piece, n_tokens)
+                index += 1
+        lo = next_lo
 
 
 def make_chunker(tokenizer: Any, max_tokens: int, overlap_tokens: int) -> Chunker:
-    """A ``(document_id, text) -> list[Chunk]`` function with the sizes fixed (validated now)."""
+    """A ``(document_id, text) -> chunks`` function with the sizes fixed (validated now); the
+    chunks are yielded as they are made (:func:`iter_chunks`)."""
     validate_chunk_sizes(max_tokens, overlap_tokens)
-    return partial(_chunk_positional, tokenizer=tokenizer, max_tokens=max_tokens,
-                   overlap_tokens=overlap_tokens)
+    return partial(iter_chunks, tokenizer=tokenizer, max_tokens=max_tokens, overlap_tokens=overlap_tokens)
 
 
-def _chunk_positional(document_id: str, text: str, *, tokenizer: Any, max_tokens: int,
-                      overlap_tokens: int) -> list[Chunk]:
-    return chunk_text(document_id, text, tokenizer, max_tokens=max_tokens,
-                      overlap_tokens=overlap_tokens)
+def _section_end(text: str, lo: int, size: int) -> int:
+    """Where the section starting at ``lo`` ends: the text's end, or a cut at most ``size`` on,
+    after a paragraph break (else a line break, a sentence end, a space) in its second half."""
+    if len(text) - lo <= size:
+        return len(text)
+    limit, half = lo + size, lo + size // 2
+    for separator in ("\n\n", "\n", ". ", " "):
+        cut = text.rfind(separator, half, limit)
+        if cut >= 0:
+            return cut + len(separator)
+    return limit
 
 
 def count_tokens(tokenizer: Any, text: str) -> int:
@@ -188,18 +224,18 @@ def _structure_breaks(text: str) -> Iterator[tuple[int, int]]:
             yield match.end(), _SENTENCE
 
 
-def _spans(text: str, bounds: _Boundaries, tokenizer: Any, max_tokens: int,
-           overlap_tokens: int) -> list[tuple[int, int, int]]:
-    """``(start, end, n_tokens)`` of each chunk in order, before whitespace stripping."""
-    spans: list[tuple[int, int, int]] = []
-    start, covered = 0, 0  # covered: end of the previous chunk
+def _spans(text: str, bounds: _Boundaries, tokenizer: Any, max_tokens: int, overlap_tokens: int,
+           *, covered: int = 0) -> Iterator[tuple[int, int, int]]:
+    """``(start, end, n_tokens)`` of each chunk in order, before whitespace stripping; the first
+    starts at 0, and ``covered`` (<= 0 at the text's start) is where the chunk before it ended."""
+    start = 0
+    covered = max(covered, 0)
     while covered < len(text):
         end = _choose_end(bounds, start, covered, max_tokens)
         start, end, n_tokens = _fit(text, bounds, tokenizer, start, covered, end, max_tokens)
-        spans.append((start, end, n_tokens))
+        yield start, end, n_tokens
         covered = end
         start = _choose_overlap_start(bounds, start, end, overlap_tokens)
-    return spans
 
 
 def _choose_end(bounds: _Boundaries, start: int, covered: int, max_tokens: int) -> int:

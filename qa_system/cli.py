@@ -69,18 +69,40 @@ def _parse_filters(items: Sequence[str] | None) -> dict[str, list[str]] | None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from .ingest import is_supported, scan_input_files
+    from .ingestion import scan_report
+
+    scan = scan_input_files(args.paths)
+    if not any(is_supported(path) for path in scan.files):  # say so before a store is made or a model loads
+        return _print_ingest_report(args, scan_report(scan))
     qa = _open(args, create=True)
     with qa:
         report = qa.ingest(args.paths, progress=not args.no_progress, csv_text_column=args.csv_text_column,
                            csv_title_column=args.csv_title_column)
+    return _print_ingest_report(args, report)
+
+
+def _print_ingest_report(args: argparse.Namespace, report: Any) -> int:
+    """Print ``report`` (text or JSON); the exit code: 1 when nothing could be read, 3 on failures
+    with ``--strict``."""
+    problem = report.problem()
     if args.json:
-        print(json.dumps(asdict(report), indent=2))
+        print(json.dumps(report.to_dict(), indent=2))
     else:
         for failure in report.failed:
             print(f"failed: {failure.source}: {failure.reason}", file=sys.stderr)
         for note in report.notes:
             print(f"note: {note}", file=sys.stderr)
+        if args.verbose:
+            for path in report.unsupported:
+                print(f"skipped (unsupported type): {path}", file=sys.stderr)
         print(report.summary())
+    if problem:
+        from .ingest import SUPPORTED_EXTENSIONS
+
+        supported = f"; supported types: {' '.join(sorted(SUPPORTED_EXTENSIONS))}" if report.unsupported else ""
+        print(f"error: nothing was ingested: {problem}{supported}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_PARTIAL if report.failed and args.strict else EXIT_OK
 
 
@@ -351,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on standard error")
     p.add_argument("--strict", action="store_true", help=f"exit {EXIT_PARTIAL} if any file failed (default: exit 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also list every file skipped for its type (the summary counts them by extension)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("ask", help="answer a question (or a file of them) from the store",

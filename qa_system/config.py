@@ -41,6 +41,9 @@ class Settings:
     # divided by the question's best rank (qa_system.fusion); 0 = dense retrieval alone
     lexical_weight: float = 0.3
     embed_batch_size: int = 64
+    # ingest commits its finished documents at least this often (seconds; longer while a commit
+    # itself is slow), so a killed ingest loses at most about this much work; 0: after each document
+    commit_interval_s: float = 5.0
     max_question_chars: int = 1000
     max_file_bytes: int = 50 * 1024 * 1024
     device: str = "cpu"
@@ -104,6 +107,9 @@ def _validated(settings: Settings) -> Settings:
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not math.isfinite(threshold)):
         raise ConfigError(f"no_answer_threshold must be a finite number, got {threshold!r}")
+    interval = settings.commit_interval_s
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval < math.inf:
+        raise ConfigError(f"commit_interval_s must be a finite number >= 0, got {interval!r}")
     check_retrieval_weight(settings.retrieval_weight)
     check_lexical_weight(settings.lexical_weight)
     for name, allowed in (("reader_precision", READER_PRECISIONS), ("embedding_precision", EMBEDDING_PRECISIONS)):

@@ -12,7 +12,7 @@ import hashlib
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from qa_system.errors import (
     StoreError,
     StoreInconsistentError,
 )
-from qa_system.storage import DocumentWrite, Store, index_files, migrate
+from qa_system.storage import DocumentWrite, MetadataUpdate, Store, index_files, migrate
 from qa_system.storage.engine import create_store_engine
 from qa_system.types import Chunk, Document, MetadataValue
 from qa_system.vector_index import VectorIndex
@@ -185,6 +185,31 @@ class StoreContract:
             "doc-1": (new.id, new_write.document.content_hash)}
         stats = store.stats()
         assert stats.chunks == stats.vectors and store.check().ok
+
+    def test_a_title_or_metadata_change_rewrites_only_those_rows(self, store: Store) -> None:
+        first = store.apply(corpus(2, colour="red"))
+        original = corpus(2, colour="red")[1]
+        before = store.get_document(original.document.id)
+        doc = replace(original.document, title="A new title", metadata={"colour": "blue", "n": 1})
+        result = store.apply([MetadataUpdate(doc)])
+        assert (result.added, result.updated, result.unchanged, result.chunks_added) == (0, 1, 0, 0)
+        assert result.generation == first.generation  # the vectors did not change
+        after = store.get_document(doc.id)
+        assert (after.title, dict(after.metadata)) == ("A new title", {"colour": "blue", "n": 1})
+        assert after.chunk_count == before.chunk_count and after.created_at == before.created_at
+        hits = store.search(vector(doc.text[:24]), 1, filters={"colour": "blue"})[0]
+        assert [(p.document_id, p.title) for p in hits] == [(doc.id, "A new title")]
+        # the same labels again (as a full write too), and a type change only (1 -> True) is a change
+        assert store.unchanged_documents([doc, original.document, corpus(3)[2].document]) == {doc.id}
+        same = store.apply([DocumentWrite(doc, original.chunks, original.vectors), MetadataUpdate(doc)])
+        assert (same.updated, same.unchanged) == (0, 2)
+        typed = store.apply([MetadataUpdate(replace(doc, metadata={"colour": "blue", "n": True}))])
+        assert typed.updated == 1 and store.get_document(doc.id).metadata["n"] is True
+        # a MetadataUpdate for a document no longer stored writes nothing and names it
+        store.delete(document_ids=[doc.id])
+        gone = store.apply([MetadataUpdate(doc)])
+        assert (gone.updated, gone.added, gone.missing) == (0, 0, (doc.source,))
+        assert store.stats().documents == 1 and store.check().ok
 
     def test_search_returns_passages_that_point_into_the_document(self, filled: Store) -> None:
         target = corpus(6)[4]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from .auth import require_read, require_write
 from .errors import ApiError, validation_error_from
 from .schemas import (
+    MAX_ID_CHARS,
     AnswerOut,
     AskRequest,
     AskResponse,
@@ -27,7 +28,7 @@ from .schemas import (
     StatsResponse,
 )
 from .state import AskJob, ServiceState
-from .uploads import Upload, check_upload, documents_from_json, parse_uploads
+from .uploads import Upload, check_upload, check_upload_ids, documents_from_json, parse_uploads
 
 DOCUMENT_ID = re.compile(r"[0-9a-f]{32}")
 MAX_FORM_FIELD_BYTES = 64 * 1024
@@ -87,7 +88,17 @@ _DOCUMENTS_BODY = {
                 "type": "object",
                 "properties": {
                     "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
-                              "description": "Files of the types `qa-system ingest` reads."},
+                              "description": "Files of the types `qa-system ingest` reads. A file's documents "
+                                             "have the source `upload:<digest>/<name>` (the first 16 hex "
+                                             "digits of the SHA-256 of its bytes; `#<record-id>` added for "
+                                             "the records of a JSON lines/JSON/CSV file): two different "
+                                             "files of one name are two documents, and the same file "
+                                             "uploaded again is unchanged."},
+                    "id": {"type": "array", "items": {"type": "string", "maxLength": MAX_ID_CHARS},
+                           "description": "Optional: one per file, in the order of the files (an empty one "
+                                          "for none). A file with an id has the source `api:<id>`, as a "
+                                          "JSON document with that id: posting another file with the same "
+                                          "id replaces it."},
                     "csv_text_column": {"type": "string", "default": "text"},
                     "csv_title_column": {"type": "string"},
                 },
@@ -123,24 +134,29 @@ async def _add_json(request: Request, state: ServiceState, system: Any) -> Inges
     documents, repeats = documents_from_json(body.documents)
     report = await state.run_write(lambda: system.ingest_documents(documents))
     refs = [DocumentRef(source=d.source, id=d.id) for d in documents]
-    return _ingest_response(state, report, refs, (), extra_skipped=repeats)
+    return _ingest_response(state, report, refs, (), repeats=repeats)
 
 
 async def _add_files(request: Request, state: ServiceState, system: Any) -> IngestResponse:
     service = state.service
-    form = await request.form(max_files=service.max_upload_files, max_fields=20,
+    form = await request.form(max_files=service.max_upload_files, max_fields=20 + service.max_upload_files,
                               max_part_size=MAX_FORM_FIELD_BYTES)
     try:
         uploads: list[Upload] = []
+        ids: list[str] = []
         options: dict[str, str] = {}
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
-                ext, label = check_upload(value.filename, service.upload_extensions)
-                uploads.append(Upload(value.file, ext, label))
+                ext, safe = check_upload(value.filename, service.upload_extensions)
+                uploads.append(Upload(value.file, ext, safe))
+            elif name == "id":
+                ids.append(value)
             elif name in ("csv_text_column", "csv_title_column") and value.strip():
                 options[name] = value.strip()
         if not uploads:
             raise ApiError(400, "the upload holds no files (send them in the form field `files`)")
+        uploads = [replace(u, document_id=i) for u, i in zip(uploads, check_upload_ids(ids, len(uploads)),
+                                                             strict=True)]
         max_file_bytes = min(service.max_upload_bytes, state.settings.max_file_bytes)
 
         def work() -> tuple[Any, Any]:
@@ -157,15 +173,16 @@ async def _add_files(request: Request, state: ServiceState, system: Any) -> Inge
 
 
 def _ingest_response(state: ServiceState, report: Any, refs: list[DocumentRef], parse_failures: Any,
-                     *, extra_skipped: int = 0) -> IngestResponse:
+                     *, repeats: int = 0) -> IngestResponse:
+    """``repeats``: documents of the request dropped as exact repeats of another (unchanged)."""
     failures = list(parse_failures) + (list(report.failed) if report is not None else [])
     added = report.added if report is not None else 0
     updated = report.updated if report is not None else 0
-    skipped = (report.skipped if report is not None else 0) + extra_skipped
-    for outcome, n in (("added", added), ("updated", updated), ("skipped", skipped), ("failed", len(failures))):
+    unchanged = (report.unchanged if report is not None else 0) + repeats
+    for outcome, n in (("added", added), ("updated", updated), ("unchanged", unchanged), ("failed", len(failures))):
         if n:
             state.metrics.ingested.labels(outcome).inc(n)
-    return IngestResponse(added=added, updated=updated, skipped=skipped,
+    return IngestResponse(added=added, updated=updated, unchanged=unchanged, skipped=unchanged,
                           failed=[IngestFailureOut(source=f.source, reason=f.reason) for f in failures],
                           documents=refs)
 

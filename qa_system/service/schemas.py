@@ -164,9 +164,12 @@ class DocumentRef(BaseModel):
 
 
 class IngestResponse(BaseModel):
-    added: int
-    updated: int
-    skipped: int = Field(description="Documents whose source already held the same text.")
+    added: int = Field(description="Documents whose source was new.")
+    updated: int = Field(description="Documents that replaced their source's stored text, or changed only its "
+                                     "title or metadata (then its passages are kept as they are).")
+    unchanged: int = Field(description="Documents already stored with the same text, title and metadata (and "
+                                       "repeats within the request).")
+    skipped: int = Field(description="Deprecated: the same as `unchanged`.", deprecated=True)
     failed: list[IngestFailureOut]
     documents: list[DocumentRef] = Field(
         description="Source and id of every document of the request that was parsed.")

@@ -5,6 +5,7 @@ from .records import (
     ConsistencyReport,
     DocumentSummary,
     DocumentWrite,
+    MetadataUpdate,
     StoredDocument,
     StoreStats,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "ConsistencyReport",
     "DocumentSummary",
     "DocumentWrite",
+    "MetadataUpdate",
     "Store",
     "StoreStats",
     "StoredDocument",

@@ -21,14 +21,29 @@ class DocumentWrite:
 
 
 @dataclass(frozen=True)
+class MetadataUpdate:
+    """A new title and metadata for a stored document whose text is unchanged (same id): its
+    chunks and vectors are kept, so nothing is embedded. If the document is no longer stored
+    (another writer removed it meanwhile), nothing is written and ``ApplyResult.missing`` names it."""
+
+    document: Document
+
+
+Upsert = DocumentWrite | MetadataUpdate
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     added: int = 0  # documents whose source was new
-    updated: int = 0  # documents that replaced an older version of the same source
-    unchanged: int = 0  # upserts whose document id was already stored (no-ops)
+    # documents that replaced an older version of the same source, or whose title or metadata
+    # changed (their text the same: only those rows are rewritten, the vectors kept)
+    updated: int = 0
+    unchanged: int = 0  # upserts whose document was already stored as given (no-ops)
     deleted: int = 0
     chunks_added: int = 0
     chunks_removed: int = 0
     generation: int = 0  # the store generation after the call
+    missing: tuple[str, ...] = ()  # sources of MetadataUpdates whose document was not stored
 
     @property
     def changed(self) -> bool:

@@ -95,13 +95,50 @@ def insert_documents(session: Session, documents: Sequence[tuple[Document, datet
         for doc, created_at in documents
     ])
     session.flush()
+    session.add_all([row for doc, _ in documents for row in _metadata_rows(doc)])
+    session.flush()
+
+
+def _metadata_rows(doc: Document) -> list[DocumentMetadataRow]:
     rows = []
-    for doc, _ in documents:
-        for key, value in doc.metadata.items():
-            value_type, encoded = encode_value(value)
-            rows.append(DocumentMetadataRow(document_id=doc.id, key=check_key(key), value=encoded,
-                                            value_type=value_type, value_lookup=lookup_key(encoded)))
-    session.add_all(rows)
+    for key, value in doc.metadata.items():
+        value_type, encoded = encode_value(value)
+        rows.append(DocumentMetadataRow(document_id=doc.id, key=check_key(key), value=encoded,
+                                        value_type=value_type, value_lookup=lookup_key(encoded)))
+    return rows
+
+
+#: A document's title and its metadata as stored: ``(title, {(key, value_type, value text)})``.
+Labels = tuple[str | None, frozenset[tuple[str, str, str]]]
+
+
+def labels_of(doc: Document) -> Labels:
+    """What ``doc``'s title and metadata would be stored as (types kept: ``1`` is not ``True``)."""
+    return doc.title, frozenset((check_key(k), *encode_value(v)) for k, v in doc.metadata.items())
+
+
+def stored_labels(session: Session, ids: Sequence[str]) -> dict[str, Labels]:
+    """The stored title and metadata of the documents among ``ids`` (without reading their text)."""
+    titles: dict[str, str | None] = {}
+    pairs: dict[str, set[tuple[str, str, str]]] = {}
+    columns = (DocumentMetadataRow.document_id, DocumentMetadataRow.key, DocumentMetadataRow.value_type,
+               DocumentMetadataRow.value)
+    for batch in batched(list(dict.fromkeys(ids))):
+        query = select(DocumentRow.id, DocumentRow.title).where(DocumentRow.id.in_(batch))
+        for doc_id, title in session.execute(query):
+            titles[doc_id], pairs[doc_id] = title, set()
+        for doc_id, key, value_type, value in session.execute(
+                select(*columns).where(DocumentMetadataRow.document_id.in_(batch))):
+            pairs[doc_id].add((key, value_type, value))
+    return {doc_id: (title, frozenset(pairs[doc_id])) for doc_id, title in titles.items()}
+
+
+def replace_labels(session: Session, row: DocumentRow, doc: Document, *, now: datetime) -> None:
+    """Give stored document ``row`` the title and metadata of ``doc`` (same id); chunks untouched."""
+    row.title = doc.title
+    row.updated_at = now
+    session.execute(delete(DocumentMetadataRow).where(DocumentMetadataRow.document_id == row.id))
+    session.add_all(_metadata_rows(doc))
     session.flush()
 
 

@@ -35,7 +35,7 @@ from ..errors import (
     StoreError,
     StoreInconsistentError,
 )
-from ..types import MetadataValue, Passage
+from ..types import Document, MetadataValue, Passage
 from ..vector_index import VectorIndex
 from . import index_files as files
 from . import lexical, migrate
@@ -56,9 +56,9 @@ from .records import (
     ApplyResult,
     ConsistencyReport,
     DocumentSummary,
-    DocumentWrite,
     StoredDocument,
     StoreStats,
+    Upsert,
 )
 from .writes import Change, apply_change
 
@@ -173,6 +173,14 @@ class Store:
         with sql_errors("reading document states"), self._reads() as session:
             return repo.source_states(session, list(sources))
 
+    def unchanged_documents(self, documents: Sequence[Document]) -> set[str]:
+        """Ids of the ``documents`` stored exactly as given: the same source and text (so the same
+        id), title and metadata. Writing them would change nothing."""
+        self._usable()
+        with sql_errors("reading documents"), self._reads() as session:
+            stored = repo.stored_labels(session, [d.id for d in documents])
+        return {d.id for d in documents if d.id in stored and stored[d.id] == repo.labels_of(d)}
+
     def get_document(self, document_id: str) -> StoredDocument:
         found = self.get_documents([document_id])
         if document_id not in found:
@@ -259,16 +267,21 @@ class Store:
 
     # -------------------------------------------------------------------------- writes
 
-    def apply(self, upserts: Sequence[DocumentWrite],
+    def apply(self, upserts: Sequence[Upsert],
               delete_document_ids: Sequence[str] = ()) -> ApplyResult:
-        """Add/replace documents and delete others in one transaction and one index generation."""
+        """Add/replace documents and delete others in one transaction and one index generation.
+
+        An upsert whose document id is stored (same source and text) is unchanged when its title
+        and metadata are too; otherwise only its title and metadata rows are rewritten (counted as
+        updated; its chunks and vectors are kept, and no new index generation is written when
+        nothing else changed). A :class:`MetadataUpdate` is such an upsert without chunks."""
         return self._change_documents(list(upserts), list(delete_document_ids), [])
 
     def delete(self, *, document_ids: Sequence[str] = (), sources: Sequence[str] = ()) -> int:
         """Delete documents by id and/or source; if any is missing nothing is deleted."""
         return self._change_documents([], list(document_ids), list(sources)).deleted
 
-    def _change_documents(self, upserts: list[DocumentWrite], delete_ids: list[str],
+    def _change_documents(self, upserts: list[Upsert], delete_ids: list[str],
                           delete_sources: list[str]) -> ApplyResult:
         if self._load_problems:
             raise StoreInconsistentError(
@@ -294,7 +307,10 @@ class Store:
                 base = None if from_disk else self._base_for(state.generation)
                 change = step(session, base if base is not None else VectorIndex(self._dimension))
                 if change.index is None:
-                    session.rollback()
+                    if change.rows_changed:  # the vectors are the same: the generation stays
+                        session.commit()
+                    else:
+                        session.rollback()
                     return change, state.generation
                 new_index, written = change.index, state.generation + 1
                 new_index.save(files.generation_path(self._directory, written),

@@ -3,12 +3,16 @@
 The steps run in one open SQL transaction. Chunk ids are allocated by inserting and flushing the
 chunk rows, and only then are the vectors added -- under those ids -- to a *copy* of the current
 index, so the index file the Store writes next carries exactly the ids the transaction commits.
+
+A document's id is a digest of its source and text, so an upsert whose id is stored has the same
+chunks; if its title or metadata differ from the stored ones, only those rows are rewritten (an
+update that keeps the chunks and vectors, and needs no new index generation).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -19,24 +23,30 @@ from ..errors import DocumentNotFoundError, InputError
 from ..types import Document
 from ..vector_index import VectorIndex
 from . import repository as repo
-from .records import ApplyResult, DocumentWrite
+from .records import ApplyResult, DocumentWrite, MetadataUpdate, Upsert
 
 R = TypeVar("R")
 
 
 @dataclass(frozen=True)
 class Change(Generic[R]):
-    """The outcome of a write step: the new index (None: nothing changed) and the result."""
+    """The outcome of a write step: the new index (None: the vectors did not change) and the
+    result; ``rows_changed``: without a new index, SQL rows changed all the same (commit them)."""
 
     index: VectorIndex | None
     chunk_count: int
     result: R
+    rows_changed: bool = False
 
 
-def validate_write(write: DocumentWrite, dimension: int) -> None:
+def validate_write(write: Upsert, dimension: int) -> None:
     document = write.document
+    if not isinstance(write, (DocumentWrite, MetadataUpdate)):
+        raise InputError(f"expected a DocumentWrite or a MetadataUpdate, got {type(write).__name__}")
     if not isinstance(document, Document):
-        raise InputError(f"DocumentWrite.document must be a Document, got {type(document).__name__}")
+        raise InputError(f"{type(write).__name__}.document must be a Document, got {type(document).__name__}")
+    if isinstance(write, MetadataUpdate):
+        return
     vectors = np.asarray(write.vectors)
     if vectors.ndim != 2 or vectors.shape != (len(write.chunks), dimension):
         raise InputError(f"{document.source}: expected vectors of shape "
@@ -58,10 +68,10 @@ def validate_write(write: DocumentWrite, dimension: int) -> None:
                              f"document.text[{chunk.start}:{chunk.end}]")
 
 
-def _unique_writes(upserts: Sequence[DocumentWrite]) -> tuple[list[DocumentWrite], int]:
+def _unique_writes(upserts: Sequence[Upsert]) -> tuple[list[Upsert], int]:
     """Drop repeated document ids; two different ids for one source is an error."""
     by_source: dict[str, str] = {}
-    unique: list[DocumentWrite] = []
+    unique: list[Upsert] = []
     repeats = 0
     for write in upserts:
         doc = write.document
@@ -80,7 +90,7 @@ def apply_change(
     session: Session,
     base: VectorIndex,
     *,
-    upserts: Sequence[DocumentWrite],
+    upserts: Sequence[Upsert],
     delete_ids: Sequence[str],
     delete_sources: Sequence[str],
     now: datetime,
@@ -90,15 +100,25 @@ def apply_change(
     writes, unchanged = _unique_writes(upserts)
 
     doomed = _resolve_deletions(session, delete_ids, delete_sources)
-    existing = repo.documents_by_id(session, [w.document.id for w in writes])
-    by_source = repo.documents_by_source(session, [w.document.source for w in writes])
     removed = set(doomed)
+    existing = {doc_id: row for doc_id, row in repo.documents_by_id(session, [w.document.id for w in writes]).items()
+                if doc_id not in removed}
+    by_source = repo.documents_by_source(session, [w.document.source for w in writes])
+    stored = repo.stored_labels(session, list(existing))
     pending: list[tuple[DocumentWrite, datetime]] = []
+    relabel: list[Document] = []
+    missing: list[str] = []
     added = updated = 0
     for write in writes:
         doc = write.document
-        if doc.id in existing and doc.id not in removed:
-            unchanged += 1
+        if doc.id in existing:
+            if stored[doc.id] == repo.labels_of(doc):
+                unchanged += 1
+            else:
+                relabel.append(doc)
+            continue
+        if isinstance(write, MetadataUpdate):
+            missing.append(doc.source)
             continue
         old = by_source.get(doc.source)
         if old is not None and old.id not in removed:
@@ -108,8 +128,12 @@ def apply_change(
         else:
             added += 1
             pending.append((write, now))
+    for doc in relabel:
+        repo.replace_labels(session, existing[doc.id], doc, now=now)
+    result = ApplyResult(added=added, updated=updated + len(relabel), unchanged=unchanged,
+                         deleted=len(doomed), missing=tuple(missing))
     if not pending and not removed:
-        return Change(None, 0, ApplyResult(unchanged=unchanged))
+        return Change(None, 0, result, rows_changed=bool(relabel))
 
     removed_chunk_ids = repo.delete_documents(session, sorted(removed))
     session.flush()
@@ -120,10 +144,7 @@ def apply_change(
     index.remove(removed_chunk_ids)
     if new_ids:
         index.add(np.concatenate([np.asarray(w.vectors, dtype=np.float32) for w, _ in pending]), new_ids)
-    result = ApplyResult(
-        added=added, updated=updated, unchanged=unchanged, deleted=len(doomed),
-        chunks_added=len(new_ids), chunks_removed=len(removed_chunk_ids),
-    )
+    result = replace(result, chunks_added=len(new_ids), chunks_removed=len(removed_chunk_ids))
     return Change(index, repo.count_chunks(session), result)
 
 

@@ -6,15 +6,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+from qa_system import load_settings
 from qa_system.cli import EXIT_BROKEN_PIPE
 from qa_system.cli import main as cli_main
+from qa_system.storage import Store
+
+MINILM_DIMENSION = 384  # the default embedder's
 
 
 def empty_store(tmp_path: Path) -> Path:
-    """A store with nothing in it (the read commands refuse a store that does not exist)."""
+    """A store with nothing in it (the read commands refuse a store that does not exist; ingesting
+    an empty folder is an error that makes none)."""
     (tmp_path / "nothing").mkdir()
     store = tmp_path / "store"
-    assert cli_main(["ingest", str(tmp_path / "nothing"), "--store", str(store), "--no-progress"]) == 0
+    assert cli_main(["ingest", str(tmp_path / "nothing"), "--store", str(store), "--no-progress"]) == 1
+    assert not store.exists()
+    settings = load_settings(store_dir=store)
+    Store.open(store, embedding_model=settings.embedding_model, dimension=MINILM_DIMENSION).close()
     return store
 
 

@@ -9,6 +9,7 @@ trained reader is present. Models load once per test session (conftest fixtures)
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -256,7 +257,7 @@ def test_json_documents_round_trip(client: Any) -> None:
     doc_id = body["documents"][0]["id"]
     assert client.post("/v1/documents", json={"documents": [
         {"id": "zephyr", "title": "Zephyr", "text": text, "metadata": {"product": "zephyr", "year": 2025}}]}
-    ).json()["skipped"] == 1
+    ).json()["unchanged"] == 1
     doc = client.get(f"/v1/documents/{doc_id}").json()
     assert doc["source"] == "api:zephyr" and doc["metadata"] == {"product": "zephyr", "year": 2025}
     r = client.post("/v1/ask", json={"question": "How long does the battery last?",
@@ -279,9 +280,10 @@ def test_upload_files(client: Any) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["added"] == 3
+    guide, tips, broken = (hashlib.sha256(content).hexdigest()[:16] for _, (_, content, _) in files)
     assert sorted(d["source"] for d in body["documents"]) == [
-        "upload:Garden_Guide.md", "upload:tips.csv#1", "upload:tips.csv#2"]
-    assert [f["source"] for f in body["failed"]] == ["upload:broken.pdf"]
+        f"upload:{guide}/Garden_Guide.md", f"upload:{tips}/tips.csv#1", f"upload:{tips}/tips.csv#2"]
+    assert [f["source"] for f in body["failed"]] == [f"upload:{broken}/broken.pdf"]
     ids = [d["id"] for d in body["documents"]]
     r = client.post("/v1/ask", json={"question": "How often should ferns be watered?",
                                      "filters": {"document_id": ids}})

@@ -61,7 +61,7 @@ def test_reingest_is_a_no_op(corpus_store: Any) -> None:
     qa, _, _ = corpus_store
     before = qa.stats()
     again = qa.ingest([SAMPLE_CORPUS])
-    assert (again.added, again.updated, again.skipped) == (0, 0, 37)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 37)
     after = qa.stats()
     assert (after.documents, after.chunks, after.generation) == (before.documents, before.chunks, before.generation)
 
@@ -153,7 +153,7 @@ def test_changed_file_replaces_chunks_and_delete_removes_from_both_stores(
     target = corpus / "plans-and-pricing.md"
     target.write_text(target.read_text() + "\n\nThe Zephyr plan costs 99 credits per fortnight.\n")
     second = qa.ingest([corpus])
-    assert (second.added, second.updated, second.skipped) == (0, 1, first.added - 1)
+    assert (second.added, second.updated, second.unchanged) == (0, 1, first.added - 1)
     top = qa.retrieve("How much does the Zephyr plan cost?", top_k=1)[0]
     assert "Zephyr" in top.text
     docs = {p.document_id for p in qa.retrieve("plan", top_k=qa.stats().chunks)}

@@ -194,7 +194,7 @@ def test_invalid_sizes_raise_config_error(max_tokens: int, overlap: int) -> None
 
 def test_make_chunker_matches_chunk_text(tokenizer: Any) -> None:
     chunker = make_chunker(tokenizer, 40, 8)
-    assert chunker("doc", SENTENCES) == chunk_text("doc", SENTENCES, tokenizer, max_tokens=40,
+    assert list(chunker("doc", SENTENCES)) == chunk_text("doc", SENTENCES, tokenizer, max_tokens=40,
                                                    overlap_tokens=8)
 
 
@@ -208,6 +208,37 @@ def test_one_megabyte_of_text_is_fast_and_capped(tokenizer: Any) -> None:
     assert max(c.n_tokens for c in chunks) <= 254
     assert chunks[0].start == 0 and chunks[-1].end == len(text.rstrip())
     assert all(after.start <= before.end for before, after in zip(chunks, chunks[1:], strict=False))
+
+
+class MeasuringTokenizer(WhitespaceTokenizer):
+    """Records the most characters it was given in one call."""
+
+    def __init__(self) -> None:
+        self.most_chars = 0
+
+    def __call__(self, text: str | list[str], **kwargs: Any) -> dict[str, Any]:
+        size = len(text) if isinstance(text, str) else sum(len(t) for t in text)
+        self.most_chars = max(self.most_chars, size)
+        return super().__call__(text, **kwargs)
+
+
+def test_a_long_document_is_chunked_in_bounded_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qa_system.chunking as chunking
+
+    monkeypatch.setattr(chunking, "_SECTION_CHARS", 2_000, raising=False)
+    paragraph = SENTENCES[:700] + "\n\n"
+    text = paragraph * 40 + "x" * 5_000 + " tail words here"  # 33 kB, with a run no cut fits in
+    tokenizer = MeasuringTokenizer()
+    chunks = chunk_text("doc", text, tokenizer, max_tokens=30, overlap_tokens=6)
+    assert tokenizer.most_chars <= 2_000
+    check_invariants(text, chunks, tokenizer, 30)
+    assert chunks[-1].end == len(text)
+    plain = paragraph * 40  # without a word longer than a section: the same chunks as in one pass
+    sectioned = chunk_text("doc", plain, tokenizer, max_tokens=30, overlap_tokens=6)
+    monkeypatch.setattr(chunking, "_SECTION_CHARS", 10**9)
+    assert chunk_text("doc", plain, WhitespaceTokenizer(), max_tokens=30, overlap_tokens=6) == sectioned
+    lazy = make_chunker(tokenizer, 30, 6)("doc", text)
+    assert next(iter(lazy)) == chunks[0]  # chunks come out one by one
 
 
 _PIECES = st.sampled_from([

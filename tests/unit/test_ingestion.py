@@ -70,12 +70,12 @@ def test_ingest_counts_reports_failures_and_groups_a_file_in_one_write(
     monkeypatch.setattr(qa.store, "apply",
                         lambda upserts, *a, **k: (writes.append(len(upserts)), real_apply(upserts, *a, **k))[1])
     report = ingestor(qa).ingest_paths([corpus])
-    assert (report.added, report.updated, report.skipped, report.files) == (8, 0, 0, 4)
+    assert (report.added, report.updated, report.unchanged, report.files, report.files_read) == (8, 0, 0, 5, 3)
     assert [Path(f.source).name for f in report.failed] == ["bad.json"]
     assert report.unsupported_files == 1
     assert sum(writes) == 8 and qa.check().ok
     again = ingestor(qa).ingest_paths([corpus])
-    assert (again.added, again.skipped, again.chunks_added) == (0, 8, 0)
+    assert (again.added, again.unchanged, again.chunks_added) == (0, 8, 0)
 
 
 def test_a_changed_file_is_an_update(qa: QASystem, tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_a_changed_file_is_an_update(qa: QASystem, tmp_path: Path) -> None:
     ingestor(qa).ingest_paths([corpus])
     (corpus / "a.txt").write_text("Completely new alpha content.")
     report = ingestor(qa).ingest_paths([corpus])
-    assert (report.added, report.updated, report.skipped) == (0, 1, 7)
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 7)
     assert report.chunks_removed == 4 and report.chunks_added == 1
 
 
@@ -146,3 +146,90 @@ def test_reader_and_embedding_precision_are_read_from_the_environment_and_checke
     monkeypatch.setenv(env, "fp16")
     with pytest.raises(ConfigError, match=f"{setting} must be one of auto, fp32, bf16, int8, got 'fp16'"):
         load_settings()
+
+
+# ------------------------------------------------------------------ titles and metadata (issue 26.1)
+
+def test_a_record_whose_title_or_metadata_changed_is_updated_without_embedding_again(
+    qa: QASystem, tmp_path: Path
+) -> None:
+    corpus = write_corpus(tmp_path / "c")
+    ingestor(qa).ingest_paths([corpus])
+    records = corpus / "records.jsonl"
+    lines = records.read_text().splitlines()
+    lines[2] = '{"id": "r2", "text": "record number 2 body", "area": "a0", "title": "Record two"}'
+    lines[3] = '{"id": "r3", "text": "record number 3 body", "area": "moved"}'
+    records.write_text("\n".join(lines))
+    embedded = qa.embedder.encoded
+    report = ingestor(qa).ingest_paths([corpus])
+    assert (report.added, report.updated, report.unchanged, report.chunks_added) == (0, 2, 6, 0)
+    assert qa.embedder.encoded == embedded
+    by_record = {p.metadata.get("record_id"): p for p in qa.retrieve("record number body", top_k=10)}
+    assert by_record["r2"].title == "Record two" and by_record["r3"].metadata["area"] == "moved"
+    again = ingestor(qa).ingest_paths([corpus])
+    assert (again.updated, again.unchanged, again.commits) == (0, 8, 0)
+
+
+# ------------------------------------------------------------------ counts that add up (issue 26.12)
+
+def test_the_summary_counts_add_up(qa: QASystem, tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "c")  # 3 good files (8 documents), bad.json, skip.bin
+    (corpus / "broken-link.md").symlink_to(corpus / "gone.md")
+    (corpus / "notes.rst").write_text("Title\n=====\n")
+    (corpus / "empty.jsonl").write_text('{"text": "   "}\n')  # a record without text: the file fails
+    ingestor(qa).ingest_paths([corpus / "a.txt"])
+    (corpus / "b.md").write_text("# Bee\n\nChanged text.\n")
+    report = ingestor(qa).ingest_paths([corpus])
+    assert (report.files, report.files_read, report.files_failed, report.unsupported_files) == (8, 3, 3, 2)
+    assert report.files == report.files_read + report.files_failed + report.unsupported_files
+    assert (report.added, report.updated, report.unchanged, report.documents_failed) == (7, 0, 1, 0)
+    assert report.documents == report.added + report.updated + report.unchanged + report.documents_failed == 8
+    assert report.unsupported_by_extension() == {".bin": 1, ".rst": 1}
+    assert sorted(Path(f.source).name for f in report.failed) == ["bad.json", "broken-link.md", "empty.jsonl"]
+    first, second = report.summary().splitlines()
+    assert first == "8 files: 3 read, 3 failed, 2 skipped as unsupported (1 .bin, 1 .rst)"
+    assert second.startswith("8 documents: 7 added, 0 updated, 1 unchanged, 0 failed;")
+    as_json = report.to_dict()
+    assert as_json["unchanged"] == 1 and "skipped" not in as_json
+    assert sorted(Path(p).name for p in as_json["unsupported"]) == ["notes.rst", "skip.bin"]
+    with pytest.warns(DeprecationWarning):
+        assert report.skipped == report.unchanged
+
+
+def test_nothing_readable_is_named(qa: QASystem, tmp_path: Path) -> None:
+    folder = tmp_path / "rst"
+    folder.mkdir()
+    for name in ("a.rst", "b.rst", "logo.png"):
+        (folder / name).write_text("x")
+    report = ingestor(qa).ingest_paths([folder])
+    assert report.problem() == "none of the 3 files found is of a supported type (2 .rst, 1 .png)"
+    (folder / "bad.json").write_text("{")
+    assert ingestor(qa).ingest_paths([folder]).problem() == (
+        "of the 4 files found, 1 failed and 3 are of unsupported types (2 .rst, 1 .png)")
+    assert ingestor(qa).ingest_paths([write_corpus(tmp_path / "c")]).problem() is None
+
+
+def test_cli_refuses_paths_with_nothing_readable_before_making_a_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from qa_system.cli import main
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("intro.rst", "api.rst", "logo.png"):
+        (folder / name).write_text("x")
+    store = tmp_path / "store"
+    assert main(["ingest", str(folder), "--store", str(store), "--verbose"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "3 files: 0 read, 0 failed, 3 skipped as unsupported (2 .rst, 1 .png)"
+    assert f"skipped (unsupported type): {(folder / 'api.rst').as_posix()}" in err.splitlines()
+    assert ("error: nothing was ingested: none of the 3 files found is of a supported type (2 .rst, 1 .png); "
+            "supported types: ") in err
+    assert not store.exists()
+    assert main(["ingest", str(folder / "intro.rst"), "--store", str(store), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["unsupported"] == [(folder / "intro.rst").as_posix()] and report["files"] == 1
+    assert report["unsupported_by_extension"] == {".rst": 1} and report["problem"]
+    assert not store.exists()

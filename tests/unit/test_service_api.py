@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -253,10 +254,11 @@ def test_wrong_method_and_unknown_route(client: TestClient) -> None:
 
 def test_json_documents_add_skip_update(client: TestClient) -> None:
     first = add(client, DOC)
-    assert (first["added"], first["updated"], first["skipped"], first["failed"]) == (1, 0, 0, [])
+    assert (first["added"], first["updated"], first["unchanged"], first["failed"]) == (1, 0, 0, [])
     ref = first["documents"][0]
     assert ref["source"] == "api:plus" and len(ref["id"]) == 32
-    assert add(client, DOC)["skipped"] == 1
+    again = add(client, DOC)
+    assert again["unchanged"] == again["skipped"] == 1  # skipped: the deprecated name
     changed = add(client, {**DOC, "text": "The Plus plan costs 9 dollars per month."})
     assert changed["updated"] == 1 and changed["documents"][0]["id"] != ref["id"]
     assert client.get(f"/v1/documents/{ref['id']}").status_code == 404
@@ -267,10 +269,10 @@ def test_json_documents_add_skip_update(client: TestClient) -> None:
 
 def test_document_without_id_gets_a_content_derived_source(client: TestClient) -> None:
     body = add(client, {"text": "Anonymous text."}, {"text": "Anonymous text."})
-    assert body["added"] == 1 and body["skipped"] == 1
+    assert body["added"] == 1 and body["unchanged"] == 1
     assert body["documents"][0]["source"].startswith("api:sha256:")
     again = add(client, {"text": "Anonymous text."})
-    assert again["skipped"] == 1 and again["documents"] == body["documents"]
+    assert again["unchanged"] == 1 and again["documents"] == body["documents"]
 
 
 def test_conflicting_ids_in_one_request_are_409(client: TestClient) -> None:
@@ -317,7 +319,9 @@ def test_upload_markdown_and_records(client: TestClient) -> None:
     body = r.json()
     assert body["added"] == 3 and body["failed"] == []
     sources = sorted(d["source"] for d in body["documents"])
-    assert sources == ["upload:Guide_To_Sync.md", "upload:notes.jsonl#r1", "upload:notes.jsonl#r2"]
+    guide, notes = (digest(content) for _, (_, content, _) in files)
+    assert sources == [f"upload:{guide}/Guide_To_Sync.md", f"upload:{notes}/notes.jsonl#r1",
+                       f"upload:{notes}/notes.jsonl#r2"]
     doc = client.get(f"/v1/documents/{body['documents'][0]['id']}").json()
     assert doc["title"] == "Sync" and "/tmp" not in str(doc) and "qa-upload" not in str(doc)
 
@@ -327,7 +331,7 @@ def test_upload_parse_failure_is_reported_not_raised(client: TestClient) -> None
              ("files", ("good.txt", b"Plain text document.", "text/plain"))]
     body = client.post("/v1/documents", files=files).json()
     assert body["added"] == 1
-    assert [f["source"] for f in body["failed"]] == ["upload:bad.txt"]
+    assert [f["source"] for f in body["failed"]] == [f"upload:{digest(files[0][1][1])}/bad.txt"]
     assert "qa-upload" not in body["failed"][0]["reason"]
 
 
@@ -361,12 +365,50 @@ def test_upload_edge_cases(client: TestClient) -> None:
                     files={"other": ("", b"", "text/plain")})
     assert r.status_code in (400, 415)
     r = client.post("/v1/documents", files=[("files", ("a.txt", b"one", "text/plain")),
-                                            ("files", ("a.txt", b"two", "text/plain"))])
-    assert r.status_code == 400 and "same name" in error_of(r)["message"]
+                                            ("files", ("a.txt", b"one", "text/plain"))])
+    assert r.status_code == 200 and (r.json()["added"], r.json()["unchanged"]) == (1, 1)  # one file twice
     with make_client(max_upload_files=1) as c:
         r = c.post("/v1/documents", files=[("files", ("a.txt", b"one", "text/plain")),
                                            ("files", ("b.txt", b"two", "text/plain"))])
         assert r.status_code == 400
+
+
+def digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:16]
+
+
+def test_uploads_of_one_name_are_distinct_documents_unless_given_one_id(client: TestClient) -> None:
+    def upload(content: bytes, **form: Any) -> dict[str, Any]:
+        r = client.post("/v1/documents", files={"files": ("guide.md", content, "text/markdown")}, data=form)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    one, other = b"# Guide\n\nOne client's guide.", b"# Guide\n\nAnother client's guide."
+    first, second = upload(one), upload(other)
+    assert first["added"] == second["added"] == 1
+    sources = [first["documents"][0]["source"], second["documents"][0]["source"]]
+    assert sources == [f"upload:{digest(one)}/guide.md", f"upload:{digest(other)}/guide.md"]
+    for ref in (first, second):
+        assert client.get(f"/v1/documents/{ref['documents'][0]['id']}").status_code == 200
+    again = upload(one)
+    assert (again["added"], again["unchanged"], again["documents"]) == (0, 1, first["documents"])
+    named = upload(b"# Guide\n\nVersion 1.", id="guide")
+    assert named["added"] == 1 and named["documents"][0]["source"] == "api:guide"
+    replaced = upload(b"# Guide\n\nVersion 2.", id="guide")
+    assert replaced["updated"] == 1 and replaced["documents"][0]["source"] == "api:guide"
+    assert client.get(f"/v1/documents/{named['documents'][0]['id']}").status_code == 404
+
+
+def test_upload_ids_are_checked(client: TestClient) -> None:
+    two = [("files", ("a.txt", b"one", "text/plain")), ("files", ("b.txt", b"two", "text/plain"))]
+    r = client.post("/v1/documents", files=two, data={"id": "only-one"})
+    assert r.status_code == 400 and "one form field `id` per file" in error_of(r)["message"]
+    r = client.post("/v1/documents", files=two, data={"id": ["same", "same"]})
+    assert r.status_code == 409 and "same" in error_of(r)["message"]
+    r = client.post("/v1/documents", files=two, data={"id": [" ", "b"]})
+    assert r.status_code == 422
+    body = client.post("/v1/documents", files=two, data={"id": ["", "b"]}).json()
+    assert sorted(d["source"] for d in body["documents"]) == ["api:b", f"upload:{digest(b'one')}/a.txt"]
 
 
 def test_csv_upload_with_columns(client: TestClient) -> None:

@@ -85,16 +85,17 @@ class FakeSystem:
                          lexical_weight=lexical_weight) for q in questions]
 
     def ingest_documents(self, documents: Iterable[Document]) -> IngestReport:
-        added = updated = skipped = 0
+        added = updated = unchanged = 0
         now = datetime.now(timezone.utc)
         with self._lock:
             by_source = {d.source: d for d in self._docs.values()}
             for doc in documents:
                 old = by_source.get(doc.source)
-                if old is not None and old.id == doc.id:
-                    skipped += 1
+                if old is not None and (old.id, old.title, dict(old.metadata)) == (doc.id, doc.title,
+                                                                                   dict(doc.metadata)):
+                    unchanged += 1
                     continue
-                if old is not None:
+                if old is not None:  # new text, or the same with a new title or metadata
                     del self._docs[old.id]
                     updated += 1
                 else:
@@ -104,7 +105,7 @@ class FakeSystem:
                                         chunk_count=1, created_at=now, updated_at=now)
                 self._docs[doc.id] = stored
                 by_source[doc.source] = stored
-        return IngestReport(added=added, updated=updated, skipped=skipped)
+        return IngestReport(added=added, updated=updated, unchanged=unchanged)
 
     def delete(self, *, document_ids: Sequence[str] = (), sources: Sequence[str] = ()) -> int:
         with self._lock:
@@ -138,7 +139,7 @@ def test_fake_replaces_by_source_and_reports_missing_ids() -> None:
     first = fake.ingest_documents([Document(source="api:a", text="one")])
     again = fake.ingest_documents([Document(source="api:a", text="one")])
     changed = fake.ingest_documents([Document(source="api:a", text="two")])
-    assert (first.added, again.skipped, changed.updated) == (1, 1, 1)
+    assert (first.added, again.unchanged, changed.updated) == (1, 1, 1)
     assert fake.stats().documents == 1
     try:
         fake.delete(document_ids=["0" * 32])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import threading
@@ -102,7 +103,7 @@ def test_safe_name(name: str | None, expected: str) -> None:
 
 
 def test_check_upload() -> None:
-    assert check_upload("../a/Guide.MD", (".md",)) == (".md", "upload:Guide.MD")
+    assert check_upload("../a/Guide.MD", (".md",)) == (".md", "Guide.MD")
     with pytest.raises(ApiError) as e:
         check_upload("a.exe", (".md",))
     assert e.value.status_code == 415
@@ -112,17 +113,18 @@ def test_parse_uploads_relabels_and_cleans_up(tmp_path: Path, monkeypatch: pytes
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    uploads = [Upload(io.BytesIO(b"# T\n\nBody text."), ".md", "upload:a.md"),
-               Upload(io.BytesIO(b'{"id": 7, "text": "Rec."}\n'), ".jsonl", "upload:r.jsonl"),
-               Upload(io.BytesIO(b""), ".txt", "upload:empty.txt")]
+    uploads = [Upload(io.BytesIO(b"# T\n\nBody text."), ".md", "a.md"),
+               Upload(io.BytesIO(b'{"id": 7, "text": "Rec."}\n'), ".jsonl", "r.jsonl", document_id="notes"),
+               Upload(io.BytesIO(b""), ".txt", "empty.txt")]
     parsed = parse_uploads(uploads, max_file_bytes=10_000)
-    assert [d.source for d in parsed.documents] == ["upload:a.md", "upload:r.jsonl#7"]
+    md = hashlib.sha256(b"# T\n\nBody text.").hexdigest()[:16]
+    assert [d.source for d in parsed.documents] == [f"upload:{md}/a.md", "api:notes#7"]
     assert all(v == d.source.split("#")[0] for d in parsed.documents for k, v in d.metadata.items()
                if k == "source_path")
-    assert [f.source for f in parsed.failed] == ["upload:empty.txt"]
+    assert [f.source for f in parsed.failed] == [f"upload:{hashlib.sha256(b'').hexdigest()[:16]}/empty.txt"]
     assert list(tmp_path.iterdir()) == []  # the private folder is gone
     with pytest.raises(ApiError) as e:
-        parse_uploads([Upload(io.BytesIO(b"x" * 101), ".txt", "upload:big.txt")], max_file_bytes=100)
+        parse_uploads([Upload(io.BytesIO(b"x" * 101), ".txt", "big.txt")], max_file_bytes=100)
     assert e.value.status_code == 413
     assert list(tmp_path.iterdir()) == []
 
