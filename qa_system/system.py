@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings, load_settings
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, SentenceTransformerEmbedder, tokenizer_copy
 from .errors import NotLoadedError, QuestionError
 from .ingestion import Chunker, Ingestor, IngestReport
 from .types import AskResult, Document, LoadedModel, LoadedModels, MetadataValue, Passage
@@ -114,7 +114,8 @@ class QASystem:
         if self._chunker is None:
             max_tokens = min(self.settings.chunk_tokens, embedder.max_tokens)
             overlap = min(self.settings.chunk_overlap_tokens, max_tokens // 2)
-            self._chunker = make_chunker(embedder.tokenizer, max_tokens, overlap)
+            # its own tokenizer: chunking in this thread must not change the one questions embed with
+            self._chunker = make_chunker(tokenizer_copy(embedder.tokenizer), max_tokens, overlap)
         return Ingestor(self.store, embedder, self._chunker, self.settings)
 
     def ingest(self, paths: str | Path | Sequence[str | Path], *, progress: bool = False,
