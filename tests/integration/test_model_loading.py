@@ -54,3 +54,23 @@ def test_the_python_api_loads_models_without_progress_bars_and_leaves_the_users_
     ours, users = done.stderr.split("-- our loads above, the user's own below --")
     assert "Loading weights" not in ours, ours
     assert "Loading weights" in users  # transformers' own setting was not changed
+
+
+def test_the_service_is_ready_only_with_both_models_loaded(tmp_path: Path, reader_model_dir: Path) -> None:
+    """QASystem loads models lazily; the service loads both before it says it is ready."""
+    from qa_system.config import load_settings
+    from qa_system.service.metrics import Metrics
+    from qa_system.service.settings import ServiceSettings
+    from qa_system.service.state import ServiceState
+
+    fill_store(tmp_path / "store")
+    settings = load_settings(store_dir=tmp_path / "store", reader_model=str(reader_model_dir))
+    state = ServiceState(settings, ServiceSettings(), Metrics())
+    state.start(background=False)
+    try:
+        assert state.loaded
+        models = state.models()
+        assert models.embedder is not None and models.embedder.model == DEFAULT_EMBEDDING_MODEL
+        assert models.reader is not None and models.reader.model == str(reader_model_dir)
+    finally:
+        state.stop()
