@@ -37,10 +37,12 @@ def _store_options(p: argparse.ArgumentParser) -> None:
 
 def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence[tuple[str, str]] = (),
           **extra: Any) -> Any:
-    """The store of ``args``, loaded. Only ``create`` (ingest) makes a new SQLite store: elsewhere a
-    mistyped ``--store`` is an error, not a new empty store. ``questions`` (``(where, text)``
-    pairs; ``where`` prefixes the error, "" for none) are checked first."""
+    """The store of ``args``, opened (models load when first used). Only ``create`` (ingest) makes a
+    new SQLite store: elsewhere a mistyped ``--store`` is an error, not a new empty store; a
+    ``--store`` that is a file is an error everywhere. ``questions`` (``(where, text)`` pairs;
+    ``where`` prefixes the error, "" for none) are checked first."""
     from .errors import QuestionError
+    from .storage.opening import check_store_path
     from .system import QASystem
 
     settings = load_settings(store_dir=args.store, db_url=args.db_url, **extra)
@@ -50,6 +52,7 @@ def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence
             system.validate_question(question)
         except QuestionError as e:
             raise QuestionError(f"{where}: {e}" if where else str(e)) from None
+    check_store_path(Path(settings.store_dir))  # a file, or under one, is no store (nor can become one)
     if not create and settings.sqlite_path is not None and not settings.sqlite_path.is_file():
         raise StoreError(f"no store at {settings.store_dir}: `qa-system ingest PATH --store {settings.store_dir}` "
                          "creates one")

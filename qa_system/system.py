@@ -3,9 +3,15 @@
 The pipeline for a question reads as its steps: validate -> embed -> search the store
 (metadata filters applied inside the vector search) -> read all passages together -> answers.
 
+Models load when first needed: opening a store reads the embedding model's name and dimension
+the store records, so `stats`, `check`, `delete` and `get_document` never load a model; the
+embedder loads on the first ingest, question or repair that re-embeds (or `load_embedder()`),
+the reader on the first question (or `load_reader()`). Neither prints a loading progress bar.
+
 Thread-safety contract: one open `QASystem` may serve `ask`/`ask_many`/`retrieve`/`get_document`
-from many threads at once (the embedder and reader run read-only; the store hands every search
-one complete index generation). Writes (`ingest*`, `delete`, `repair`) may run in another thread
+from many threads at once (the models run read-only, their tokenizers behind locks, and the
+ingest's chunker has a tokenizer of its own; the store hands every search one complete index
+generation). Writes (`ingest*`, `delete`, `repair`) may run in another thread
 meanwhile: they are serialised among themselves, and a question sees the index as it was before
 or after a write, never half of it. Another process writing to the same store is picked up
 within `refresh_interval_s` seconds.
@@ -20,17 +26,37 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings, load_settings
-from .embedding import Embedder, SentenceTransformerEmbedder
-from .errors import NotLoadedError, QuestionError
+from .embedding import Embedder, SentenceTransformerEmbedder, tokenizer_copy
+from .errors import QuestionError
 from .ingestion import Chunker, Ingestor, IngestReport
 from .types import AskResult, Document, LoadedModel, LoadedModels, MetadataValue, Passage
 
 Filters = Mapping[str, "MetadataValue | Sequence[MetadataValue]"]
 
 
+def _is_loaded(embedder: Embedder | None) -> bool:
+    """Whether ``embedder`` can report its dimension without loading (any embedder without
+    ``is_loaded`` is taken as ready)."""
+    return embedder is not None and bool(getattr(embedder, "is_loaded", True))
+
+
+class _OnFirstEncode:
+    """The store's model and dimension as an `Embedder` that loads the real one only to encode
+    (a repair that re-embeds nothing then loads no model)."""
+
+    def __init__(self, system: QASystem, store: Any) -> None:
+        self._system = system
+        self.model_name: str = store.embedding_model
+        self.dimension: int = store.dimension
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> Any:
+        return self._system.embedder.encode(texts, batch_size=batch_size, progress=progress)
+
+
 class QASystem:
-    """Cheap to construct; `open()` loads the embedder and opens the store; the reader loads on
-    the first question (or with `load_reader()`)."""
+    """Cheap to construct; `open()` opens the store (a new store loads the embedder, to record its
+    dimension); the embedder loads on first need (or with `load_embedder()`), the reader on the
+    first question (or with `load_reader()`)."""
 
     def __init__(
         self, settings: Settings | None = None, *, embedder: Embedder | None = None, reader: Any = None,
@@ -38,6 +64,7 @@ class QASystem:
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
         self._embedder = embedder
+        self._embedder_checked = False  # compared with the store's recorded model and dimension
         self._reader = reader
         self._chunker = chunker
         self._store: Any = None
@@ -55,20 +82,47 @@ class QASystem:
         return cls(settings).load(verify=True)
 
     def load(self, *, verify: bool = True) -> QASystem:
+        """Open the store (creating it if there is none). Loads no model unless the store is new
+        (its embedding dimension comes from the model then); an embedder given to the constructor
+        is compared with the store now."""
         from .storage import Store
 
+        with self._lock:
+            if self._store is None:
+                given = self._embedder
+                self._store = Store.open(
+                    self.settings.store_dir,
+                    embedding_model=given.model_name if given is not None else self.settings.embedding_model,
+                    dimension=given.dimension if _is_loaded(given) else lambda: self.load_embedder().dimension,
+                    db_url=self.settings.db_url, verify=verify,
+                )
+                # compared by Store.open when it was loaded (or made the new store's dimension)
+                self._embedder_checked = _is_loaded(self._embedder)
+        return self
+
+    def load_embedder(self) -> Embedder:
+        """The embedder, loaded now if it is not yet (``settings.embedding_model``), and checked
+        against the model the store records (IndexMismatchError if it differs)."""
         with self._lock:
             if self._embedder is None:
                 self._embedder = SentenceTransformerEmbedder(
                     self.settings.embedding_model, device=self.settings.device,
                     precision=self.settings.embedding_precision,
-                ).load()
-            if self._store is None:
-                self._store = Store.open(
-                    self.settings.store_dir, embedding_model=self.settings.embedding_model,
-                    dimension=self._embedder.dimension, db_url=self.settings.db_url, verify=verify,
                 )
-        return self
+            if not _is_loaded(self._embedder):
+                self._embedder.load()  # type: ignore[attr-defined]
+            if not self._embedder_checked and self._store is not None:
+                self._check_embedder(self._embedder)
+                self._embedder_checked = True
+            return self._embedder
+
+    def _check_embedder(self, embedder: Embedder) -> None:
+        from .storage.opening import mismatch_error
+
+        store = self._store
+        if (embedder.model_name, embedder.dimension) != (store.embedding_model, store.dimension):
+            raise mismatch_error(store.directory, (store.embedding_model, store.dimension),
+                                 embedder.model_name, embedder.dimension)
 
     def load_reader(self) -> Any:
         from .reader import ExtractiveReader
@@ -100,11 +154,12 @@ class QASystem:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self.load()
-        if self._embedder is None:  # pragma: no cover - load() always sets it
-            raise NotLoadedError("the embedder failed to load")
-        return self._embedder
+        """The embedder, loaded (on first use) and matching the store."""
+        embedder = self._embedder
+        if embedder is not None and self._embedder_checked:
+            return embedder
+        self.load()
+        return self.load_embedder()
 
     # -- writes ------------------------------------------------------------------------------
     def _ingestor(self) -> Ingestor:
@@ -114,7 +169,8 @@ class QASystem:
         if self._chunker is None:
             max_tokens = min(self.settings.chunk_tokens, embedder.max_tokens)
             overlap = min(self.settings.chunk_overlap_tokens, max_tokens // 2)
-            self._chunker = make_chunker(embedder.tokenizer, max_tokens, overlap)
+            # its own tokenizer: chunking in this thread must not change the one questions embed with
+            self._chunker = make_chunker(tokenizer_copy(embedder.tokenizer), max_tokens, overlap)
         return Ingestor(self.store, embedder, self._chunker, self.settings)
 
     def ingest(self, paths: str | Path | Sequence[str | Path], *, progress: bool = False,
@@ -151,8 +207,11 @@ class QASystem:
         return self.store.check()
 
     def repair(self) -> Any:
+        """Fix the store (`Store.repair`); the embedder loads only if chunks need new vectors."""
         with self._write_lock:
-            return self.store.repair(self.embedder)
+            store = self.store
+            embedder = self._embedder if self._embedder_checked else _OnFirstEncode(self, store)
+            return store.repair(embedder)
 
     def stats(self) -> Any:
         return self.store.stats()

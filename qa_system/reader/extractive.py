@@ -141,10 +141,14 @@ class ExtractiveReader:
         return self._loaded().params
 
     def load(self) -> ExtractiveReader:
-        """Load tokenizer, model and ``qa_system_reader.json``; ConfigError if that fails."""
+        """Load tokenizer, model and ``qa_system_reader.json`` (without transformers' loading
+        progress bar); ConfigError if that fails."""
+        from ..quiet import quiet_model_loading
+
         with self._load_lock:
             if self._state is None:
-                tokenizer, model = load_pretrained(self._model_name)
+                with quiet_model_loading():
+                    tokenizer, model = load_pretrained(self._model_name)
                 self._install(tokenizer, model, load_reader_config(self._model_name))
         return self
 

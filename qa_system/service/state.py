@@ -98,6 +98,7 @@ class ServiceState:
                 else:
                     system = self._factory(self.settings)
             system.load()
+            system.load_embedder()  # both models now, so that ready means "can answer"
             system.load_reader()
             self._system = system
             self._loaded = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -39,24 +40,75 @@ def sql_errors(what: str) -> Iterator[None]:
         raise StoreError(f"{what} failed: {e}") from e
 
 
-def claim_store(engine: Engine, directory: Path, model: str, dimension: int, *, create: bool) -> int:
+def check_store_path(directory: Path) -> None:
+    """StoreError naming the problem when ``directory`` cannot be a store folder: it is a file, a
+    folder above it is a file, or (when it must be created) the nearest folder above it is not
+    writable. Only looks; creates nothing."""
+    try:
+        _check_store_path(directory)
+    except OSError as e:  # e.g. a folder above it that may not be read
+        raise StoreError(f"{directory} cannot be a store folder: {e.strerror or e}") from None
+
+
+def _check_store_path(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise StoreError(f"{directory} is a file, not a store folder: give a folder (new or existing)")
+    if directory.is_dir():
+        return
+    for parent in directory.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StoreError(f"{directory} cannot be a store folder: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise StoreError(f"{directory} cannot be a store folder: {parent} is not writable")
+            return
+
+
+def make_store_folder(directory: Path) -> None:
+    """Create ``directory`` (and the folders above it); StoreError naming it when that fails."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create a store at {directory}: {e.strerror or e}") from None
+
+
+def recorded_embedding(engine: Engine) -> tuple[str, int] | None:
+    """The embedding model and dimension the store records; None before its first open."""
+    with sql_errors("reading the store state"), sessionmaker(engine)() as session:
+        state = repo.state(session)
+        if state.embedding_model is None or state.dimension is None:
+            return None
+        return state.embedding_model, int(state.dimension)
+
+
+def mismatch_error(directory: Path, recorded: tuple[str, int], model: str, dimension: int | None,
+                   ) -> IndexMismatchError:
+    """The error for opening a store of ``recorded`` (model, dimension) with another model."""
+    asked = f"{model!r}" if dimension is None else f"{model!r} (dimension {dimension})"
+    return IndexMismatchError(
+        f"the store at {directory} was built with {recorded[0]!r} (dimension {recorded[1]}); "
+        f"asked for {asked}. Use the same embedding model, or ingest into a new store.")
+
+
+def claim_store(engine: Engine, directory: Path, model: str, dimension: int | None, *,
+                create: bool) -> tuple[int, int]:
     """Record (first open) or compare the embedding model and dimension, and drop stray index
-    files, all under the database write lock. Returns the committed generation."""
+    files, all under the database write lock. ``dimension`` None: whatever the store records
+    (a new store needs one). Returns the committed generation and the store's dimension."""
     with sql_errors("opening the store"), sessionmaker(write_engine(engine))() as session:
         state = repo.state(session, lock=True)
         if state.embedding_model is None:
             if not create:
                 raise StoreError(f"no store at {directory} (the database is empty)")
+            if dimension is None:
+                raise StoreError(f"a new store at {directory} needs the embedding dimension")
             state.embedding_model, state.dimension, state.updated_at = model, dimension, utcnow()
-        elif (state.embedding_model, state.dimension) != (model, dimension):
-            raise IndexMismatchError(
-                f"the store at {directory} was built with {state.embedding_model!r} "
-                f"(dimension {state.dimension}); asked for {model!r} (dimension {dimension}). "
-                "Use the same embedding model, or ingest into a new store.")
+        elif state.embedding_model != model or dimension not in (None, state.dimension):
+            raise mismatch_error(directory, (state.embedding_model, state.dimension), model, dimension)
         files.remove_other_generations(directory, keep=state.generation)
-        generation = state.generation
+        generation, recorded_dimension = state.generation, int(state.dimension)
         session.commit()
-    return generation
+    return generation, recorded_dimension
 
 
 def load_settled(engine: Engine, directory: Path, generation: int, model: str,

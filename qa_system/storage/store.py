@@ -46,9 +46,12 @@ from .opening import (
     DB_FILE,
     REPAIR_HINT,
     RETRIES,
+    check_store_path,
     claim_store,
     default_db_url,
     load_settled,
+    make_store_folder,
+    recorded_embedding,
     sql_errors,
     utcnow,
 )
@@ -88,25 +91,38 @@ class Store:
     # ---------------------------------------------------------------------------- open
 
     @classmethod
-    def open(cls, directory: str | Path, *, embedding_model: str, dimension: int,
+    def open(cls, directory: str | Path, *, embedding_model: str, dimension: int | Callable[[], int],
              db_url: str | None = None, create: bool = True, verify: bool = True) -> Store:
+        """Open the store in ``directory`` (its SQL database is ``db_url``, by default SQLite in
+        that folder); with ``create``, make a new one where there is none (else StoreError).
+
+        ``embedding_model`` must be the model the store records (else IndexMismatchError), and so
+        must ``dimension`` -- or ``dimension`` is a function giving it (which may load the model),
+        called only when the store is new: an existing store records its dimension, so opening one
+        needs no model. A path that cannot hold a store (a file, under a file, not writable) is a
+        StoreError naming it, raised before anything is created.
+        """
         directory = Path(directory)
-        if dimension <= 0:
-            raise InputError(f"dimension must be positive, got {dimension}")
-        if not directory.is_dir():
-            if not create:
-                raise StoreError(f"no store at {directory}")
-            directory.mkdir(parents=True, exist_ok=True)
-        if db_url is None and not create and not (directory / DB_FILE).exists():
+        check_store_path(directory)
+        if not create and not directory.is_dir():
+            raise StoreError(f"no store at {directory}")
+        new = db_url is None and not (directory / DB_FILE).exists()
+        if new and not create:
             raise StoreError(f"no store at {directory} ({DB_FILE} is missing)")
-        files.index_directory(directory).mkdir(exist_ok=True)
+        # an existing store records its dimension: ask the model only for a new one
+        wanted = (dimension() if new else None) if callable(dimension) else dimension
+        if wanted is not None and wanted <= 0:
+            raise InputError(f"dimension must be positive, got {wanted}")
+        make_store_folder(files.index_directory(directory))
         engine = create_store_engine(db_url or default_db_url(directory))
         try:
             migrate.upgrade(engine)
-            generation = claim_store(engine, directory, embedding_model, dimension, create=create)
-            loaded, generation = load_settled(engine, directory, generation, embedding_model, dimension)
+            if wanted is None and callable(dimension) and create and recorded_embedding(engine) is None:
+                wanted = dimension()  # a new store in another database: ask the model
+            generation, stored = claim_store(engine, directory, embedding_model, wanted, create=create)
+            loaded, generation = load_settled(engine, directory, generation, embedding_model, stored)
             store = cls(directory=directory, engine=engine, embedding_model=embedding_model,
-                        dimension=dimension, index=loaded.index, generation=generation,
+                        dimension=stored, index=loaded.index, generation=generation,
                         load_problems=loaded.problems)
             if verify:
                 report = store._check(preloaded=(loaded, generation), full_text=False)

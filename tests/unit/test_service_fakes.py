@@ -34,6 +34,9 @@ class FakeSystem:
         self.loaded = True
         return self
 
+    def load_embedder(self) -> None:
+        return None
+
     def load_reader(self) -> None:
         return None
 
