@@ -141,7 +141,7 @@ class FileDocuments:
                 yield number, piece
 
     def _csv_rows(self, f: BinaryIO) -> Iterator[tuple[int, list[str] | csv.Error]]:
-        """``(line number, cells or the row's csv.Error)`` of every non-blank row."""
+        """``(first line number, cells or the row's csv.Error)`` of every non-blank row."""
         text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
         while True:
@@ -162,9 +162,9 @@ class FileDocuments:
             if row is None or (isinstance(row, csv.Error) and reader.line_num == before):
                 return
             if isinstance(row, csv.Error):
-                yield reader.line_num, row
+                yield before + 1, row
             elif any(cell.strip() for cell in row):
-                yield reader.line_num, [normalize_text(cell) for cell in row]
+                yield before + 1, [normalize_text(cell) for cell in row]
 
     def _read(self, f: BinaryIO) -> Iterator[bytes]:
         while True:

@@ -132,7 +132,7 @@ def _assemble(pieces: Iterator[tuple[str, str]]) -> str:
                 out.append(pending)
             out.append(value)
             pending = trailing
-    return "".join(out)
+    return "".join(out).rstrip("\n")  # a final <pre> may end with a newline
 
 
 def _stronger(a: str, b: str) -> str:

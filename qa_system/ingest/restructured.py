@@ -32,6 +32,7 @@ from docutils.core import publish_doctree, publish_from_doctree
 from docutils.parsers.rst import Directive, Parser, directives, roles
 from docutils.parsers.rst.languages import en
 from docutils.parsers.rst.states import Inliner
+from docutils.writers.html5_polyglot import Writer as Html5Writer
 
 from ..errors import DocumentParseError
 from .markup import html_to_text
@@ -106,7 +107,11 @@ class _SphinxDirective(Directive):
         argument = " ".join(self.arguments[0].split()) if self.arguments else ""
         if kind in _VERSION_LABELS:
             version, _, rest = argument.partition(" ")
-            out.append(nodes.paragraph(text=f"{_VERSION_LABELS[kind]} {version}." + (f" {rest}" if rest else "")))
+            line = nodes.paragraph("", f"{_VERSION_LABELS[kind]} {version}.")
+            if rest:
+                inline, _messages = self.state.inline_text(rest, self.lineno)
+                line += [nodes.Text(" "), *inline]
+            out.append(line)
         elif argument and kind not in _CONTENT_ONLY:
             out.append(nodes.paragraph(text=argument))
         if self.content:
@@ -142,7 +147,7 @@ def rst_to_text(text: str, source: str) -> tuple[str, str | None]:
         doctree = publish_doctree(text, parser=Parser(inliner=_sphinx_inliner()),
                                   settings_overrides=_SETTINGS)
         _unresolved_as_text(doctree)
-        html = publish_from_doctree(doctree, writer_name="html5", settings_overrides=_SETTINGS)
+        html = publish_from_doctree(doctree, writer=Html5Writer(), settings_overrides=_SETTINGS)
     except Exception as e:  # docutils raises many types on input it cannot handle
         raise DocumentParseError(source, f"not readable reStructuredText ({type(e).__name__}: {e})") from e
     extracted, _ = html_to_text(html)
