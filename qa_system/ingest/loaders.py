@@ -40,7 +40,6 @@ from .files import SUPPORTED_EXTENSIONS
 from .markup import html_to_text, markdown_to_text
 from .pdf import pdf_to_text
 from .records import LoadResult, RecordCollector, iter_csv, iter_json, iter_jsonl
-from .restructured import rst_to_text
 from .text import (
     check_utf8_file,
     decode_utf8,
@@ -50,7 +49,6 @@ from .text import (
     read_bytes,
     require_text,
 )
-from .word import docx_to_text
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +246,8 @@ def _whole_document(suffix: str, data: bytes, source: str) -> tuple[Document, tu
         pdf = pdf_to_text(data, source)
         return _document(source, pdf.text, pdf.title, page_count=pdf.page_count), pdf.warnings
     if suffix == ".docx":
+        from .word import docx_to_text  # python-docx is imported only when a Word file is read
+
         text, title = docx_to_text(data, source)
         return _document(source, require_text(normalize_text(text), source, "Word document"), title), ()
     text = require_text(normalize_text(decode_utf8(data, source)), source)
@@ -258,10 +258,16 @@ def _whole_document(suffix: str, data: bytes, source: str) -> tuple[Document, tu
     return _document(source, require_text(normalize_text(extracted), source, what), title), ()
 
 
+def _rst_to_text(text: str, source: str) -> tuple[str, str | None]:
+    from .restructured import rst_to_text  # docutils is imported only when an .rst file is read
+
+    return rst_to_text(text, source)
+
+
 _CONVERTERS: dict[str, tuple[str, Callable[[str, str], tuple[str, str | None]]]] = {
     ".md": ("Markdown", lambda text, _source: markdown_to_text(text)),
     ".markdown": ("Markdown", lambda text, _source: markdown_to_text(text)),
-    ".rst": ("reStructuredText", rst_to_text),
+    ".rst": ("reStructuredText", _rst_to_text),
     ".html": ("HTML", lambda text, _source: html_to_text(text)),
     ".htm": ("HTML", lambda text, _source: html_to_text(text)),
 }
