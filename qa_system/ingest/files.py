@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import DocumentParseError, InputError
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
-    {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".json", ".csv"}
+    {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf", ".docx", ".jsonl", ".json", ".csv"}
 )
 
 

@@ -8,9 +8,13 @@ from collections.abc import Iterator
 
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PreformattedString, Tag
+from markdown_it import MarkdownIt
 
-_ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# CommonMark with GitHub-style tables and strikethrough; raw HTML passes through to html_to_text
+_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+_YAML_KEY = re.compile(r"[ \t]*[\w.-]+[ \t]*:(?:[ \t]|$)")
+_FRONT_MATTER_TITLE = re.compile(r"^title[ \t]*:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
 
 _DROPPED_TAGS = ("script", "style", "nav", "head", "noscript", "template", "svg", "iframe")
 _PARAGRAPH_TAGS = frozenset({
@@ -25,23 +29,42 @@ _CELL_TAGS = frozenset({"td", "th"})
 _RANK = {"": 0, " ": 1, "\n": 2, "\n\n": 3}
 
 
-def markdown_title(text: str) -> str | None:
-    """The text of the first level-1 ATX heading (``# Title``) outside code fences, if any."""
-    fence: str | None = None
-    for line in text.split("\n"):
-        opener = _FENCE.match(line)
-        if opener:
-            marker = opener.group(1)
-            if fence is None:
-                fence = marker[0] * 3
-            elif marker.startswith(fence):
-                fence = None
-            continue
-        if fence is None:
-            match = _ATX_H1.match(line)
-            if match and match.group(1).strip():
-                return match.group(1).strip()
-    return None
+def markdown_to_text(text: str) -> tuple[str, str | None]:
+    """Plain text of a Markdown document and its title.
+
+    The document is rendered as CommonMark (plus tables) and its HTML read by
+    :func:`html_to_text`: markup characters go, code blocks keep their content (without the
+    fence lines), links keep their text, headings, paragraphs and list items start new lines,
+    and HTML written inside the Markdown is reduced to its text. A leading front matter block
+    (``---`` ... ``---``) is not part of the text. The title is the first level-1 heading, else
+    the front matter's ``title:``.
+    """
+    front_matter = _FRONT_MATTER.match(text)
+    if front_matter and not _looks_like_yaml(front_matter.group(1) or ""):
+        front_matter = None  # a thematic break, not front matter
+    body = text[front_matter.end():] if front_matter else text
+    extracted, title = html_to_text(_MARKDOWN.render(body))
+    if title is None and front_matter:
+        title = _front_matter_title(front_matter.group(1) or "")
+    return extracted, title
+
+
+def _looks_like_yaml(block: str) -> bool:
+    """Whether the first non-blank, non-comment line of a ``---`` block is a ``key:`` line."""
+    for line in block.split("\n"):
+        if line.strip() and not line.lstrip().startswith("#"):
+            return _YAML_KEY.match(line) is not None
+    return True
+
+
+def _front_matter_title(yaml_text: str) -> str | None:
+    match = _FRONT_MATTER_TITLE.search(yaml_text)
+    if not match:
+        return None
+    value = match.group(1)
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return " ".join(value.split()) or None
 
 
 def html_to_text(html: str) -> tuple[str, str | None]:
@@ -104,10 +127,12 @@ def _assemble(pieces: Iterator[tuple[str, str]]) -> str:
             value = collapsed.strip()
         if value:
             if out and pending:
+                if pending.startswith("\n") and out[-1].endswith("\n"):
+                    pending = pending[1:]  # verbatim text ending in a newline counts as one
                 out.append(pending)
             out.append(value)
             pending = trailing
-    return "".join(out)
+    return "".join(out).rstrip("\n")  # a final <pre> may end with a newline
 
 
 def _stronger(a: str, b: str) -> str:

@@ -206,16 +206,20 @@ def test_bad_files_are_reported_by_name_and_the_rest_is_ingested(
     shutil.copy(SAMPLE_CORPUS / "sync" / "offline-mode.md", corpus / "good.md")
     (corpus / "empty.txt").write_text("")
     (corpus / "binary.txt").write_bytes(b"\x00\x01\x02 not text \xff\xfe")
-    (corpus / "broken.jsonl").write_text('{"text": "fine"}\n{"text": oops}\n')
+    (corpus / "broken.jsonl").write_text('{"text": oops}\n{"no": "text"}\n')
+    (corpus / "partly.jsonl").write_text('{"text": "fine"}\n{"text": oops}\n')
     (corpus / "notes.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     (corpus / "image.png").write_bytes(b"\x89PNG")
     qa = open_system(tmp_path / "store", real_embedder, real_reader)
     report = qa.ingest([corpus])
     failed = {Path(f.source).name: f.reason for f in report.failed}
     assert set(failed) == {"empty.txt", "binary.txt", "broken.jsonl", "notes.pdf"}
-    assert "line 2" in failed["broken.jsonl"]
-    assert report.added == 1 and report.unsupported_files == 1
-    assert qa.stats().documents == 1 and qa.check().ok
+    assert failed["broken.jsonl"].startswith("no usable records: line 1: not valid JSON")
+    assert "EOF marker not found" in failed["notes.pdf"]
+    assert report.notes == (f"{corpus.resolve() / 'partly.jsonl'}: skipped line 2: not valid JSON (Expecting value, "
+                            "column 10)",)
+    assert report.added == 2 and report.unsupported_files == 1
+    assert qa.stats().documents == 2 and qa.check().ok
     qa.close()
 
 

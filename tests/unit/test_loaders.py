@@ -7,55 +7,8 @@ from pathlib import Path
 import pytest
 
 from qa_system.errors import DocumentParseError, InputError
-from qa_system.ingest import (
-    iter_input_files,
-    load_file,
-    load_file_result,
-    scan_input_files,
-    source_path,
-)
-
-LIMIT = 10 * 1024 * 1024
-
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, str):
-        path.write_bytes(content.encode("utf-8"))
-    else:
-        path.write_bytes(content)
-    return path
-
-
-def load(path: Path, **kwargs: object) -> list:
-    limit = kwargs.pop("max_file_bytes", LIMIT)
-    return load_file(path, max_file_bytes=limit, **kwargs)  # type: ignore[arg-type]
-
-
-def parse_error(path: Path, **kwargs: object) -> DocumentParseError:
-    with pytest.raises(DocumentParseError) as info:
-        load(path, **kwargs)
-    assert info.value.source == source_path(path)
-    return info.value
-
-
-def make_pdf(pages: list[str], *, title: str | None = None, password: str | None = None) -> bytes:
-    fpdf = pytest.importorskip("fpdf")
-    from fpdf.enums import EncryptionMethod
-
-    pdf = fpdf.FPDF()
-    if title:
-        pdf.set_title(title)
-    pdf.set_font("helvetica", size=12)
-    for page in pages:
-        pdf.add_page()
-        if page:
-            pdf.multi_cell(0, 10, page)
-    if password is not None:
-        pdf.set_encryption(owner_password="owner", user_password=password,
-                           encryption_method=EncryptionMethod.RC4)
-    return bytes(pdf.output())
-
+from qa_system.ingest import iter_input_files, load_file, load_file_result, scan_input_files
+from tests.loader_support import LIMIT, load, make_pdf, parse_error, write
 
 # --- plain text and Markdown -------------------------------------------------------------
 
@@ -83,15 +36,15 @@ def test_utf8_bom_is_accepted_and_dropped(tmp_path: Path) -> None:
     assert load(path)[0].text == "Café"
 
 
-def test_markdown_text_is_kept_and_title_taken_from_first_h1(tmp_path: Path) -> None:
+def test_markdown_is_converted_to_text_and_title_taken_from_first_h1(tmp_path: Path) -> None:
     content = (
         "Intro line\r\n\r\n```bash\r\n# not a title\r\n```\r\n\r\n"
         "# Real *Title* ##\r\n\r\nBody **bold**.\r\n# Second\r\n"
     )
     path = write(tmp_path / "doc.md", content)
     [doc] = load(path)
-    assert doc.text == content.replace("\r\n", "\n")
-    assert doc.title == "Real *Title*"
+    assert doc.text == "Intro line\n\n# not a title\n\nReal Title\n\nBody bold.\n\nSecond"
+    assert doc.title == "Real Title"
 
 
 @pytest.mark.parametrize("name", ["plain.md", "plain.markdown"])
@@ -233,8 +186,8 @@ def test_unreadable_file_fails_for_real(tmp_path: Path) -> None:
 
 
 def test_unsupported_file_named_explicitly_fails(tmp_path: Path) -> None:
-    error = parse_error(write(tmp_path / "report.docx", b"PK\x03\x04"))
-    assert error.reason.startswith("unsupported file type '.docx'")
+    error = parse_error(write(tmp_path / "report.odt", b"PK\x03\x04"))
+    assert error.reason.startswith("unsupported file type '.odt'")
 
 
 def test_missing_file_fails(tmp_path: Path) -> None:
@@ -267,9 +220,18 @@ def test_jsonl_records_sources_and_metadata(tmp_path: Path) -> None:
     assert dict(docs[2].metadata) == {"source_path": base}
 
 
-def test_jsonl_invalid_line_fails_the_whole_file_naming_the_line(tmp_path: Path) -> None:
-    path = write(tmp_path / "bad.jsonl", '{"text": "ok"}\n\n{"text": "broken"\n{"text": "ok"}\n')
-    assert parse_error(path).reason.startswith("line 3: invalid JSON")
+def test_jsonl_invalid_line_is_skipped_and_reported_by_number(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.jsonl", '{"text": "one"}\n\n{"text": "broken"\n{"text": "four"}\n')
+    result = load_file_result(path, max_file_bytes=LIMIT)
+    assert [d.text for d in result.documents] == ["one", "four"]
+    assert [d.source.rsplit("#", 1)[1] for d in result.documents] == ["line-1", "line-4"]
+    assert result.skipped == ("line 3: not valid JSON (Expecting ',' delimiter, column 18)",)
+
+
+def test_jsonl_unterminated_string_message_has_no_doubled_word(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.jsonl", '{"text": "ok"}\n{"text": "unterminated}\n')
+    result = load_file_result(path, max_file_bytes=LIMIT)
+    assert result.skipped == ("line 2: not valid JSON (Unterminated string, column 10)",)
 
 
 @pytest.mark.parametrize(("record", "reason"), [
@@ -282,21 +244,37 @@ def test_jsonl_invalid_line_fails_the_whole_file_naming_the_line(tmp_path: Path)
     ({"text": "x", "id": ""}, "line 2: 'id' is empty"),
     ({"text": "x", "title": ["a"]}, "line 2: 'title' must be a string, got an array"),
 ])
-def test_jsonl_bad_record_fails(tmp_path: Path, record: object, reason: str) -> None:
+def test_jsonl_bad_record_is_skipped(tmp_path: Path, record: object, reason: str) -> None:
     path = write(tmp_path / "r.jsonl", json.dumps({"text": "fine"}) + "\n" + json.dumps(record))
-    assert parse_error(path).reason == reason
+    result = load_file_result(path, max_file_bytes=LIMIT)
+    assert [d.text for d in result.documents] == ["fine"]
+    assert result.skipped == (reason,)
 
 
-def test_jsonl_duplicate_ids_fail(tmp_path: Path) -> None:
+def test_jsonl_duplicate_ids_keep_the_first(tmp_path: Path) -> None:
     lines = [{"id": "x", "text": "a"}, {"id": "y", "text": "b"}, {"id": "x", "text": "c"}]
     path = write(tmp_path / "d.jsonl", "\n".join(json.dumps(r) for r in lines))
-    assert parse_error(path).reason == "duplicate record id 'x' (line 1 and line 3)"
+    result = load_file_result(path, max_file_bytes=LIMIT)
+    assert [d.text for d in result.documents] == ["a", "b"]
+    assert result.skipped == ("line 3: duplicate record id 'x', first seen at line 1",)
 
 
-def test_jsonl_explicit_id_clashing_with_a_line_id_fails(tmp_path: Path) -> None:
+def test_jsonl_explicit_id_clashing_with_a_line_id_is_skipped(tmp_path: Path) -> None:
     lines = [{"id": "line-2", "text": "a"}, {"text": "b"}]
     path = write(tmp_path / "d.jsonl", "\n".join(json.dumps(r) for r in lines))
-    assert "duplicate record id 'line-2'" in parse_error(path).reason
+    result = load_file_result(path, max_file_bytes=LIMIT)
+    assert [d.text for d in result.documents] == ["a"]
+    assert result.skipped == ("line 2: duplicate record id 'line-2', first seen at line 1",)
+
+
+def test_jsonl_with_every_line_bad_fails_naming_the_first_problems(tmp_path: Path) -> None:
+    lines = ["{bad", '{"title": "no text"}', "[1]", '"str"', "{also bad"]
+    path = write(tmp_path / "all-bad.jsonl", "\n".join(lines) + "\n")
+    assert parse_error(path).reason == (
+        "no usable records: line 1: not valid JSON (Expecting property name enclosed in double quotes, "
+        "column 2); line 2: record has no non-empty string 'text'; line 3: expected a JSON object, "
+        "got an array (and 2 more)"
+    )
 
 
 def test_jsonl_with_only_blank_lines_fails(tmp_path: Path) -> None:
@@ -328,7 +306,7 @@ def test_json_single_record_object(tmp_path: Path) -> None:
 
 def test_json_syntax_error_names_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path / "bad.json", '[\n  {"text": "a"},\n  {"text": }\n]')
-    assert parse_error(path).reason.startswith("invalid JSON at line 3, column 12")
+    assert parse_error(path).reason == "not valid JSON (Expecting value, line 3, column 12)"
 
 
 @pytest.mark.parametrize("payload", ['"just a string"', "42", '{"documents": "nope"}'])
@@ -337,10 +315,32 @@ def test_json_wrong_shape_fails(tmp_path: Path, payload: str) -> None:
     assert "record" in reason
 
 
-def test_json_duplicate_ids_fail(tmp_path: Path) -> None:
+def test_json_duplicate_ids_keep_the_first(tmp_path: Path) -> None:
     records = [{"id": 1, "text": "a"}, {"id": "1", "text": "b"}]
     path = write(tmp_path / "d.json", json.dumps(records))
-    assert parse_error(path).reason == "duplicate record id '1' (record 1 and record 2)"
+    result = load_file_result(path, max_file_bytes=LIMIT)
+    assert [d.text for d in result.documents] == ["a"]
+    assert result.skipped == ("record 2: duplicate record id '1', first seen at record 1",)
+
+
+def test_json_bad_records_are_skipped_and_reported(tmp_path: Path) -> None:
+    records = [{"text": "a"}, "not an object", {"text": ""}, {"text": "d", "id": [1]}, {"text": "e"}]
+    path = write(tmp_path / "r.json", json.dumps({"documents": records}))
+    result = load_file_result(path, max_file_bytes=LIMIT)
+    assert [d.source.rsplit("#", 1)[1] for d in result.documents] == ["record-1", "record-5"]
+    assert result.skipped == (
+        "record 2: expected a JSON object, got a string",
+        "record 3: record has no non-empty string 'text'",
+        "record 4: 'id' must be a string or a number, got an array",
+    )
+
+
+def test_json_with_every_record_bad_fails(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.json", json.dumps([1, 2]))
+    assert parse_error(path).reason == (
+        "no usable records: record 1: expected a JSON object, got a number; "
+        "record 2: expected a JSON object, got a number"
+    )
 
 
 def test_json_empty_list_fails(tmp_path: Path) -> None:
@@ -392,21 +392,27 @@ def test_csv_missing_title_column_fails(tmp_path: Path) -> None:
 
 def test_csv_with_every_row_empty_fails(tmp_path: Path) -> None:
     path = write(tmp_path / "e.csv", "text,x\n,1\n  ,2\n")
-    assert parse_error(path).reason == "no rows with text in column 'text'"
+    assert parse_error(path).reason == (
+        "no usable records: row 1 (line 2): empty 'text'; row 2 (line 3): empty 'text'"
+    )
 
 
 def test_csv_header_only_fails(tmp_path: Path) -> None:
     assert parse_error(write(tmp_path / "h.csv", "text,x\n")).reason == "CSV file has no data rows"
 
 
-def test_csv_row_with_too_many_fields_fails(tmp_path: Path) -> None:
-    path = write(tmp_path / "w.csv", "text,x\na,1\nb,2,3\n")
-    assert parse_error(path).reason == "row 2 (line 3): 3 fields, the header has 2"
+def test_csv_row_with_too_many_fields_is_skipped(tmp_path: Path) -> None:
+    path = write(tmp_path / "w.csv", "text,x\na,1\nb,2,3\nc,4\n")
+    result = load_file_result(path, max_file_bytes=LIMIT)
+    assert [d.text for d in result.documents] == ["a", "c"]
+    assert result.skipped == ("row 2 (line 3): 3 fields, the header has 2",)
 
 
-def test_csv_duplicate_ids_fail(tmp_path: Path) -> None:
+def test_csv_duplicate_ids_keep_the_first(tmp_path: Path) -> None:
     path = write(tmp_path / "d.csv", "id,text\nk,a\nk,b\n")
-    assert parse_error(path).reason == "duplicate record id 'k' (row 1 and row 2)"
+    result = load_file_result(path, max_file_bytes=LIMIT)
+    assert [d.text for d in result.documents] == ["a"]
+    assert result.skipped == ("row 2 (line 3): duplicate record id 'k', first seen at row 1 (line 2)",)
 
 
 def test_csv_duplicate_column_names_fail(tmp_path: Path) -> None:
