@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .config import Settings
 from .embedding import Embedder
 from .errors import DocumentParseError, InputError
-from .ingest import FileScan, is_supported, load_file_result, scan_input_files
+from .ingest import FileScan, is_supported, iter_file_documents, scan_input_files
 from .ingest_report import DOCUMENT, FILE, IngestFailure, IngestReport
 from .storage import ApplyResult, DocumentWrite, MetadataUpdate, Store
 from .types import Chunk, Document
@@ -320,14 +320,22 @@ class Ingestor:
 
     def _file_documents(self, path: Path, size: int, tally: _Tally, csv_text_column: str,
                         csv_title_column: str | None) -> Iterator[tuple[Document, float]]:
-        """The documents of one file, each with the bytes of the file it accounts for (by text
-        length). Raises DocumentParseError when the file cannot be read."""
-        loaded = load_file_result(path, max_file_bytes=self._settings.max_file_bytes,
-                                  csv_text_column=csv_text_column, csv_title_column=csv_title_column)
-        tally.notes.extend(f"{path}: skipped {s}" for s in loaded.skipped)
-        total = sum(len(d.text) for d in loaded.documents) or 1
-        for doc in loaded.documents:
-            yield doc, size * len(doc.text) / total
+        """The documents of one file as the loader streams them, each with the bytes of the file
+        read since the previous one (for the progress bar). Records the loader skipped and its
+        warnings become notes naming the file, also when the file fails part-way. Raises
+        DocumentParseError when the file cannot be read."""
+        stream = iter_file_documents(path, max_file_bytes=self._settings.max_file_bytes,
+                                     csv_text_column=csv_text_column, csv_title_column=csv_title_column)
+        scale = size / stream.total_bytes if stream.total_bytes else 0.0
+        reported = 0.0
+        try:
+            for doc in stream:
+                share = stream.bytes_read * scale - reported
+                reported += share
+                yield doc, share
+        finally:
+            tally.notes.extend(f"{path}: skipped {s}" for s in stream.skipped)
+            tally.notes.extend(f"{path}: warning: {w}" for w in stream.warnings)
 
 
 def scan_report(scan: FileScan) -> IngestReport:

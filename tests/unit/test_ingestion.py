@@ -175,7 +175,7 @@ def test_a_record_whose_title_or_metadata_changed_is_updated_without_embedding_a
 def test_the_summary_counts_add_up(qa: QASystem, tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "c")  # 3 good files (8 documents), bad.json, skip.bin
     (corpus / "broken-link.md").symlink_to(corpus / "gone.md")
-    (corpus / "notes.rst").write_text("Title\n=====\n")
+    (corpus / "notes.odt").write_text("Title\n=====\n")
     (corpus / "empty.jsonl").write_text('{"text": "   "}\n')  # a record without text: the file fails
     ingestor(qa).ingest_paths([corpus / "a.txt"])
     (corpus / "b.md").write_text("# Bee\n\nChanged text.\n")
@@ -184,14 +184,14 @@ def test_the_summary_counts_add_up(qa: QASystem, tmp_path: Path) -> None:
     assert report.files == report.files_read + report.files_failed + report.unsupported_files
     assert (report.added, report.updated, report.unchanged, report.documents_failed) == (7, 0, 1, 0)
     assert report.documents == report.added + report.updated + report.unchanged + report.documents_failed == 8
-    assert report.unsupported_by_extension() == {".bin": 1, ".rst": 1}
+    assert report.unsupported_by_extension() == {".bin": 1, ".odt": 1}
     assert sorted(Path(f.source).name for f in report.failed) == ["bad.json", "broken-link.md", "empty.jsonl"]
     first, second = report.summary().splitlines()
-    assert first == "8 files: 3 read, 3 failed, 2 skipped as unsupported (1 .bin, 1 .rst)"
+    assert first == "8 files: 3 read, 3 failed, 2 skipped as unsupported (1 .bin, 1 .odt)"
     assert second.startswith("8 documents: 7 added, 0 updated, 1 unchanged, 0 failed;")
     as_json = report.to_dict()
     assert as_json["unchanged"] == 1 and "skipped" not in as_json
-    assert sorted(Path(p).name for p in as_json["unsupported"]) == ["notes.rst", "skip.bin"]
+    assert sorted(Path(p).name for p in as_json["unsupported"]) == ["notes.odt", "skip.bin"]
     with pytest.warns(DeprecationWarning):
         assert report.skipped == report.unchanged
 
@@ -199,13 +199,13 @@ def test_the_summary_counts_add_up(qa: QASystem, tmp_path: Path) -> None:
 def test_nothing_readable_is_named(qa: QASystem, tmp_path: Path) -> None:
     folder = tmp_path / "rst"
     folder.mkdir()
-    for name in ("a.rst", "b.rst", "logo.png"):
+    for name in ("a.odt", "b.odt", "logo.png"):
         (folder / name).write_text("x")
     report = ingestor(qa).ingest_paths([folder])
-    assert report.problem() == "none of the 3 files found is of a supported type (2 .rst, 1 .png)"
+    assert report.problem() == "none of the 3 files found is of a supported type (2 .odt, 1 .png)"
     (folder / "bad.json").write_text("{")
     assert ingestor(qa).ingest_paths([folder]).problem() == (
-        "of the 4 files found, 1 failed and 3 are of unsupported types (2 .rst, 1 .png)")
+        "of the 4 files found, 1 failed and 3 are of unsupported types (2 .odt, 1 .png)")
     assert ingestor(qa).ingest_paths([write_corpus(tmp_path / "c")]).problem() is None
 
 
@@ -218,18 +218,18 @@ def test_cli_refuses_paths_with_nothing_readable_before_making_a_store(
 
     folder = tmp_path / "docs"
     folder.mkdir()
-    for name in ("intro.rst", "api.rst", "logo.png"):
+    for name in ("intro.odt", "api.odt", "logo.png"):
         (folder / name).write_text("x")
     store = tmp_path / "store"
     assert main(["ingest", str(folder), "--store", str(store), "--verbose"]) == 1
     out, err = capsys.readouterr()
-    assert out.splitlines()[0] == "3 files: 0 read, 0 failed, 3 skipped as unsupported (2 .rst, 1 .png)"
-    assert f"skipped (unsupported type): {(folder / 'api.rst').as_posix()}" in err.splitlines()
-    assert ("error: nothing was ingested: none of the 3 files found is of a supported type (2 .rst, 1 .png); "
+    assert out.splitlines()[0] == "3 files: 0 read, 0 failed, 3 skipped as unsupported (2 .odt, 1 .png)"
+    assert f"skipped (unsupported type): {(folder / 'api.odt').as_posix()}" in err.splitlines()
+    assert ("error: nothing was ingested: none of the 3 files found is of a supported type (2 .odt, 1 .png); "
             "supported types: ") in err
     assert not store.exists()
-    assert main(["ingest", str(folder / "intro.rst"), "--store", str(store), "--json"]) == 1
+    assert main(["ingest", str(folder / "intro.odt"), "--store", str(store), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert report["unsupported"] == [(folder / "intro.rst").as_posix()] and report["files"] == 1
-    assert report["unsupported_by_extension"] == {".rst": 1} and report["problem"]
+    assert report["unsupported"] == [(folder / "intro.odt").as_posix()] and report["files"] == 1
+    assert report["unsupported_by_extension"] == {".odt": 1} and report["problem"]
     assert not store.exists()
