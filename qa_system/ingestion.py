@@ -321,21 +321,20 @@ class Ingestor:
     def _file_documents(self, path: Path, size: int, tally: _Tally, csv_text_column: str,
                         csv_title_column: str | None) -> Iterator[tuple[Document, float]]:
         """The documents of one file as the loader streams them, each with the bytes of the file
-        read since the previous one (for the progress bar). Records the loader skipped and its
-        warnings become notes naming the file, also when the file fails part-way. Raises
-        DocumentParseError when the file cannot be read."""
+        read since the previous one (for the progress bar). Once the file is read, the records the
+        loader skipped and its warnings become notes naming the file (when the file fails, its
+        DocumentParseError names them instead). Raises DocumentParseError when the file cannot be
+        read."""
         stream = iter_file_documents(path, max_file_bytes=self._settings.max_file_bytes,
                                      csv_text_column=csv_text_column, csv_title_column=csv_title_column)
         scale = size / stream.total_bytes if stream.total_bytes else 0.0
         reported = 0.0
-        try:
-            for doc in stream:
-                share = stream.bytes_read * scale - reported
-                reported += share
-                yield doc, share
-        finally:
-            tally.notes.extend(f"{path}: skipped {s}" for s in stream.skipped)
-            tally.notes.extend(f"{path}: warning: {w}" for w in stream.warnings)
+        for doc in stream:
+            share = stream.bytes_read * scale - reported
+            reported += share
+            yield doc, share
+        tally.notes.extend(f"{path}: skipped {s}" for s in stream.skipped)
+        tally.notes.extend(f"{path}: warning: {w}" for w in stream.warnings)
 
 
 def scan_report(scan: FileScan) -> IngestReport:

@@ -233,3 +233,18 @@ def test_cli_refuses_paths_with_nothing_readable_before_making_a_store(
     assert report["unsupported"] == [(folder / "intro.odt").as_posix()] and report["files"] == 1
     assert report["unsupported_by_extension"] == {".odt": 1} and report["problem"]
     assert not store.exists()
+
+
+def test_parser_warnings_and_skipped_records_become_notes_naming_their_file(qa: QASystem, tmp_path: Path) -> None:
+    from tests.loader_support import make_pdf
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    data = make_pdf(["Damaged but readable."])
+    (folder / "damaged.pdf").write_bytes(b"XXXXXXXX" + data[8:])  # pypdf warns about the header
+    (folder / "records.jsonl").write_text('{"text": "A good record."}\n{"text": \n')
+    report = ingestor(qa).ingest_paths([folder])
+    assert (report.added, len(report.failed)) == (2, 0)
+    pdf, jsonl = (folder / "damaged.pdf").resolve(), (folder / "records.jsonl").resolve()
+    assert f"{pdf}: warning: pypdf: invalid pdf header: b'XXXXX'" in report.notes
+    assert any(n.startswith(f"{jsonl}: skipped line 2: not valid JSON") for n in report.notes)
