@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PreformattedString, Tag
@@ -12,6 +14,15 @@ from markdown_it import MarkdownIt
 
 # CommonMark with GitHub-style tables and strikethrough; raw HTML passes through to html_to_text
 _MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+# MyST (Sphinx's Markdown): ```{name} argument fences are directives whose content is Markdown,
+# and {name}`text` before a code span is a role
+_MYST_DIRECTIVE = re.compile(r"\{([\w:.-]+)\}[ \t]*(.*)")
+_MYST_ROLE = re.compile(r"\{[\w:.-]+\}$")
+_MYST_OPTION = re.compile(r"[ \t]*:[\w-]+:.*(?:\n|$)")
+_MYST_CODE = frozenset({"code", "code-block", "code-cell", "sourcecode"})
+_MYST_DROPPED = frozenset({"toctree", "contents", "include", "literalinclude"})
+_MYST_VERSION = {"versionadded": "Added in version", "versionchanged": "Changed in version",
+                 "deprecated": "Deprecated since version"}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _YAML_KEY = re.compile(r"[ \t]*[\w.-]+[ \t]*:(?:[ \t]|$)")
 _FRONT_MATTER_TITLE = re.compile(r"^title[ \t]*:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
@@ -47,6 +58,41 @@ def markdown_to_text(text: str) -> tuple[str, str | None]:
     if title is None and front_matter:
         title = _front_matter_title(front_matter.group(1) or "")
     return extracted, title
+
+
+def _render_fence(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    """A fence as CommonMark renders it, unless it is a MyST directive (```` ```{note} ````,
+    ```` ```{tab} Linux ````, ```` ```{versionadded} 6.0 ````): then its argument is a line of text
+    and its content Markdown, rendered in turn (code directives stay code; a table of contents
+    or an include goes)."""
+    token = tokens[idx]
+    directive = _MYST_DIRECTIVE.fullmatch(token.info.strip())
+    if directive is None or directive.group(1) in _MYST_CODE:
+        return str(_DEFAULT_FENCE(tokens, idx, options, env))
+    name, argument = directive.groups()
+    if name in _MYST_DROPPED:
+        return ""
+    if name in _MYST_VERSION:
+        argument = f"{_MYST_VERSION[name]} {argument}".strip()
+    content = token.content
+    while (option := _MYST_OPTION.match(content)) is not None and option.group():
+        content = content[option.end():]
+    head = f"<p>{html.escape(argument)}</p>" if argument else ""
+    return f"<div>{head}{_MARKDOWN.render(content)}</div>"
+
+
+def _render_text(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    """Text as CommonMark renders it, less a MyST role name right before a code span
+    (``{file}`~/.npmrc``` reads ``~/.npmrc``)."""
+    content = tokens[idx].content
+    if idx + 1 < len(tokens) and tokens[idx + 1].type == "code_inline":
+        content = _MYST_ROLE.sub("", content)
+    return html.escape(content, quote=False)
+
+
+_DEFAULT_FENCE = _MARKDOWN.renderer.rules["fence"]
+_MARKDOWN.add_render_rule("fence", _render_fence)
+_MARKDOWN.add_render_rule("text", _render_text)
 
 
 def _looks_like_yaml(block: str) -> bool:

@@ -61,6 +61,40 @@ def test_markdown_is_converted_to_plain_text(tmp_path: Path) -> None:
     assert dict(doc.metadata) == {"source_path": doc.source}
 
 
+def test_myst_directives_and_roles_keep_their_text(tmp_path: Path) -> None:
+    # Sphinx's Markdown (MyST), as in pip's docs: a tab's label, a nested fence, a role
+    source = textwrap.dedent("""\
+        # Caching
+
+        ```{versionadded} 6.0
+        ```
+
+        The legacy file is {file}`$HOME/.pip/pip.conf`.
+
+        ````{tab} Linux
+        ```
+        ~/.cache/pip
+        ```
+        ````
+
+        ```{note}
+        :class: tip
+        A **note**.
+        ```
+
+        ```{code-block} python
+        print("hi")
+        ```
+
+        ```{toctree}
+        hidden-page
+        ```
+        """)
+    (doc,) = load(write(tmp_path / "caching.md", source))
+    assert doc.text == ("Caching\n\nAdded in version 6.0\n\nThe legacy file is $HOME/.pip/pip.conf.\n\n"
+                        "Linux\n\n~/.cache/pip\n\nA note.\n\nprint(\"hi\")")
+
+
 def test_markdown_title_falls_back_to_front_matter_title(tmp_path: Path) -> None:
     [doc] = load(write(tmp_path / "a.markdown", "---\ntitle: 'From YAML'\n---\n\n## Sub\n\nBody.\n"))
     assert (doc.title, doc.text) == ("From YAML", "Sub\n\nBody.")
