@@ -212,8 +212,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    if not args.id and not args.source:
-        raise QASystemError("give at least one --id or --source")
     from .ingest import source_path
 
     sources = [source_path(s) if Path(s.split("#", 1)[0]).exists() else s for s in args.source or []]

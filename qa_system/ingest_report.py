@@ -76,13 +76,12 @@ class IngestReport:
             return None
         if not self.files:
             return "no files found in the given paths"
-        unsupported = f"of unsupported types ({self._unsupported_counts()})"
         if not self.files_failed:
             return f"none of the {self.files} files found is of a supported type ({self._unsupported_counts()})"
         if not self.unsupported:
             return f"all {self.files} files found failed"
         return (f"of the {self.files} files found, {self.files_failed} failed and {len(self.unsupported)} are "
-                f"{unsupported}")
+                f"of unsupported types ({self._unsupported_counts()})")
 
     def summary(self) -> str:
         documents = (

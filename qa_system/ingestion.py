@@ -190,17 +190,17 @@ class _Run:
         states = self._store.source_states([d.source for d, _ in documents])
         same_text = [d for d, _ in documents if states.get(d.source, ("", ""))[0] == d.id]
         unchanged = self._store.unchanged_documents(same_text) if same_text else set()
+        same_ids = {d.id for d in same_text}
         for doc, share in documents:
-            if doc.source in self._seen or doc.id in unchanged:  # (or repeated within this ingest)
-                self._seen.add(doc.source)
+            repeated = doc.source in self._seen  # within this ingest
+            self._seen.add(doc.source)
+            if repeated or doc.id in unchanged:
                 self.tally.unchanged += 1
                 self.progress.advance(share)
-            elif states.get(doc.source, ("", ""))[0] == doc.id:  # only the title or metadata changed
-                self._seen.add(doc.source)
+            elif doc.id in same_ids:  # only the title or metadata changed
                 self._ready.append(MetadataUpdate(doc))
                 self.progress.advance(share)
             else:
-                self._seen.add(doc.source)
                 self._embed_document(_Pending(doc, share))
             self._commit_if_due()
 

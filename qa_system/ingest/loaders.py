@@ -47,6 +47,7 @@ from .text import (
     normalize_text,
     open_binary,
     read_bytes,
+    read_error,
     require_text,
 )
 
@@ -152,7 +153,7 @@ class FileDocuments:
             except UnicodeDecodeError as e:
                 raise self._changed() from e
             except OSError as e:
-                raise DocumentParseError(self.source, f"cannot read file: {e.strerror or e}") from e
+                raise read_error(self.source, e) from e
             finally:
                 csv.field_size_limit(old_limit)
             self.bytes_read = min(f.tell(), self.total_bytes)
@@ -169,7 +170,7 @@ class FileDocuments:
             try:
                 raw = f.readline()
             except OSError as e:
-                raise DocumentParseError(self.source, f"cannot read file: {e.strerror or e}") from e
+                raise read_error(self.source, e) from e
             if not raw:
                 return
             self._check_growth(self.bytes_read + len(raw))

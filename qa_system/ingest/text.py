@@ -23,7 +23,7 @@ def file_size(path: Path, source: str, max_file_bytes: int) -> int:
     try:
         info = path.stat()
     except OSError as e:
-        raise DocumentParseError(source, f"cannot read file: {e.strerror or e}") from e
+        raise read_error(source, e) from e
     if stat.S_ISDIR(info.st_mode):
         raise DocumentParseError(source, "is a folder, not a file")
     if info.st_size > max_file_bytes:
@@ -42,7 +42,7 @@ def open_binary(path: Path, source: str) -> BinaryIO:
     except IsADirectoryError as e:
         raise DocumentParseError(source, "is a folder, not a file") from e
     except OSError as e:
-        raise DocumentParseError(source, f"cannot read file: {e.strerror or e}") from e
+        raise read_error(source, e) from e
 
 
 def read_bytes(path: Path, source: str, max_file_bytes: int) -> bytes:
@@ -52,7 +52,7 @@ def read_bytes(path: Path, source: str, max_file_bytes: int) -> bytes:
         try:
             data = f.read(max_file_bytes + 1)
         except OSError as e:
-            raise DocumentParseError(source, f"cannot read file: {e.strerror or e}") from e
+            raise read_error(source, e) from e
     if len(data) > max_file_bytes:  # the file grew after stat()
         raise _too_large(source, len(data), max_file_bytes)
     if not data:
@@ -74,7 +74,7 @@ def check_utf8_file(path: Path, source: str, max_file_bytes: int) -> None:
             try:
                 block = f.read(_BLOCK_BYTES)
             except OSError as e:
-                raise DocumentParseError(source, f"cannot read file: {e.strerror or e}") from e
+                raise read_error(source, e) from e
             if b"\x00" in block:
                 raise DocumentParseError(source, "binary or not UTF-8 (contains NUL bytes)")
             pending = len(decoder.getstate()[0])
@@ -93,6 +93,11 @@ def check_utf8_file(path: Path, source: str, max_file_bytes: int) -> None:
                 break
     if not has_text:
         raise DocumentParseError(source, "no text found in file")
+
+
+def read_error(source: str, error: OSError) -> DocumentParseError:
+    """The failure of a file that could not be read (stat, open or read)."""
+    return DocumentParseError(source, f"cannot read file: {error.strerror or error}")
 
 
 def _too_large(source: str, size: int, limit: int) -> DocumentParseError:
