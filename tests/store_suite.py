@@ -29,10 +29,10 @@ from qa_system.errors import (
     StoreError,
     StoreInconsistentError,
 )
-from qa_system.storage import DocumentWrite, MetadataUpdate, Store, index_files, migrate
+from qa_system.storage import DocumentWrite, MetadataUpdate, Store, migrate, segment_set
 from qa_system.storage.engine import create_store_engine
 from qa_system.types import Chunk, Document, MetadataValue
-from qa_system.vector_index import VectorIndex
+
 
 MODEL = "fake-hash-embedder"
 DIM = 16

@@ -103,6 +103,31 @@ class StoreStateRow(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class SegmentRow(Base):
+    """A live segment file ``index/seg-<id>.faiss`` of the current generation."""
+
+    __tablename__ = "segments"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    vectors: Mapped[int] = mapped_column(Integer)
+    min_id: Mapped[int] = mapped_column(ChunkId)
+    max_id: Mapped[int] = mapped_column(ChunkId)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TombstoneRow(Base):
+    """A deleted chunk whose vector is still inside segment ``segment_id``."""
+
+    __tablename__ = "tombstones"
+
+    chunk_id: Mapped[int] = mapped_column(ChunkId, primary_key=True, autoincrement=False)
+    segment_id: Mapped[int] = mapped_column(Integer, index=True)
+
+
 #: Schema objects made by raw SQL in migration 0002 (full-text search: SQLite's FTS5 table and its
 #: shadow tables, PostgreSQL's expression index), not by these models.
 FULL_TEXT_OBJECTS = ("chunks_fts", "ix_chunks_text_fts")

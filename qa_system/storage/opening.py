@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,9 +13,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from ..errors import IndexMismatchError, StoreError
-from . import index_files as files
 from . import repository as repo
+from . import segment_set as segments
 from .engine import write_engine
+from .segment_set import VectorSnapshot
+from .segments import Segment
 
 DB_FILE = "qa.sqlite3"
 REPAIR_HINT = "run `qa-system check --repair` to fix it"
@@ -92,36 +94,65 @@ def mismatch_error(directory: Path, recorded: tuple[str, int], model: str, dimen
 
 def claim_store(engine: Engine, directory: Path, model: str, dimension: int | None, *,
                 create: bool) -> tuple[int, int]:
-    """Record (first open) or compare the embedding model and dimension, and drop stray index
-    files, all under the database write lock. ``dimension`` None: whatever the store records
-    (a new store needs one). Returns the committed generation and the store's dimension."""
+    """Record (first open) or compare the embedding model and dimension, turn an index of the
+    format before segments into a segment, and drop stray index files, all under the database
+    write lock. ``dimension`` None: whatever the store records (a new store needs one).
+    Returns the committed generation and the store's dimension."""
+    from . import legacy
+
+    converted: Path | None = None
     with sql_errors("opening the store"), sessionmaker(write_engine(engine))() as session:
-        state = repo.state(session, lock=True)
-        if state.embedding_model is None:
-            if not create:
-                raise StoreError(f"no store at {directory} (the database is empty)")
-            if dimension is None:
-                raise StoreError(f"a new store at {directory} needs the embedding dimension")
-            state.embedding_model, state.dimension, state.updated_at = model, dimension, utcnow()
-        elif state.embedding_model != model or dimension not in (None, state.dimension):
-            raise mismatch_error(directory, (state.embedding_model, state.dimension), model, dimension)
-        files.remove_other_generations(directory, keep=state.generation)
-        generation, recorded_dimension = state.generation, int(state.dimension)
-        session.commit()
+        try:
+            state = repo.state(session, lock=True)
+            if state.embedding_model is None:
+                if not create:
+                    raise StoreError(f"no store at {directory} (the database is empty)")
+                if dimension is None:
+                    raise StoreError(f"a new store at {directory} needs the embedding dimension")
+                state.embedding_model, state.dimension, state.updated_at = model, dimension, utcnow()
+            elif state.embedding_model != model or dimension not in (None, state.dimension):
+                raise mismatch_error(directory, (state.embedding_model, state.dimension), model, dimension)
+            converted = legacy.convert(session, directory, state, now=utcnow())
+            live = {info.id for info in repo.segment_infos(session)}
+            segments.remove_strays(directory, live, keep_legacy=True)
+            generation, recorded_dimension = state.generation, int(state.dimension)
+            legacy_needed = not live and state.chunk_count > 0
+            session.commit()
+        except BaseException:
+            if converted is not None:
+                converted.unlink(missing_ok=True)
+            raise
+    if not legacy_needed:  # a segment holds its vectors (or it had none): no writer uses it
+        for path in segments.legacy_files(directory).values():
+            path.unlink(missing_ok=True)
+            path.with_suffix(".json").unlink(missing_ok=True)
     return generation, recorded_dimension
 
 
-def load_settled(engine: Engine, directory: Path, generation: int, model: str,
-                 dimension: int) -> tuple[files.LoadedGeneration, int]:
-    """Load the index of ``generation``. If that fails because another process has committed
-    a newer generation meanwhile (and removed the older file), load the newer one instead."""
+def consistent_reads(engine: Engine) -> Engine:
+    """``engine`` whose transactions see one snapshot (SQLite's already do; PostgreSQL needs
+    REPEATABLE READ)."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ")
+    return engine
+
+
+def load_snapshot(engine: Engine, directory: Path, dimension: int, *,
+                  reuse: Mapping[int, Segment] | None = None) -> VectorSnapshot:
+    """Open the segments of the committed generation (one read transaction for the generation,
+    the segment rows and the tombstones). If a segment cannot be opened because another process
+    has committed a merge meanwhile (and removed the file), read the newer generation instead."""
+    snapshot: VectorSnapshot | None = None
+    reads = sessionmaker(consistent_reads(engine))
     for _ in range(RETRIES):
-        loaded = files.load_generation(directory, generation, embedding_model=model, dimension=dimension)
-        if not loaded.problems:
+        with sql_errors("reading the store state"), reads() as session:
+            generation = repo.current_generation(session)
+            infos, tombstones = repo.segment_infos(session), repo.tombstone_ids(session)
+        snapshot = segments.open_snapshot(directory, generation, dimension, infos, tombstones, reuse=reuse)
+        if not snapshot.problems:
             break
         with sql_errors("reading the store state"), sessionmaker(engine)() as session:
-            latest = repo.current_generation(session)
-        if latest == generation:
-            break
-        generation = latest
-    return loaded, generation
+            if repo.current_generation(session) == generation:
+                break
+    assert snapshot is not None
+    return snapshot

@@ -86,12 +86,16 @@ class StoreStats:
     dimension: int
     db_url: str  # password redacted
     directory: str
-    index_bytes: int
+    index_bytes: int  # all live segment files together
+    segments: int = 0  # live segment files
+    tombstones: int = 0  # deleted chunks whose vectors await compaction
 
 
 @dataclass(frozen=True)
 class ConsistencyReport:
-    """How the SQL rows and the vector index file of the current generation compare."""
+    """How the SQL chunk rows and the live vectors of the current generation compare (its
+    segments minus its tombstones); ``manifest_problems``: segment files that are missing,
+    unreadable or not what SQL recorded, and other problems of the state."""
 
     sql_chunks: int
     index_vectors: int
@@ -99,7 +103,7 @@ class ConsistencyReport:
     orphan_vectors: tuple[int, ...] = ()  # vector ids without a chunk row
     manifest_problems: tuple[str, ...] = ()  # index file / manifest / state row problems
     sql_generation: int = 0
-    index_generation: int | None = None  # from the manifest; None when unreadable
+    index_generation: int | None = None  # the generation the segments were read at; None when one is unreadable
 
     @property
     def generation_mismatch(self) -> bool:

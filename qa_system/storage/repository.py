@@ -15,8 +15,17 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..errors import StoreError
 from ..types import Chunk, Document, Metadata, MetadataValue, Passage
 from .codec import check_key, decode_value, encode_value, filter_candidates, lookup_key
-from .models import STATE_ROW_ID, ChunkRow, DocumentMetadataRow, DocumentRow, StoreStateRow
+from .models import (
+    STATE_ROW_ID,
+    ChunkRow,
+    DocumentMetadataRow,
+    DocumentRow,
+    SegmentRow,
+    StoreStateRow,
+    TombstoneRow,
+)
 from .records import DocumentSummary, StoredDocument
+from .segments import SegmentInfo
 
 T = TypeVar("T")
 #: Bound parameters per IN (...) list; well under every database's limit.
@@ -56,6 +65,73 @@ def current_generation(session: Session) -> int:
     if value is None:
         raise StoreError("the store_state row is missing; the database was not migrated by qa_system")
     return int(value)
+
+
+# --------------------------------------------------------------------------- segments
+
+
+def segment_infos(session: Session) -> list[SegmentInfo]:
+    """The live segments, by id range."""
+    rows = session.scalars(select(SegmentRow).order_by(SegmentRow.min_id)).all()
+    return [info_of(row) for row in rows]
+
+
+def info_of(row: SegmentRow) -> SegmentInfo:
+    return SegmentInfo(id=int(row.id), kind=row.kind, vectors=int(row.vectors), min_id=int(row.min_id),
+                       max_id=int(row.max_id), bytes=int(row.bytes), sha256=row.sha256)
+
+
+def insert_segment(session: Session, *, kind: str, ids: np.ndarray, now: datetime) -> SegmentRow:
+    """A segment row for sorted chunk ``ids`` (its id allocated; size and digest filled in by the
+    caller once the file is written)."""
+    row = SegmentRow(kind=kind, vectors=len(ids), min_id=int(ids[0]), max_id=int(ids[-1]), bytes=0,
+                     sha256="", created_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delete_segments(session: Session, segment_ids: Sequence[int]) -> None:
+    for batch in batched(list(segment_ids)):
+        session.execute(delete(SegmentRow).where(SegmentRow.id.in_(batch)))
+
+
+def tombstone_ids(session: Session) -> np.ndarray:
+    return np.asarray(session.scalars(select(TombstoneRow.chunk_id).order_by(TombstoneRow.chunk_id)).all(),
+                      dtype=np.int64)
+
+
+def tombstones_of(session: Session, segment_ids: Sequence[int]) -> np.ndarray:
+    found: list[int] = []
+    for batch in batched(list(segment_ids)):
+        found.extend(session.scalars(select(TombstoneRow.chunk_id).where(TombstoneRow.segment_id.in_(batch))))
+    return np.asarray(sorted(found), dtype=np.int64)
+
+
+def tombstone_counts(session: Session) -> dict[int, int]:
+    query = select(TombstoneRow.segment_id, func.count()).group_by(TombstoneRow.segment_id)
+    return {int(s): int(n) for s, n in session.execute(query)}
+
+
+def add_tombstones(session: Session, located: Mapping[int, int]) -> None:
+    """Record ``chunk id -> segment id`` tombstones."""
+    session.add_all([TombstoneRow(chunk_id=c, segment_id=s) for c, s in located.items()])
+    session.flush()
+
+
+def move_tombstones(session: Session, chunk_ids: Sequence[int], segment_id: int) -> None:
+    for batch in batched([int(i) for i in chunk_ids]):
+        session.execute(TombstoneRow.__table__.update().where(TombstoneRow.chunk_id.in_(batch))
+                        .values(segment_id=segment_id))
+
+
+def delete_tombstones(session: Session, *, segment_ids: Sequence[int] | None = None) -> None:
+    """Drop the tombstones of ``segment_ids`` (None: all of them)."""
+    if segment_ids is None:
+        session.execute(delete(TombstoneRow))
+        return
+    for batch in batched(list(segment_ids)):
+        session.execute(delete(TombstoneRow).where(TombstoneRow.segment_id.in_(batch)))
 
 
 # -------------------------------------------------------------------------- documents
@@ -277,14 +353,30 @@ def filter_conditions(filters: Filters) -> list[ColumnElement[bool]] | None:
     return conditions
 
 
-def allowed_chunk_ids(session: Session, filters: Filters) -> np.ndarray:
-    """Ids of the chunks whose document matches every filter (a list value means any of)."""
+def allowed_chunk_ids(session: Session, filters: Filters, *, limit: int | None = None) -> np.ndarray:
+    """Ids of the chunks whose document matches every filter (a list value means any of); with
+    ``limit``, at most that many (the caller asks for one more than it will use)."""
     conditions = filter_conditions(filters)
     if conditions is None:
         return np.zeros(0, dtype=np.int64)
     query = (select(ChunkRow.id).join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
              .where(*conditions))
+    if limit is not None:
+        query = query.limit(limit)
     return np.asarray(session.scalars(query).all(), dtype=np.int64)
+
+
+def matching_among(session: Session, chunk_ids: Sequence[int], filters: Filters) -> set[int]:
+    """Those of ``chunk_ids`` whose document matches every filter."""
+    conditions = filter_conditions(filters)
+    if conditions is None:
+        return set()
+    found: set[int] = set()
+    for batch in batched([int(i) for i in chunk_ids]):
+        query = (select(ChunkRow.id).join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+                 .where(ChunkRow.id.in_(batch), *conditions))
+        found.update(int(i) for i in session.scalars(query))
+    return found
 
 
 def matching_document_ids(session: Session, filters: Filters) -> list[str]:

@@ -1,14 +1,18 @@
-"""The document store: documents and chunks in SQL, their vectors in a generation-named index.
+"""The document store: documents and chunks in SQL, their vectors in immutable segment files.
 
 Invariants (ENGINEERING.md, principle 10):
 
 * the faiss vector id of a chunk *is* ``chunks.id``;
-* ``store_state.generation`` names the one index file that matches the committed SQL rows;
-* a write builds a new index from a copy, writes it as the *next* generation's file, and only
-  then commits the SQL transaction that moves ``store_state.generation`` to it. A failure before
-  the commit leaves the previous generation untouched; a crash leaves at worst a stray file,
-  which is removed under the database write lock;
-* readers use whichever complete index object is published; writers never mutate it.
+* the SQL ``segments`` rows name the segment files of the committed generation, and the SQL
+  ``tombstones`` the chunk ids deleted since their segment was written; the live vectors
+  (segments minus tombstones) match the chunk rows;
+* a write writes its new vectors as a *new* segment file, then commits the SQL transaction that
+  adds its rows, segment row and tombstones and moves ``store_state.generation`` on. A failure
+  before the commit leaves the previous generation untouched; a crash leaves at worst a stray
+  file, removed under the database write lock. Cost follows the size of the change;
+* compaction merges segments into a new file outside the lock and swaps it in with one short
+  transaction (``compaction.py``);
+* readers use whichever complete snapshot is published; writers never mutate one.
 """
 
 from __future__ import annotations
@@ -36,11 +40,11 @@ from ..errors import (
     StoreInconsistentError,
 )
 from ..types import Document, MetadataValue, Passage
-from ..vector_index import VectorIndex
-from . import index_files as files
 from . import lexical, migrate
 from . import repository as repo
-from .consistency import build_report
+from . import segment_set as files
+from .compaction import CompactionResult, Compactor
+from .consistency import build_report, read_segments
 from .engine import create_store_engine, write_engine
 from .opening import (
     DB_FILE,
@@ -48,8 +52,9 @@ from .opening import (
     RETRIES,
     check_store_path,
     claim_store,
+    consistent_reads,
     default_db_url,
-    load_settled,
+    load_snapshot,
     make_store_folder,
     recorded_embedding,
     sql_errors,
@@ -63,6 +68,9 @@ from .records import (
     StoreStats,
     Upsert,
 )
+from .search import dense_search
+from .segment_set import VectorSnapshot
+from .segments import DEFAULT_NPROBE, FLAT, Segment, kind_for, normalised
 from .writes import Change, apply_change
 
 R = TypeVar("R")
@@ -72,27 +80,27 @@ class Store:
     """Use :meth:`open`; the constructor only stores what ``open`` has prepared."""
 
     def __init__(self, *, directory: Path, engine: Engine, embedding_model: str, dimension: int,
-                 index: VectorIndex, generation: int, load_problems: tuple[str, ...]) -> None:
+                 snapshot: VectorSnapshot, nprobe: int = DEFAULT_NPROBE, auto_compact: bool = True) -> None:
         self._directory = directory
         self._engine = engine
         # One snapshot per read call (SQLite's transactions already are; PostgreSQL needs this).
-        reads = (engine.execution_options(isolation_level="REPEATABLE READ")
-                 if engine.dialect.name == "postgresql" else engine)
-        self._reads = sessionmaker(reads, expire_on_commit=False)
+        self._reads = sessionmaker(consistent_reads(engine), expire_on_commit=False)
         self._writes = sessionmaker(write_engine(engine), expire_on_commit=False)
         self._model = embedding_model
         self._dimension = dimension
-        self._current = (index, generation)
-        self._load_problems = load_problems
+        self._current = snapshot
+        self._nprobe = nprobe
         self._swap_lock = Lock()
         self._write_lock = RLock()
         self._closed = False
+        self._compactor = Compactor(self, automatic=auto_compact)
 
     # ---------------------------------------------------------------------------- open
 
     @classmethod
     def open(cls, directory: str | Path, *, embedding_model: str, dimension: int | Callable[[], int],
-             db_url: str | None = None, create: bool = True, verify: bool = True) -> Store:
+             db_url: str | None = None, create: bool = True, verify: bool = True,
+             nprobe: int = DEFAULT_NPROBE, auto_compact: bool = True) -> Store:
         """Open the store in ``directory`` (its SQL database is ``db_url``, by default SQLite in
         that folder); with ``create``, make a new one where there is none (else StoreError).
 
@@ -101,6 +109,12 @@ class Store:
         called only when the store is new: an existing store records its dimension, so opening one
         needs no model. A path that cannot hold a store (a file, under a file, not writable) is a
         StoreError naming it, raised before anything is created.
+
+        Opening maps the segment files (no file is read whole) and, with ``verify``, checks that
+        each is the file SQL recorded (size, kind, count) and that the live vectors add up to
+        the chunk rows; ``check()`` compares every id and every file's digest. ``nprobe``: IVF
+        lists each approximate search scans; ``auto_compact``: merge segments in the background
+        after writes (``compaction.py``).
         """
         directory = Path(directory)
         check_store_path(directory)
@@ -109,6 +123,8 @@ class Store:
         new = db_url is None and not (directory / DB_FILE).exists()
         if new and not create:
             raise StoreError(f"no store at {directory} ({DB_FILE} is missing)")
+        if nprobe < 1:
+            raise InputError(f"nprobe must be at least 1, got {nprobe}")
         # an existing store records its dimension: ask the model only for a new one
         wanted = (dimension() if new else None) if callable(dimension) else dimension
         if wanted is not None and wanted <= 0:
@@ -119,22 +135,22 @@ class Store:
             migrate.upgrade(engine)
             if wanted is None and callable(dimension) and create and recorded_embedding(engine) is None:
                 wanted = dimension()  # a new store in another database: ask the model
-            generation, stored = claim_store(engine, directory, embedding_model, wanted, create=create)
-            loaded, generation = load_settled(engine, directory, generation, embedding_model, stored)
+            _, stored = claim_store(engine, directory, embedding_model, wanted, create=create)
+            snapshot = load_snapshot(engine, directory, stored)
             store = cls(directory=directory, engine=engine, embedding_model=embedding_model,
-                        dimension=stored, index=loaded.index, generation=generation,
-                        load_problems=loaded.problems)
+                        dimension=stored, snapshot=snapshot, nprobe=nprobe, auto_compact=auto_compact)
             if verify:
-                report = store._check(preloaded=(loaded, generation), full_text=False)
-                if not report.ok:
+                problems = store._quick_problems(snapshot)
+                if problems:
                     raise StoreInconsistentError(
-                        f"the store at {directory} is inconsistent: {report.summary()}; {REPAIR_HINT}")
+                        f"the store at {directory} is inconsistent: {'; '.join(problems)}; {REPAIR_HINT}")
         except BaseException:
             engine.dispose()
             raise
         return store
 
     def close(self) -> None:
+        self._compactor.stop()
         with self._write_lock:
             if not self._closed:
                 self._closed = True
@@ -166,20 +182,24 @@ class Store:
 
     @property
     def generation(self) -> int:
-        return self._snapshot()[1]
+        return self._snapshot().generation
+
+    @property
+    def nprobe(self) -> int:
+        return self._nprobe
 
     @property
     def db_url(self) -> str:
         """The database URL with the password redacted."""
         return self._engine.url.render_as_string(hide_password=True)
 
-    def _snapshot(self) -> tuple[VectorIndex, int]:
+    def _snapshot(self) -> VectorSnapshot:
         with self._swap_lock:
             return self._current
 
-    def _publish(self, index: VectorIndex, generation: int) -> None:
+    def _publish(self, snapshot: VectorSnapshot) -> None:
         with self._swap_lock:
-            self._current = (index, generation)
+            self._current = snapshot
 
     # --------------------------------------------------------------------------- reads
 
@@ -224,13 +244,14 @@ class Store:
 
     def stats(self) -> StoreStats:
         self._usable()
-        index, generation = self._snapshot()
+        snapshot = self._snapshot()
         with sql_errors("reading store statistics"), self._reads() as session:
             documents, chunks = repo.count_documents(session), repo.count_chunks(session)
         return StoreStats(
-            documents=documents, chunks=chunks, vectors=len(index), generation=generation,
+            documents=documents, chunks=chunks, vectors=len(snapshot), generation=snapshot.generation,
             embedding_model=self._model, dimension=self._dimension, db_url=self.db_url,
-            directory=str(self._directory), index_bytes=files.index_bytes(self._directory, generation),
+            directory=str(self._directory), index_bytes=sum(s.info.bytes for s in snapshot.segments),
+            segments=len(snapshot.segments), tombstones=len(snapshot.tombstones),
         )
 
     def search(self, query_vectors: np.ndarray, k: int, *,
@@ -239,7 +260,8 @@ class Store:
                ) -> list[list[Passage]]:
         """Top-``k`` passages per query row, best first. ``filters`` match document metadata
         by equality (a list value: any of), plus the keys ``document_id`` and ``source``; they
-        restrict the vector search itself, so ``k`` hits come back whenever ``k`` chunks match.
+        are honoured inside the vector search (``search.py``), so ``k`` hits come back whenever
+        ``k`` chunks match.
 
         With ``query_texts`` (the questions, one per row) and ``lexical_weight`` > 0 the search
         is hybrid: the best ``lexical.HYBRID_POOL`` (or ``k``) chunks of the vector search and of the
@@ -250,9 +272,7 @@ class Store:
         self._usable()
         if k <= 0:
             raise InputError(f"k must be positive, got {k}")
-        queries = np.asarray(query_vectors, dtype=np.float32)
-        if queries.ndim != 2 or queries.shape[1] != self._dimension:
-            raise InputError(f"query vectors must have shape (n, {self._dimension}), got {queries.shape}")
+        queries = normalised(query_vectors, self._dimension, "query vectors")
         try:
             weight = check_lexical_weight(lexical_weight)
         except ConfigError as e:
@@ -260,23 +280,23 @@ class Store:
         hybrid = query_texts is not None and weight > 0
         if hybrid and len(query_texts) != len(queries):
             raise InputError(f"{len(query_texts)} query texts for {len(queries)} query vectors")
+        if not len(queries):
+            return []
         attempt = 0
         while True:
-            index, _ = self._snapshot()
+            snapshot = self._snapshot()
             with sql_errors("searching"), self._reads() as session:
-                allowed = repo.allowed_chunk_ids(session, filters) if filters else None
-                if allowed is not None and not len(allowed):
-                    return [[] for _ in range(len(queries))]
+                dense = dense_search(session, snapshot, filters, nprobe=self._nprobe)
                 if hybrid and lexical.supported(session):
-                    scores, ids = lexical.hybrid_search(session, index, queries, query_texts, k,
-                                                        allowed=allowed, filters=filters, weight=weight)
+                    scores, ids = lexical.hybrid_search(session, dense, snapshot.scores_of, queries,
+                                                        query_texts, k, filters=filters, weight=weight)
                 else:
-                    scores, ids = index.search(queries, k, allowed_ids=allowed)
+                    scores, ids = dense(queries, k)
                 rows = repo.passage_rows(session, (int(i) for i in ids.flat if i >= 0))
             missing = any(int(i) not in rows for i in ids.flat if i >= 0)
             attempt += 1
-            # A writer committed after we took the index: retry on the index that matches SQL.
-            if missing and attempt < RETRIES and (self.refresh() or self._snapshot()[0] is not index):
+            # A writer committed after we took the snapshot: retry on the one that matches SQL.
+            if missing and attempt < RETRIES and (self.refresh() or self._snapshot() is not snapshot):
                 continue
             return [repo.to_passages(row_scores, row_ids, rows)
                     for row_scores, row_ids in zip(scores, ids, strict=True)]
@@ -285,12 +305,13 @@ class Store:
 
     def apply(self, upserts: Sequence[Upsert],
               delete_document_ids: Sequence[str] = ()) -> ApplyResult:
-        """Add/replace documents and delete others in one transaction and one index generation.
+        """Add/replace documents and delete others in one transaction and one new generation: the
+        new chunks' vectors become one new segment, the removed chunks' vectors tombstones.
 
         An upsert whose document id is stored (same source and text) is unchanged when its title
         and metadata are too; otherwise only its title and metadata rows are rewritten (counted as
-        updated; its chunks and vectors are kept, and no new index generation is written when
-        nothing else changed). A :class:`MetadataUpdate` is such an upsert without chunks."""
+        updated; its chunks and vectors are kept, and no new generation is written when nothing
+        else changed). A :class:`MetadataUpdate` is such an upsert without chunks."""
         return self._change_documents(list(upserts), list(delete_document_ids), [])
 
     def delete(self, *, document_ids: Sequence[str] = (), sources: Sequence[str] = ()) -> int:
@@ -299,55 +320,87 @@ class Store:
 
     def _change_documents(self, upserts: list[Upsert], delete_ids: list[str],
                           delete_sources: list[str]) -> ApplyResult:
-        if self._load_problems:
+        problems = self._snapshot().problems
+        if problems:
             raise StoreInconsistentError(
-                f"the vector index could not be loaded ({'; '.join(self._load_problems)}); {REPAIR_HINT}")
+                f"the vector index could not be loaded ({'; '.join(problems)}); {REPAIR_HINT}")
 
-        def step(session: Session, base: VectorIndex) -> Change[ApplyResult]:
-            return apply_change(session, base, upserts=upserts, delete_ids=delete_ids,
+        def step(session: Session, _base: VectorSnapshot) -> Change[ApplyResult]:
+            return apply_change(session, dimension=self._dimension, upserts=upserts, delete_ids=delete_ids,
                                 delete_sources=delete_sources, now=utcnow())
 
         change, generation = self._write(step)
         return replace(change.result, generation=generation)
 
-    def _write(self, step: Callable[[Session, VectorIndex], Change[R]], *,
-               from_disk: bool = False) -> tuple[Change[R], int]:
-        """Run ``step`` in a locked transaction; publish its index as the next generation."""
+    def _write(self, step: Callable[[Session, VectorSnapshot], Change[R]], *,
+               allow_problems: bool = False) -> tuple[Change[R], int]:
+        """Run ``step`` in a locked transaction; write its vectors as a new segment and its
+        removals as tombstones, and publish the next generation."""
         with self._write_lock:
             self._usable()
             session = self._writes()
-            written: int | None = None
+            written: list[Path] = []
+            generation: int | None = None
             try:
                 state = repo.state(session, lock=True)
-                files.remove_other_generations(self._directory, keep=state.generation)
-                base = None if from_disk else self._base_for(state.generation)
-                change = step(session, base if base is not None else VectorIndex(self._dimension))
-                if change.index is None:
+                infos = repo.segment_infos(session)
+                files.remove_strays(self._directory, {i.id for i in infos})
+                base = self._base_for(session, state.generation, infos, allow_problems=allow_problems)
+                change = step(session, base)
+                if not change.vectors_changed:
                     if change.rows_changed:  # the vectors are the same: the generation stays
                         session.commit()
                     else:
                         session.rollback()
                     return change, state.generation
-                new_index, written = change.index, state.generation + 1
-                new_index.save(files.generation_path(self._directory, written),
-                               embedding_model=self._model, generation=written)
-                state.generation, state.chunk_count = written, change.chunk_count
+                generation = state.generation + 1
+                snapshot = self._record_vectors(session, base, infos, change, generation, written)
+                state.generation, state.chunk_count = generation, change.chunk_count
                 state.updated_at = utcnow()
                 session.commit()
             except BaseException as e:
                 _rollback_quietly(session)
-                if written is None or not self._committed_anyway(written):
-                    if written is not None:
-                        files.remove_generation(self._directory, written)
+                if generation is None or not self._committed_anyway(generation):
+                    for path in written:
+                        path.unlink(missing_ok=True)
                     if isinstance(e, SQLAlchemyError):
                         raise StoreError(f"writing to the store failed: {e}") from e
                     raise
+                snapshot = load_snapshot(self._engine, self._directory, self._dimension,
+                                         reuse=self._open_segments())
             finally:
                 session.close()
-            self._publish(new_index, written)
-            self._load_problems = ()
-            files.remove_older_generations(self._directory, below=written)
-            return change, written
+            self._publish(snapshot)
+        self._compactor.after_write()
+        return change, generation
+
+    def _record_vectors(self, session: Session, base: VectorSnapshot, infos: list, change: Change[R],
+                        generation: int, written: list[Path]) -> VectorSnapshot:
+        """In the write transaction: the new segment (file written and fsynced before the commit,
+        its path added to ``written``) and the tombstones; returns the snapshot to publish."""
+        added: list[Segment] = []
+        if len(change.added_ids):
+            order = np.argsort(change.added_ids, kind="stable")
+            ids = change.added_ids[order]
+            vectors = normalised(np.asarray(change.added_vectors)[order], self._dimension, "vectors")
+            kind = kind_for(len(ids), merged=True) if change.rebuild else FLAT
+            row = repo.insert_segment(session, kind=kind, ids=ids, now=utcnow())
+            path = files.segment_path(self._directory, row.id)
+            written.append(path)
+            try:
+                row.bytes, row.sha256 = files.write_segment_file(path, ids, vectors, kind)
+            except OSError as e:
+                raise StoreError(f"cannot write the segment file {path}: {e.strerror or e}") from e
+            session.flush()
+            added.append(Segment.open(path, repo.info_of(row), self._dimension))
+        if change.rebuild:
+            repo.delete_segments(session, [i.id for i in infos])
+            repo.delete_tombstones(session)
+            return VectorSnapshot.make(generation, self._dimension, added, np.zeros(0, dtype=np.int64))
+        located = base.segment_of(change.removed_ids)
+        repo.add_tombstones(session, located)
+        dead = np.union1d(base.tombstones, np.asarray(sorted(located), dtype=np.int64))
+        return base.with_changes(generation, added=added, tombstones=dead)
 
     def _committed_anyway(self, generation: int) -> bool:
         """After a failed commit: did the database record ``generation`` nonetheless?"""
@@ -357,62 +410,93 @@ class Store:
         except (SQLAlchemyError, StoreError):
             return False
 
-    def _base_for(self, generation: int) -> VectorIndex:
-        """The published index if it is ``generation``; else load it (another process wrote)."""
-        index, current = self._snapshot()
-        if current == generation:
-            return index
-        loaded = files.load_generation(self._directory, generation, embedding_model=self._model,
-                                       dimension=self._dimension)
-        if loaded.problems:
-            raise StoreInconsistentError(f"{'; '.join(loaded.problems)}; {REPAIR_HINT}")
-        self._publish(loaded.index, generation)
-        return loaded.index
+    def _open_segments(self) -> dict[int, Segment]:
+        return {s.info.id: s for s in self._snapshot().segments}
+
+    def _base_for(self, session: Session, generation: int, infos: list, *,
+                  allow_problems: bool = False) -> VectorSnapshot:
+        """The published snapshot if it is ``generation``; else open it (another process wrote)."""
+        current = self._snapshot()
+        if current.generation == generation and not current.problems:
+            return current
+        snapshot = files.open_snapshot(self._directory, generation, self._dimension, infos,
+                                       repo.tombstone_ids(session), reuse=self._open_segments())
+        if snapshot.problems and not allow_problems:
+            raise StoreInconsistentError(f"{'; '.join(snapshot.problems)}; {REPAIR_HINT}")
+        self._publish(snapshot)
+        return snapshot
 
     def refresh(self) -> bool:
-        """Load the index of a newer generation another process committed; True if reloaded."""
+        """Open the segments of a newer generation another process committed; True if it did.
+        Costs one SQL read when nothing changed, and opens only segments it has not opened."""
+        self._usable()
+        with sql_errors("reading the store state"), self._reads() as session:
+            latest = repo.current_generation(session)
+        if latest == self._snapshot().generation:
+            return False
         with self._write_lock:
-            self._usable()
-            with sql_errors("reading the store state"), self._reads() as session:
-                latest = repo.current_generation(session)
-            if latest == self._snapshot()[1]:
-                return False
-            loaded, generation = load_settled(self._engine, self._directory, latest, self._model,
-                                              self._dimension)
-            if loaded.problems:
-                raise StoreInconsistentError(f"{'; '.join(loaded.problems)}; {REPAIR_HINT}")
-            self._publish(loaded.index, generation)
-            return True
+            snapshot = load_snapshot(self._engine, self._directory, self._dimension, reuse=self._open_segments())
+            if snapshot.problems:
+                raise StoreInconsistentError(f"{'; '.join(snapshot.problems)}; {REPAIR_HINT}")
+            if snapshot.generation != self._snapshot().generation:
+                self._publish(snapshot)
+                return True
+            return False
+
+    # ---------------------------------------------------------------------- compaction
+
+    def compact(self, *, force: bool = False) -> CompactionResult:
+        """Merge segments now, as the merge policy says (``force``: all into one, dropping every
+        tombstoned vector). Writers and readers go on meanwhile; the swap is one short
+        transaction. Returns what was merged."""
+        self._usable()
+        return self._compactor.run(force=force)
+
+    def wait_for_compaction(self, timeout: float | None = None) -> None:
+        """Wait for a background merge started after a write (if any) to finish."""
+        self._compactor.wait(timeout)
 
     # ---------------------------------------------------------------------- consistency
 
+    def _quick_problems(self, snapshot: VectorSnapshot) -> list[str]:
+        """What opening checks: every segment opened, and the live vectors add up to the chunk
+        rows (counts only; ``check`` compares ids and digests)."""
+        problems = list(snapshot.problems)
+        with sql_errors("checking the store"), self._reads() as session:
+            state = repo.state(session)
+            if state.generation != snapshot.generation:
+                return problems  # another process wrote meanwhile; it checked its own write
+            rows = repo.count_chunks(session)
+        if state.chunk_count != rows:
+            problems.append(f"store_state.chunk_count is {state.chunk_count}, but there are {rows} chunk rows")
+        if not snapshot.problems and len(snapshot) != rows:
+            problems.append(f"{len(snapshot)} live vectors for {rows} chunks")
+        return problems
+
     def check(self) -> ConsistencyReport:
-        """Compare the SQL chunk ids with the current generation's index file on disk, and
-        (SQLite) the full-text index with the chunks."""
+        """Compare the SQL chunk ids with the live vectors of the segment files (each file's
+        digest checked against the one recorded), and (SQLite) the full-text index with the
+        chunks."""
         return self._check()
 
-    def _check(self, *, preloaded: tuple[files.LoadedGeneration, int] | None = None,
-               full_text: bool = True) -> ConsistencyReport:
-        """``full_text``: also run SQLite's full-text integrity check, which re-reads every chunk's
-        text (about 0.15 s per 16,000 chunks): explicit checks do, opening a store does not."""
+    def _check(self, *, full_text: bool = True) -> ConsistencyReport:
         with self._write_lock:
             self._usable()
             with sql_errors("checking the store"), self._writes() as session:
                 state = repo.state(session, lock=True)  # no writer can move on meanwhile
-                if preloaded is not None and preloaded[1] == state.generation:
-                    loaded = preloaded[0]
-                else:
-                    loaded = files.load_generation(self._directory, state.generation,
-                                                   embedding_model=self._model, dimension=self._dimension)
+                reading = read_segments(self._directory, repo.segment_infos(session), self._dimension,
+                                        verify_hashes=True)
                 report = build_report(sql_ids=repo.all_chunk_ids(session), sql_generation=state.generation,
-                                      state_chunk_count=state.chunk_count, loaded=loaded)
+                                      state_chunk_count=state.chunk_count, reading=reading,
+                                      tombstones=repo.tombstone_ids(session))
                 text_problem = lexical.check(session) if full_text else None
                 if text_problem is not None:
                     report = replace(report, manifest_problems=(*report.manifest_problems, text_problem))
                 return report
 
     def repair(self, embedder: Embedder, *, batch_size: int = 64) -> ConsistencyReport:
-        """Drop orphan vectors, re-embed chunks without vectors, write a fresh generation."""
+        """Rebuild the vector side from the segment files that are intact and the chunk rows:
+        drop orphan vectors, re-embed chunks without one, write one fresh segment set."""
         from .repair import repair_step
 
         if (embedder.model_name, embedder.dimension) != (self._model, self._dimension):
@@ -420,11 +504,11 @@ class Store:
                 f"cannot repair with {embedder.model_name!r} (dimension {embedder.dimension}); "
                 f"the store uses {self._model!r} (dimension {self._dimension})")
 
-        def step(session: Session, _base: VectorIndex) -> Change[None]:
-            return repair_step(session, self._directory, embedder, model=self._model,
-                               dimension=self._dimension, batch_size=batch_size)
+        def step(session: Session, _base: VectorSnapshot) -> Change[None]:
+            return repair_step(session, self._directory, embedder, dimension=self._dimension,
+                               batch_size=batch_size)
 
-        self._write(step, from_disk=True)
+        self._write(step, allow_problems=True)
         return self.check()
 
 

@@ -1,8 +1,9 @@
 """What one `Store.apply` does inside its transaction: validate, then change rows and vectors.
 
 The steps run in one open SQL transaction. Chunk ids are allocated by inserting and flushing the
-chunk rows, and only then are the vectors added -- under those ids -- to a *copy* of the current
-index, so the index file the Store writes next carries exactly the ids the transaction commits.
+chunk rows; the new vectors, under those ids, and the ids of the removed chunks go back to the
+Store, which writes them as a new segment and as tombstones in the same transaction, so the
+segment set it commits carries exactly the ids the transaction commits.
 
 A document's id is a digest of its source and text, so an upsert whose id is stored has the same
 chunks; if its title or metadata differ from the stored ones, only those rows are rewritten (an
@@ -12,7 +13,7 @@ update that keeps the chunks and vectors, and needs no new index generation).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -21,22 +22,33 @@ from sqlalchemy.orm import Session
 
 from ..errors import DocumentNotFoundError, InputError
 from ..types import Document
-from ..vector_index import VectorIndex
 from . import repository as repo
 from .records import ApplyResult, DocumentWrite, MetadataUpdate, Upsert
 
 R = TypeVar("R")
 
 
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Change(Generic[R]):
-    """The outcome of a write step: the new index (None: the vectors did not change) and the
-    result; ``rows_changed``: without a new index, SQL rows changed all the same (commit them)."""
+    """The outcome of a write step: the vectors to add (under chunk ids, sorted), the chunk ids
+    whose vectors go, and the result. ``rows_changed``: no vector changed, but SQL rows did
+    (commit them). ``rebuild``: the added vectors are the whole live set (repair), replacing
+    every segment and tombstone."""
 
-    index: VectorIndex | None
     chunk_count: int
     result: R
+    added_ids: np.ndarray = field(default_factory=lambda: _NO_IDS)
+    added_vectors: np.ndarray | None = None
+    removed_ids: np.ndarray = field(default_factory=lambda: _NO_IDS)
     rows_changed: bool = False
+    rebuild: bool = False
+
+    @property
+    def vectors_changed(self) -> bool:
+        return self.rebuild or bool(len(self.added_ids) or len(self.removed_ids))
 
 
 def validate_write(write: Upsert, dimension: int) -> None:
@@ -88,15 +100,15 @@ def _unique_writes(upserts: Sequence[Upsert]) -> tuple[list[Upsert], int]:
 
 def apply_change(
     session: Session,
-    base: VectorIndex,
     *,
+    dimension: int,
     upserts: Sequence[Upsert],
     delete_ids: Sequence[str],
     delete_sources: Sequence[str],
     now: datetime,
 ) -> Change[ApplyResult]:
     for write in upserts:
-        validate_write(write, base.dimension)
+        validate_write(write, dimension)
     writes, unchanged = _unique_writes(upserts)
 
     doomed = _resolve_deletions(session, delete_ids, delete_sources)
@@ -133,19 +145,19 @@ def apply_change(
     result = ApplyResult(added=added, updated=updated + len(relabel), unchanged=unchanged,
                          deleted=len(doomed), missing=tuple(missing))
     if not pending and not removed:
-        return Change(None, 0, result, rows_changed=bool(relabel))
+        return Change(0, result, rows_changed=bool(relabel))
 
     removed_chunk_ids = repo.delete_documents(session, sorted(removed))
     session.flush()
     repo.insert_documents(session, [(w.document, created_at) for w, created_at in pending], now=now)
     new_ids = repo.insert_chunks(session, [c for write, _ in pending for c in write.chunks])
 
-    index = base.copy()
-    index.remove(removed_chunk_ids)
-    if new_ids:
-        index.add(np.concatenate([np.asarray(w.vectors, dtype=np.float32) for w, _ in pending]), new_ids)
+    ids = np.asarray(new_ids, dtype=np.int64)
+    vectors = (np.concatenate([np.asarray(w.vectors, dtype=np.float32) for w, _ in pending])
+               if new_ids else None)
     result = replace(result, chunks_added=len(new_ids), chunks_removed=len(removed_chunk_ids))
-    return Change(index, repo.count_chunks(session), result)
+    return Change(repo.count_chunks(session), result, added_ids=ids, added_vectors=vectors,
+                  removed_ids=np.asarray(sorted(removed_chunk_ids), dtype=np.int64))
 
 
 def _resolve_deletions(session: Session, ids: Sequence[str], sources: Sequence[str]) -> list[str]:

@@ -1,0 +1,254 @@
+"""Index segments: immutable faiss files holding the vectors of one write (or of a merge).
+
+This module and ``vector_files`` are the only ones that import faiss. A segment holds the
+L2-normalised vectors of a set of chunks under their chunk ids (so inner product is cosine
+similarity). Two kinds, by size:
+
+* ``flat``: ``IndexIDMap(IndexFlatIP)``, exact search. Every write makes one; small merges too.
+* ``ivf``: ``IndexIVFFlat`` (inner product) with ``nlist`` about ``2 * sqrt(n)`` lists, for
+  segments of at least :data:`IVF_MIN_VECTORS` vectors, made by compaction. A search scans the
+  ``nprobe`` lists nearest the query, so it is approximate; ``nprobe`` is the knob that trades
+  recall for speed (``QA_SYSTEM_SEARCH_NPROBE``, ``benchmarks/scale.py`` measures both).
+
+IVF was chosen over HNSW: it builds in one k-means and one assignment pass, it is memory-mapped
+by faiss as it is written (its inverted lists are read in place), and its search honours an id
+selector without losing the selected hits, which filtered search and deletions need.
+
+Files are read with faiss's mmap flags, so N processes that open a store share one copy in the
+page cache and opening a segment costs about nothing. A segment is never changed: deletions
+are tombstones (SQL) that searches exclude with an id selector until compaction rewrites it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ..errors import InputError, StoreError, StoreInconsistentError
+
+FLAT = "flat"
+IVF = "ivf"
+KINDS = (FLAT, IVF)
+#: Segments with at least this many vectors are built as IVF (when made by compaction).
+IVF_MIN_VECTORS = 20_000
+#: Default number of IVF lists a search scans (the recall/speed knob).
+DEFAULT_NPROBE = 32
+#: k-means trains on at most this many vectors per list (a sample; faiss's own cap is 256).
+TRAIN_POINTS_PER_LIST = 40
+_READ_FLAGS = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
+
+
+class SegmentFileError(StoreInconsistentError):
+    """A segment file is missing, unreadable or not what SQL says it is."""
+
+
+def as_ids(ids: Iterable[int] | np.ndarray) -> np.ndarray:
+    array = ids if isinstance(ids, np.ndarray) else np.fromiter(ids, dtype=np.int64)
+    return np.ascontiguousarray(array, dtype=np.int64).reshape(-1)
+
+
+def normalised(vectors: np.ndarray, dimension: int, what: str) -> np.ndarray:
+    """A float32 C-contiguous copy of ``vectors`` with unit rows; InputError on a bad shape or
+    on NaN/infinite values."""
+    array = np.asarray(vectors)
+    if array.ndim != 2 or array.shape[1] != dimension:
+        raise InputError(f"{what} must have shape (n, {dimension}), got {array.shape}")
+    array = np.array(array, dtype=np.float32, order="C", copy=True)
+    if not np.isfinite(array).all():
+        raise InputError(f"{what} contain NaN or infinite values")
+    if len(array):
+        faiss.normalize_L2(array)
+    return array
+
+
+def nlist_for(n: int) -> int:
+    """IVF lists for ``n`` vectors: about 2 * sqrt(n), a power of two, at least 64."""
+    return max(64, 1 << round(math.log2(max(1.0, 2.0 * math.sqrt(n)))))
+
+
+class IdBitmap:
+    """A set of ids as a faiss bitmap selector (ids are non-negative; absent ids cost one bit
+    each up to the largest id). ``exclude`` turns it into "every id but these"."""
+
+    def __init__(self, ids: np.ndarray, *, exclude: bool = False) -> None:
+        ids = as_ids(ids)
+        if len(ids) and ids.min() < 0:
+            raise InputError("ids must not be negative")
+        size = int(ids.max()) + 1 if len(ids) else 1
+        bits = np.zeros(size, dtype=bool)
+        bits[ids] = True
+        self._bitmap = np.packbits(bits, bitorder="little")  # faiss reads bit (i & 7) of byte i >> 3
+        self._member = faiss.IDSelectorBitmap(size, faiss.swig_ptr(self._bitmap))
+        self.selector: faiss.IDSelector = faiss.IDSelectorNot(self._member) if exclude else self._member
+        self.count = len(np.unique(ids)) if len(ids) else 0
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """What SQL records of a segment (``segments`` table)."""
+
+    id: int
+    kind: str
+    vectors: int
+    min_id: int
+    max_id: int
+    bytes: int
+    sha256: str
+
+    @property
+    def file_name(self) -> str:
+        return segment_file_name(self.id)
+
+
+def segment_file_name(segment_id: int) -> str:
+    return f"seg-{segment_id:08d}.faiss"
+
+
+class Segment:
+    """One open (memory-mapped) segment file. Thread-safe for searches; never mutated."""
+
+    def __init__(self, info: SegmentInfo, index: faiss.Index, dimension: int,
+                 owner: faiss.Index | None = None) -> None:
+        self.info = info
+        self._index = index
+        self._owner = owner  # the object faiss returned, which owns the index ``index`` views
+        self.dimension = dimension
+        self._nlist = int(index.nlist) if info.kind == IVF else 0
+
+    @classmethod
+    def open(cls, path: Path, info: SegmentInfo, dimension: int) -> Segment:
+        """Map ``path``; SegmentFileError when it is missing or not the segment SQL describes
+        (size, kind, dimension, count). The content hash is checked by :func:`file_sha256`
+        (``Store.check``), not here: opening must not read the whole file."""
+        try:
+            size = path.stat().st_size
+        except OSError as e:
+            raise SegmentFileError(f"cannot read segment file {path.name}: {e.strerror or e}") from None
+        if size != info.bytes:
+            raise SegmentFileError(f"{path.name} has {size} bytes, the store recorded {info.bytes}")
+        try:
+            raw = faiss.read_index(str(path), _READ_FLAGS)
+        except RuntimeError as e:
+            raise SegmentFileError(f"{path.name} is not a readable faiss index: {e}") from None
+        index = faiss.downcast_index(raw)
+        if info.kind == FLAT and isinstance(index, faiss.IndexIDMap):
+            inner = faiss.downcast_index(index.index)
+            expected = isinstance(inner, faiss.IndexFlatIP)
+        else:
+            expected = info.kind == IVF and isinstance(index, faiss.IndexIVFFlat)
+        if not expected:
+            raise SegmentFileError(f"{path.name} holds a {type(index).__name__}, expected a {info.kind} segment")
+        if index.d != dimension or index.ntotal != info.vectors:
+            raise SegmentFileError(f"{path.name} holds {index.ntotal} vectors of dimension {index.d}; "
+                                   f"the store recorded {info.vectors} of dimension {dimension}")
+        return cls(info, index, dimension, owner=raw)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int, *, selector: faiss.IDSelector | None = None,
+               nprobe: int = DEFAULT_NPROBE, exhaustive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per query row (normalised float32); missing slots have id -1.
+        ``exhaustive``: an IVF segment scans every list (exact; for selective filters)."""
+        k = min(k, len(self))
+        if k <= 0:
+            return (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))
+        if self.info.kind == IVF:
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self._nlist if exhaustive else max(1, min(nprobe, self._nlist))
+        else:
+            params = faiss.SearchParameters()
+        if selector is not None:
+            params.sel = selector
+        try:
+            scores, ids = self._index.search(queries, k, params=params)
+        except RuntimeError as e:
+            raise StoreError(f"vector search in {self.info.file_name} failed: {e}") from e
+        return scores, ids
+
+    def contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """All (ids, vectors) of the segment, sorted by id (new arrays)."""
+        n, d = len(self), self.dimension
+        if self.info.kind == FLAT:
+            ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            vectors = self._index.index.reconstruct_n(0, n) if n else np.zeros((0, d), np.float32)
+        else:
+            lists = self._index.invlists
+            id_parts, vector_parts = [], []
+            for number in range(self._index.nlist):
+                size = lists.list_size(number)
+                if size:
+                    id_parts.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
+                    codes = faiss.rev_swig_ptr(lists.get_codes(number), size * d * 4)
+                    vector_parts.append(np.frombuffer(bytes(codes), dtype=np.float32).reshape(size, d))
+            ids = np.concatenate(id_parts).astype(np.int64) if id_parts else np.zeros(0, np.int64)
+            vectors = np.vstack(vector_parts) if vector_parts else np.zeros((0, d), np.float32)
+        order = np.argsort(ids, kind="stable")
+        return ids[order], np.ascontiguousarray(vectors[order], dtype=np.float32)
+
+    def ids(self) -> np.ndarray:
+        if self.info.kind == FLAT:
+            return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
+        return self.contents()[0]
+
+    def scores_of(self, query: np.ndarray, ids: np.ndarray) -> dict[int, float]:
+        """Cosine of one query (normalised, shape (1, d)) with the vectors of those ``ids`` that
+        are in this segment (exact, whatever the kind)."""
+        inside = ids[(ids >= self.info.min_id) & (ids <= self.info.max_id)]
+        if not len(inside):
+            return {}
+        chosen = faiss.IDSelectorBatch(inside)
+        scores, found = self.search(query, len(inside), selector=chosen, exhaustive=True)
+        return {int(i): float(s) for s, i in zip(scores[0], found[0], strict=True) if i >= 0}
+
+
+def build_index(ids: np.ndarray, vectors: np.ndarray, *, kind: str) -> faiss.Index:
+    """A faiss index of ``kind`` over normalised ``vectors`` under ``ids`` (sorted, unique)."""
+    dimension = vectors.shape[1]
+    if kind == FLAT:
+        index = faiss.IndexIDMap(faiss.IndexFlatIP(dimension))
+    else:
+        nlist = nlist_for(len(ids))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = min(len(vectors), nlist * TRAIN_POINTS_PER_LIST)
+        chosen = np.random.default_rng(len(ids)).choice(len(vectors), sample, replace=False)
+        index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
+        index.train(vectors[np.sort(chosen)])
+    if len(ids):
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def serialise(index: faiss.Index) -> np.ndarray:
+    try:
+        return faiss.serialize_index(index)
+    except RuntimeError as e:
+        raise StoreError(f"cannot serialise a segment: {e}") from e
+
+
+def kind_for(n: int, *, merged: bool) -> str:
+    """Writes make flat segments; merges of at least IVF_MIN_VECTORS make IVF ones."""
+    return IVF if merged and n >= IVF_MIN_VECTORS else FLAT
+
+
+def merge_hits(parts: Sequence[tuple[np.ndarray, np.ndarray]], n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-segment (scores, ids) into the top-``k`` per query: best first, ties by smaller
+    id; missing slots are id -1 with score 0."""
+    scores = np.zeros((n, k), dtype=np.float32)
+    ids = np.full((n, k), -1, dtype=np.int64)
+    if not parts:
+        return scores, ids
+    all_scores = np.hstack([p[0] for p in parts])
+    all_ids = np.hstack([p[1] for p in parts])
+    for row in range(n):
+        valid = all_ids[row] >= 0
+        row_ids, row_scores = all_ids[row][valid], all_scores[row][valid]
+        order = np.lexsort((row_ids, -row_scores))[:k]
+        ids[row, :len(order)] = row_ids[order]
+        scores[row, :len(order)] = row_scores[order]
+    return scores, ids
