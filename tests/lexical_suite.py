@@ -90,11 +90,7 @@ class LexicalSearchContract:
     def test_a_store_from_before_full_text_search_is_indexed_on_open(self, store_env: StoreEnv) -> None:
         with store_env.open() as store:
             store.apply(corpus(10) + [code_doc()])
-        engine = store_env.engine()
-        try:
-            migrate.downgrade(engine, "0001")  # the schema before migration 0002
-        finally:
-            engine.dispose()
+        store_env.make_legacy("0001")  # the store as it was before migration 0002
         with store_env.open() as store:  # opening migrates to head and fills the index
             hits = store.search(vector(QUESTION), 3, query_texts=[QUESTION], lexical_weight=0.5)[0]
             assert hits[0].text == CODE_TEXT

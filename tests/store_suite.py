@@ -111,8 +111,56 @@ class StoreEnv:
         self.directory.mkdir(parents=True, exist_ok=True)
         return create_store_engine(url)
 
-    def index_file(self, generation: int) -> Path:
-        return index_files.generation_path(self.directory, generation)
+    def segment_files(self) -> list[Path]:
+        """The segment files in the index folder, by segment id."""
+        return [segment_set.segment_path(self.directory, i)
+                for i in sorted(segment_set.segment_files_on_disk(self.directory))]
+
+    def only_segment(self) -> Path:
+        found = self.segment_files()
+        assert len(found) == 1, found
+        return found[0]
+
+    def make_legacy(self, revision: str) -> None:
+        """Turn the store into one of the format before segments (an IndexIDMap2 over
+        IndexFlatIP in ``index/vectors-<generation>.faiss``, as every store had until migration
+        0003), its schema downgraded to ``revision``."""
+        import faiss
+
+        with self.open(auto_compact=False) as store:
+            generation = store.generation
+            snapshot = store._snapshot()  # noqa: SLF001
+            parts = [segment.contents() for segment in snapshot.segments]
+        ids, vectors = np.concatenate([p[0] for p in parts]), np.vstack([p[1] for p in parts])
+        live = ~np.isin(ids, snapshot.tombstones)  # that format had no tombstones
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+        index.add_with_ids(vectors[live], ids[live])
+        for path in self.segment_files():
+            path.unlink()
+        faiss.write_index(index, str(segment_set.index_directory(self.directory) / f"vectors-{generation:08d}.faiss"))
+        engine = self.engine()
+        try:
+            migrate.downgrade(engine, revision)
+        finally:
+            engine.dispose()
+
+    def rewrite_segment(self, path: Path, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Replace a segment file and its SQL record together: the store's own bookkeeping
+        agrees with the file, only the ids are wrong (what a bug could leave behind)."""
+        from qa_system.storage.models import SegmentRow
+
+        order = np.argsort(ids)
+        size, digest = segment_set.write_segment_file(path, ids[order], vectors[order], "flat")
+        engine = self.engine()
+        try:
+            with Session(engine) as session:
+                row = session.get(SegmentRow, int(path.stem.split("-")[1]))
+                assert row is not None
+                row.bytes, row.sha256, row.vectors = size, digest, len(ids)
+                row.min_id, row.max_id = int(ids.min()), int(ids.max())
+                session.commit()
+        finally:
+            engine.dispose()
 
 
 class StoreContract:
@@ -327,13 +375,13 @@ class StoreContract:
     # ---------------------------------------------------------------------- failures
 
     def _assert_unchanged(self, store: Store, store_env: StoreEnv, before: Any, queries: np.ndarray,
-                          results: list[list[Any]]) -> None:
+                          results: list[list[Any]], segment_names: set[str]) -> None:
         after = store.stats()
         assert (after.documents, after.chunks, after.vectors, after.generation) == (
             before.documents, before.chunks, before.vectors, before.generation)
         assert store.check().ok
         assert result_ids(store.search(queries, 5)) == result_ids(results)
-        assert index_files.generations_on_disk(store_env.directory) == {before.generation}
+        assert {p.name for p in store_env.segment_files()} == segment_names
         reopened = store_env.open()
         assert reopened.check().ok and reopened.stats().chunks == before.chunks
         reopened.close()
@@ -343,22 +391,24 @@ class StoreContract:
     ) -> None:
         before, queries = filled.stats(), np.vstack([w.vectors[0] for w in corpus(6)])
         results = filled.search(queries, 5)
+        names = {p.name for p in store_env.segment_files()}
 
         def broken(path: Path, data: Any) -> None:
             Path(path).write_bytes(b"half a file")  # a partial write, then the failure
             raise OSError("no space left on device")
 
-        monkeypatch.setattr("qa_system.vector_index.atomic_write_bytes", broken)
+        monkeypatch.setattr("qa_system.storage.segment_set.atomic_write_bytes", broken)
         with pytest.raises(StoreError, match="no space left"):
             filled.apply([write_for("new", "new document text")], [corpus(6)[0].document.id])
         monkeypatch.undo()
-        self._assert_unchanged(filled, store_env, before, queries, results)
+        self._assert_unchanged(filled, store_env, before, queries, results, names)
 
     def test_failed_commit_leaves_the_previous_generation(
         self, filled: Store, store_env: StoreEnv, monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         before, queries = filled.stats(), np.vstack([w.vectors[0] for w in corpus(6)])
         results = filled.search(queries, 5)
+        names = {p.name for p in store_env.segment_files()}
 
         def broken_commit(self: Session) -> None:
             raise OperationalError("COMMIT", {}, Exception("connection lost"))
@@ -367,42 +417,57 @@ class StoreContract:
         with pytest.raises(StoreError, match="connection lost"):
             filled.apply([write_for("new", "new document text")], [corpus(6)[0].document.id])
         monkeypatch.undo()
-        self._assert_unchanged(filled, store_env, before, queries, results)
+        self._assert_unchanged(filled, store_env, before, queries, results, names)
         assert filled.apply([write_for("new", "new document text")]).added == 1
 
-    def test_reopen_after_a_crash_removes_stray_generations(self, filled: Store, store_env: StoreEnv) -> None:
+    def test_a_store_from_before_segments_is_converted_on_open(self, store_env: StoreEnv) -> None:
+        with store_env.open() as store:
+            store.apply(corpus(8))
+            store.delete(document_ids=[corpus(8)[0].document.id])
+            queries = np.vstack([w.vectors[1] for w in corpus(8)])
+            results, stats = store.search(queries, 5), store.stats()
+        store_env.make_legacy("0002")
+        with store_env.open() as store:
+            assert store.check().ok and store.stats().vectors == stats.vectors
+            assert result_ids(store.search(queries, 5)) == result_ids(results)
+            assert store.apply([write_for("after", "written after the conversion")]).added == 1
+        names = sorted(p.name for p in segment_set.index_directory(store_env.directory).iterdir())
+        assert len(names) == 2 and all(n.startswith("seg-") for n in names), names
+
+    def test_reopen_after_a_crash_removes_stray_files(self, filled: Store, store_env: StoreEnv) -> None:
         queries = np.vstack([w.vectors[0] for w in corpus(6)])
         results = filled.search(queries, 5)
-        generation = filled.stats().generation
-        current = store_env.index_file(generation)
-        # A crash after writing the next generation's file but before the commit ...
-        orphaned, _ = VectorIndex.load(current)
-        orphaned.add(vector("orphan"), [10**9])
-        orphaned.save(store_env.index_file(generation + 1), embedding_model=MODEL, generation=generation + 1)
-        # ... and one right after an earlier commit, before the old file was removed.
-        shutil.copy(current, store_env.index_file(generation - 1))
-        (current.parent / ".vectors-00000099.faiss.abc.tmp").write_bytes(b"partial")
+        generation, live = filled.stats().generation, store_env.only_segment()
         filled.close()
+        index_dir = live.parent
+        # A crash after writing the next segment's file but before the commit, one during an
+        # atomic write, one in the middle of a merge (its builder gone), and an index file of
+        # the format before segments left behind:
+        stray = segment_set.segment_path(store_env.directory, 10**6)
+        shutil.copy(live, stray)
+        (index_dir / ".seg-00000099.faiss.abc.tmp").write_bytes(b"partial")
+        (index_dir / f"{segment_set.BUILD_PREFIX}dead.faiss").write_bytes(b"half a merge")
+        (index_dir / "vectors-00000003.faiss").write_bytes(b"old format")
 
         reopened = store_env.open()
         assert reopened.stats().generation == generation and reopened.check().ok
         assert result_ids(reopened.search(queries, 5)) == result_ids(results)
-        left = sorted(p.name for p in current.parent.iterdir())
-        assert left == [current.name, current.with_suffix(".json").name]
+        assert sorted(p.name for p in index_dir.iterdir()) == [live.name]
         reopened.close()
 
     # -------------------------------------------------------------- corruption/repair
 
-    def _corrupt_and_repair(self, store: Store, store_env: StoreEnv, corrupt: Any,
-                            expect: str) -> None:
+    def _corrupt_and_repair(self, store: Store, store_env: StoreEnv, corrupt: Any, expect: str, *,
+                            fails_open: bool = True) -> None:
         queries = np.vstack([w.vectors[1] for w in corpus(6)])
         results = store.search(queries, 5)
-        corrupt(store_env.index_file(store.stats().generation))
+        corrupt(store_env.only_segment())
         report = store.check()
         assert not report.ok and expect in repr(report)
         store.close()
-        with pytest.raises(StoreInconsistentError, match="check --repair"):
-            store_env.open()
+        if fails_open:
+            with pytest.raises(StoreInconsistentError, match="check --repair"):
+                store_env.open()
         damaged = store_env.open(verify=False)
         embedder = FakeEmbedder()
         repaired = damaged.repair(embedder)
@@ -416,33 +481,38 @@ class StoreContract:
 
     def test_missing_vectors_are_detected_and_repaired(self, filled: Store, store_env: StoreEnv) -> None:
         def drop_vectors(path: Path) -> None:
-            index, manifest = VectorIndex.load(path)
-            index.remove(index.ids()[:3])
-            index.save(path, embedding_model=MODEL, generation=manifest.generation)
+            ids, vectors = filled._snapshot().segments[0].contents()  # noqa: SLF001
+            store_env.rewrite_segment(path, ids[3:], vectors[3:])
 
         self._corrupt_and_repair(filled, store_env, drop_vectors, "missing_vectors=(")
 
     def test_orphan_vectors_are_detected_and_repaired(self, filled: Store, store_env: StoreEnv) -> None:
         def add_orphans(path: Path) -> None:
-            index, manifest = VectorIndex.load(path)
-            index.add(EMBEDDER.encode(["o1", "o2"]), [10**9, 10**9 + 1])
-            index.save(path, embedding_model=MODEL, generation=manifest.generation)
+            ids, vectors = filled._snapshot().segments[0].contents()  # noqa: SLF001
+            extra = np.asarray([10**9, 10**9 + 1], dtype=np.int64)
+            store_env.rewrite_segment(path, np.concatenate([ids, extra]), np.vstack([vectors, EMBEDDER.encode(["o1", "o2"])]))
 
         self._corrupt_and_repair(filled, store_env, add_orphans, "orphan_vectors=(1000000000, 1000000001)")
 
     def test_deleted_index_file_is_detected_and_rebuilt(self, filled: Store, store_env: StoreEnv) -> None:
         self._corrupt_and_repair(filled, store_env, lambda path: path.unlink(), "cannot read")
 
-    def test_tampered_index_file_is_detected_and_rebuilt(self, filled: Store, store_env: StoreEnv) -> None:
-        def flip(path: Path) -> None:
+    def test_truncated_index_file_is_detected_on_open_and_rebuilt(self, filled: Store, store_env: StoreEnv) -> None:
+        def truncate(path: Path) -> None:
+            path.write_bytes(path.read_bytes()[:-40])
+
+        self._corrupt_and_repair(filled, store_env, truncate, "bytes, the store recorded")
+
+    def test_tampered_index_file_is_detected_by_check_and_rebuilt(self, filled: Store, store_env: StoreEnv) -> None:
+        def flip(path: Path) -> None:  # same size: only the digest, which check() reads, tells
             data = bytearray(path.read_bytes())
             data[-5] ^= 0xFF
             path.write_bytes(bytes(data))
 
-        self._corrupt_and_repair(filled, store_env, flip, "sha256")
+        self._corrupt_and_repair(filled, store_env, flip, "sha256", fails_open=False)
 
     def test_unloadable_index_blocks_writes_until_repaired(self, filled: Store, store_env: StoreEnv) -> None:
-        store_env.index_file(filled.stats().generation).unlink()
+        store_env.only_segment().unlink()
         filled.close()
         damaged = store_env.open(verify=False)
         with pytest.raises(StoreInconsistentError, match="check --repair"):

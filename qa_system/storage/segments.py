@@ -83,7 +83,7 @@ class IdBitmap:
         bits = np.zeros(size, dtype=bool)
         bits[ids] = True
         self._bitmap = np.packbits(bits, bitorder="little")  # faiss reads bit (i & 7) of byte i >> 3
-        self._member = faiss.IDSelectorBitmap(size, faiss.swig_ptr(self._bitmap))
+        self._member = faiss.IDSelectorBitmap(len(self._bitmap), faiss.swig_ptr(self._bitmap))  # n: bytes
         self.selector: faiss.IDSelector = faiss.IDSelectorNot(self._member) if exclude else self._member
         self.count = len(np.unique(ids)) if len(ids) else 0
 
