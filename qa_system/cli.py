@@ -229,6 +229,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    with _open(args, auto_compact=False) as qa:
+        result = qa.compact(force=args.all)
+        stats = qa.stats()
+    if args.json:
+        print(json.dumps({**asdict(result), "segments": stats.segments, "tombstones": stats.tombstones}, indent=2))
+    else:
+        print(f"{result.summary()}; now {stats.segments} segments, {stats.tombstones} tombstones")
+    return EXIT_OK
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     with _open(args) as qa:
         stats = qa.stats()
@@ -436,6 +447,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true",
                    help="fix disagreements (re-embeds missing vectors, rebuilds the full-text index)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("compact", help="merge the vector index's segments",
+                       description="Merge index segments as the merge policy says (every write adds one; "
+                                   "writes also merge in the background unless $QA_SYSTEM_AUTO_COMPACT is 0), "
+                                   "dropping the vectors of deleted chunks. Searches and writes go on meanwhile.")
+    _store_options(p)
+    p.add_argument("--all", action="store_true",
+                   help="merge every segment into one (a large one is built for approximate search)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser("stats", help="store statistics", description="Print the store's counts and sizes as JSON.")
     _store_options(p)

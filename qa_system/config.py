@@ -41,6 +41,12 @@ class Settings:
     # divided by the question's best rank (qa_system.fusion); 0 = dense retrieval alone
     lexical_weight: float = 0.3
     embed_batch_size: int = 64
+    # approximate vector search: IVF lists scanned per search in segments built as IVF (large
+    # merged ones); more lists, better recall and slower (benchmarks/scale.py measures both)
+    search_nprobe: int = 32
+    # merge index segments in the background after writes (qa_system/storage/compaction.py);
+    # off: only `qa-system compact` merges
+    auto_compact: bool = True
     # ingest commits its finished documents at least this often (seconds; longer while a commit
     # itself is slow), so a killed ingest loses at most about this much work; 0: after each document
     commit_interval_s: float = 5.0
@@ -95,7 +101,7 @@ def _coerce(name: str, raw: str, template: Any) -> Any:
 def _validated(settings: Settings) -> Settings:
     positive = ("chunk_tokens", "top_k_retriever", "top_k_reader", "max_answer_tokens",
                 "reader_max_seq_length", "reader_doc_stride", "reader_batch_size",
-                "embed_batch_size", "max_question_chars", "max_file_bytes")
+                "embed_batch_size", "max_question_chars", "max_file_bytes", "search_nprobe")
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(settings, name)}")

@@ -94,7 +94,8 @@ class QASystem:
                     self.settings.store_dir,
                     embedding_model=given.model_name if given is not None else self.settings.embedding_model,
                     dimension=given.dimension if _is_loaded(given) else lambda: self.load_embedder().dimension,
-                    db_url=self.settings.db_url, verify=verify,
+                    db_url=self.settings.db_url, verify=verify, nprobe=self.settings.search_nprobe,
+                    auto_compact=self.settings.auto_compact,
                 )
                 # compared by Store.open when it was loaded (or made the new store's dimension)
                 self._embedder_checked = _is_loaded(self._embedder)
@@ -215,6 +216,10 @@ class QASystem:
 
     def stats(self) -> Any:
         return self.store.stats()
+
+    def compact(self, *, force: bool = False) -> Any:
+        """Merge index segments now (`Store.compact`); ``force``: all into one."""
+        return self.store.compact(force=force)
 
     def describe_models(self) -> LoadedModels:
         """The embedding model and the reader as loaded, each with the precision it computes in

@@ -41,7 +41,7 @@ from . import repository as repo
 from .durable import fsync_directory
 from .opening import load_snapshot, sql_errors, utcnow
 from .segment_set import BUILD_PREFIX, index_directory, segment_path
-from .segments import SegmentInfo, build_index, kind_for, serialise
+from .segments import SegmentInfo, encode_segment, kind_for
 
 if TYPE_CHECKING:
     from .store import Store
@@ -193,7 +193,7 @@ class Compactor:
             kind = kind_for(len(ids), merged=True)
             info: tuple[int, str] | None = None
             if len(ids):
-                info = build.write(serialise(build_index(ids, vectors, kind=kind)))
+                info = build.write(encode_segment(ids, vectors, kind))
             if not self._swap(group, build.path if len(ids) else None, kind, ids, info):
                 return None
         return len(ids), dropped

@@ -28,10 +28,9 @@ from .segments import (
     Segment,
     SegmentFileError,
     SegmentInfo,
-    build_index,
+    encode_segment,
     merge_hits,
     segment_file_name,
-    serialise,
 )
 
 INDEX_DIR = "index"
@@ -52,7 +51,7 @@ def write_segment_file(path: Path, ids: np.ndarray, vectors: np.ndarray, kind: s
     """Build and atomically write a segment; returns (bytes, sha256)."""
     import hashlib
 
-    payload = serialise(build_index(ids, vectors, kind=kind))
+    payload = encode_segment(ids, vectors, kind)
     data = np.ascontiguousarray(payload, dtype=np.uint8).data
     atomic_write_bytes(path, data)
     return len(payload), hashlib.sha256(data).hexdigest()
@@ -94,13 +93,11 @@ class VectorSnapshot:
         chunk ids) restricts the search to those ids and makes it exact."""
         n = len(queries)
         if allowed is not None:
-            chosen = IdBitmap(allowed)
-            selector, exhaustive = chosen.selector, True
-            segments = [s for s in self.segments if _overlaps(s, allowed)]
+            wanted = np.setdiff1d(np.asarray(allowed, dtype=np.int64), self.tombstones)  # sorted, unique
+            parts = [s.search_among(queries, k, wanted) for s in self.segments if _overlaps(s, wanted)]
         else:
             selector = self._exclude.selector if self._exclude is not None else None
-            exhaustive, segments = False, list(self.segments)
-        parts = [s.search(queries, k, selector=selector, nprobe=nprobe, exhaustive=exhaustive) for s in segments]
+            parts = [s.search(queries, k, selector=selector, nprobe=nprobe) for s in self.segments]
         return merge_hits(parts, n, k)
 
     def scores_of(self, query: np.ndarray, ids: Sequence[int]) -> dict[int, float]:

@@ -14,6 +14,10 @@ IVF was chosen over HNSW: it builds in one k-means and one assignment pass, it i
 by faiss as it is written (its inverted lists are read in place), and its search honours an id
 selector without losing the selected hits, which filtered search and deletions need.
 
+An IVF file also carries its vectors in id order after the faiss index (``encode_segment``): a
+search among given ids (a selective filter, the exact cosines hybrid search needs) gathers them
+from there instead of scanning every list. A flat file's vectors already are in id order.
+
 Files are read with faiss's mmap flags, so N processes that open a store share one copy in the
 page cache and opening a segment costs about nothing. A segment is never changed: deletions
 are tombstones (SQL) that searches exclude with an id selector until compaction rewrites it.
@@ -40,7 +44,12 @@ IVF_MIN_VECTORS = 20_000
 DEFAULT_NPROBE = 32
 #: k-means trains on at most this many vectors per list (a sample; faiss's own cap is 256).
 TRAIN_POINTS_PER_LIST = 40
-_READ_FLAGS = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
+#: How each kind is mapped: flat codes in place (MMAP_IFC); IVF inverted lists in place (MMAP,
+#: which needs faiss's plain file reader, so the two flags cannot be combined).
+_TRAILER_MAGIC = b"QASEG01\0"
+_ALIGN = 64
+_READ_FLAGS = {FLAT: faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY,
+               IVF: faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY}
 
 
 class SegmentFileError(StoreInconsistentError):
@@ -113,12 +122,24 @@ class Segment:
     """One open (memory-mapped) segment file. Thread-safe for searches; never mutated."""
 
     def __init__(self, info: SegmentInfo, index: faiss.Index, dimension: int,
-                 owner: faiss.Index | None = None) -> None:
+                 owner: faiss.Index | None = None, path: Path | None = None) -> None:
         self.info = info
         self._index = index
         self._owner = owner  # the object faiss returned, which owns the index ``index`` views
         self.dimension = dimension
         self._nlist = int(index.nlist) if info.kind == IVF else 0
+        n = int(index.ntotal)
+        if info.kind == FLAT:
+            self._ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+            flat = faiss.downcast_index(index.index)
+            self._vectors = (faiss.rev_swig_ptr(flat.get_xb(), n * dimension).reshape(n, dimension)
+                             if n else np.zeros((0, dimension), np.float32))
+        else:
+            if path is None:
+                raise SegmentFileError("an IVF segment needs its file for its id-ordered vectors")
+            self._ids, self._vectors = _read_trailer(path, n, dimension)
+        if len(self._ids) > 1 and not (self._ids[1:] > self._ids[:-1]).all():
+            raise SegmentFileError(f"{info.file_name}: ids are not sorted and unique")
 
     @classmethod
     def open(cls, path: Path, info: SegmentInfo, dimension: int) -> Segment:
@@ -132,7 +153,7 @@ class Segment:
         if size != info.bytes:
             raise SegmentFileError(f"{path.name} has {size} bytes, the store recorded {info.bytes}")
         try:
-            raw = faiss.read_index(str(path), _READ_FLAGS)
+            raw = faiss.read_index(str(path), _READ_FLAGS.get(info.kind, 0))
         except RuntimeError as e:
             raise SegmentFileError(f"{path.name} is not a readable faiss index: {e}") from None
         index = faiss.downcast_index(raw)
@@ -146,7 +167,7 @@ class Segment:
         if index.d != dimension or index.ntotal != info.vectors:
             raise SegmentFileError(f"{path.name} holds {index.ntotal} vectors of dimension {index.d}; "
                                    f"the store recorded {info.vectors} of dimension {dimension}")
-        return cls(info, index, dimension, owner=raw)
+        return cls(info, index, dimension, owner=raw, path=path)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -173,38 +194,80 @@ class Segment:
 
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         """All (ids, vectors) of the segment, sorted by id (new arrays)."""
-        n, d = len(self), self.dimension
-        if self.info.kind == FLAT:
-            ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-            vectors = self._index.index.reconstruct_n(0, n) if n else np.zeros((0, d), np.float32)
-        else:
-            lists = self._index.invlists
-            id_parts, vector_parts = [], []
-            for number in range(self._index.nlist):
-                size = lists.list_size(number)
-                if size:
-                    id_parts.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
-                    codes = faiss.rev_swig_ptr(lists.get_codes(number), size * d * 4)
-                    vector_parts.append(np.frombuffer(bytes(codes), dtype=np.float32).reshape(size, d))
-            ids = np.concatenate(id_parts).astype(np.int64) if id_parts else np.zeros(0, np.int64)
-            vectors = np.vstack(vector_parts) if vector_parts else np.zeros((0, d), np.float32)
-        order = np.argsort(ids, kind="stable")
-        return ids[order], np.ascontiguousarray(vectors[order], dtype=np.float32)
+        return self._ids.copy(), np.array(self._vectors, dtype=np.float32, copy=True)
 
     def ids(self) -> np.ndarray:
-        if self.info.kind == FLAT:
-            return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
-        return self.contents()[0]
+        """The sorted ids (a read-only view)."""
+        return self._ids
+
+    def _positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids present here, their row numbers)."""
+        at = np.searchsorted(self._ids, ids)
+        inside = at < len(self._ids)
+        present = np.zeros(len(ids), dtype=bool)
+        present[inside] = self._ids[at[inside]] == ids[inside]
+        return ids[present], at[present]
 
     def scores_of(self, query: np.ndarray, ids: np.ndarray) -> dict[int, float]:
         """Cosine of one query (normalised, shape (1, d)) with the vectors of those ``ids`` that
         are in this segment (exact, whatever the kind)."""
-        inside = ids[(ids >= self.info.min_id) & (ids <= self.info.max_id)]
-        if not len(inside):
+        found, rows = self._positions(ids)
+        if not len(found):
             return {}
-        chosen = faiss.IDSelectorBatch(inside)
-        scores, found = self.search(query, len(inside), selector=chosen, exhaustive=True)
-        return {int(i): float(s) for s, i in zip(scores[0], found[0], strict=True) if i >= 0}
+        scores = self._vectors[rows] @ query[0]
+        return {int(i): float(v) for i, v in zip(found.tolist(), scores.tolist(), strict=True)}
+
+    def search_among(self, queries: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` among ``ids`` (sorted) that are in this segment: their vectors are
+        gathered by id and scored with one matrix product."""
+        found, rows = self._positions(ids)
+        n = len(queries)
+        if not len(found):
+            return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        scores = queries @ self._vectors[rows].T
+        take = min(k, len(found))
+        best = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < len(found) else np.tile(
+            np.arange(len(found)), (n, 1))
+        return np.take_along_axis(scores, best, axis=1).astype(np.float32), found[best]
+
+
+def _read_trailer(path: Path, n: int, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """The id-ordered ids and vectors stored after an IVF segment's faiss index (memory-mapped)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            handle.seek(size - 16)
+            footer = handle.read(16)
+    except OSError as e:
+        raise SegmentFileError(f"cannot read segment file {path.name}: {e.strerror or e}") from None
+    if len(footer) != 16 or footer[8:] != _TRAILER_MAGIC:
+        raise SegmentFileError(f"{path.name} has no vector trailer")
+    start = _aligned(int.from_bytes(footer[:8], "little"))
+    vector_bytes, id_bytes = n * dimension * 4, n * 8
+    if start + vector_bytes + id_bytes + 16 != size:
+        raise SegmentFileError(f"{path.name}: its vector trailer does not fit the file")
+    vectors = np.memmap(path, dtype=np.float32, mode="r", offset=start, shape=(n, dimension)) if n else (
+        np.zeros((0, dimension), np.float32))
+    ids = np.array(np.memmap(path, dtype=np.int64, mode="r", offset=start + vector_bytes, shape=(n,))) if n else (
+        np.zeros(0, np.int64))
+    return ids, vectors
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // _ALIGN) * _ALIGN
+
+
+def encode_segment(ids: np.ndarray, vectors: np.ndarray, kind: str) -> np.ndarray:
+    """The bytes of a segment file: the faiss index, and for IVF the id-ordered vectors and
+    ids after it with a footer giving the index's length."""
+    payload = serialise(build_index(ids, vectors, kind=kind))
+    if kind == FLAT:
+        return payload
+    parts = [payload, np.zeros(_aligned(len(payload)) - len(payload), np.uint8),
+             np.ascontiguousarray(vectors, dtype=np.float32).view(np.uint8).reshape(-1),
+             np.ascontiguousarray(ids, dtype=np.int64).view(np.uint8).reshape(-1),
+             np.frombuffer(len(payload).to_bytes(8, "little") + _TRAILER_MAGIC, dtype=np.uint8)]
+    return np.concatenate(parts)
 
 
 def build_index(ids: np.ndarray, vectors: np.ndarray, *, kind: str) -> faiss.Index:
