@@ -7,8 +7,9 @@ see how the numbers scale.
 
 Measured (best of --repeats runs, all queries in one call and one query per call):
   numpy exact (matrix product + argpartition) — the baseline;
-  faiss IndexFlatIP (exact), the product's VectorIndex (IndexIDMap2 over IndexFlatIP), and the
-  product's filtered search (IDSelectorBatch over 1% of the ids);
+  faiss IndexFlatIP (exact), the product's flat segment (IndexIDMap over IndexFlatIP, memory-mapped),
+  the product's filtered search over 1% of the ids (exact, vectors gathered by id) and its IVF
+  segment at each --nprobe;
   IVF-Flat at several nprobe and HNSW-Flat at several efSearch: time, and recall@k against the
   exact top-k (|approx ∩ exact| / k).
 
@@ -101,9 +102,22 @@ def main() -> None:
     if args.quick:
         args.paragraphs, args.queries, args.repeats, args.nprobe, args.ef_search = 1_000, 50, 1, [1, 8], [16, 64]
 
+    import tempfile
+
     import faiss
 
-    from qa_system.vector_index import VectorIndex
+    from qa_system.storage.segment_set import VectorSnapshot, write_segment_file
+    from qa_system.storage.segments import FLAT, IVF, Segment, SegmentInfo
+
+    scratch = Path(tempfile.mkdtemp(prefix="retrieval-search-"))
+
+    def product_snapshot(kind: str) -> VectorSnapshot:
+        """The product's search path: one segment of ``kind`` over every vector, memory-mapped."""
+        ids = np.arange(len(base), dtype=np.int64)
+        path = scratch / f"seg-{kind}.faiss"
+        size, digest = write_segment_file(path, ids, base, kind)
+        info = SegmentInfo(1, kind, len(ids), 0, len(ids) - 1, size, digest)
+        return VectorSnapshot.make(1, base.shape[1], [Segment.open(path, info, base.shape[1])], np.zeros(0, np.int64))
 
     paragraphs, questions = load_corpus(args.datasets, args.paragraphs)
     base = replicate(embed_cached(args.cache, "paragraphs", [p.context for p in paragraphs]), args.replicate)
@@ -132,16 +146,22 @@ def main() -> None:
     add("faiss IndexFlatIP (exact)", b, s, ids, exact, build, exact_batch)
 
     began = time.perf_counter()
-    product = VectorIndex(d)
-    product.add(base, np.arange(n, dtype=np.int64))
+    product = product_snapshot(FLAT)
     build = time.perf_counter() - began
     b, s, ids = timed(lambda q: product.search(q, k)[1], queries, args.repeats)
-    add("qa_system VectorIndex (IDMap2+FlatIP)", b, s, ids, exact, build, exact_batch)
+    add("qa_system flat segment (IDMap+FlatIP, mmap)", b, s, ids, exact, build, exact_batch)
 
     allowed = np.sort(np.random.default_rng(1).choice(n, size=max(k, n // 100), replace=False))
     sub_exact = allowed[numpy_search(base[allowed], queries, k)]
-    b, s, ids = timed(lambda q: product.search(q, k, allowed_ids=allowed)[1], queries, args.repeats)
-    add(f"qa_system VectorIndex filtered to {len(allowed)} ids", b, s, ids, sub_exact, 0.0, exact_batch)
+    b, s, ids = timed(lambda q: product.search(q, k, allowed=allowed)[1], queries, args.repeats)
+    add(f"qa_system segments filtered to {len(allowed)} ids", b, s, ids, sub_exact, 0.0, exact_batch)
+
+    began = time.perf_counter()
+    product_ivf = product_snapshot(IVF)
+    build = time.perf_counter() - began
+    for nprobe in args.nprobe:
+        b, s, ids = timed(lambda q, p=nprobe: product_ivf.search(q, k, nprobe=p)[1], queries, args.repeats)
+        add(f"qa_system IVF segment (nprobe {nprobe}, mmap)", b, s, ids, exact, build, exact_batch)
 
     nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
     began = time.perf_counter()

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from qa_system.errors import InputError
-from qa_system.storage import Store, migrate
+from qa_system.storage import Store
 from tests.store_suite import EMBEDDER, StoreEnv, corpus, vector, write_for
 
 CODE_TEXT = "Error ZQX-913 means the upload quota of the workspace is used up."

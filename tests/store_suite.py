@@ -33,7 +33,6 @@ from qa_system.storage import DocumentWrite, MetadataUpdate, Store, migrate, seg
 from qa_system.storage.engine import create_store_engine
 from qa_system.types import Chunk, Document, MetadataValue
 
-
 MODEL = "fake-hash-embedder"
 DIM = 16
 TABLES = {"documents", "document_metadata", "chunks", "store_state"}
@@ -490,7 +489,8 @@ class StoreContract:
         def add_orphans(path: Path) -> None:
             ids, vectors = filled._snapshot().segments[0].contents()  # noqa: SLF001
             extra = np.asarray([10**9, 10**9 + 1], dtype=np.int64)
-            store_env.rewrite_segment(path, np.concatenate([ids, extra]), np.vstack([vectors, EMBEDDER.encode(["o1", "o2"])]))
+            orphans = EMBEDDER.encode(["o1", "o2"])
+            store_env.rewrite_segment(path, np.concatenate([ids, extra]), np.vstack([vectors, orphans]))
 
         self._corrupt_and_repair(filled, store_env, add_orphans, "orphan_vectors=(1000000000, 1000000001)")
 
