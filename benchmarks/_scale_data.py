@@ -24,9 +24,9 @@ its own: 100% in a sample of 3,000), two passages of one cluster have cosine ~0.
 different clusters 0 +- 0.05 -- so clusters overlap: of the exact top-10 of a query, ~44% (20k
 passages), ~16% (100k), ~3.5% (1M) come from other clusters than the query's passage (scale.py
 prints this for the data it runs on; PASSAGE_NOISE 2.0 would give 64% / 42% / 20%, 1.5 gives
-21% / 1.5% at 20k / 100k). Random unit vectors would be the worst
-case for approximate search and unlike real embeddings; these have the cluster structure an
-inverted-file index relies on, without making it trivial.
+21% / 1.5% at 20k / 100k). Random unit vectors would be the worst case for approximate search
+and unlike real embeddings; these have the cluster structure an inverted-file index relies on,
+without making it trivial.
 
 Queries. A random stored passage's vector plus QUERY_NOISE (1.0) times a random direction,
 normalised (cosine ~0.7 to its passage, as a question to its answer passage); the query text is
