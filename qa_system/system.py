@@ -207,6 +207,10 @@ class QASystem:
     def check(self) -> Any:
         return self.store.check()
 
+    def quick_check(self) -> Any:
+        """Counts only, no file read (`Store.quick_check`): what `/readyz` runs."""
+        return self.store.quick_check()
+
     def repair(self) -> Any:
         """Fix the store (`Store.repair`); the embedder loads only if chunks need new vectors."""
         with self._write_lock:

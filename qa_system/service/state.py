@@ -187,7 +187,8 @@ class ServiceState:
     # ------------------------------------------------------------------------- readiness
 
     async def readiness(self) -> Readiness:
-        """Models loaded and the store's SQL rows and index agree (a check at most every
+        """Models loaded and the store's SQL rows and index agree by count, every segment open
+        (``Store.quick_check``: no file or id list is read; at most every
         ``ready_check_interval_s``; a check running longer than 5 s keeps the previous result)."""
         if not self._loaded:
             reason = self._load_error or "loading the models and opening the store"
@@ -214,7 +215,7 @@ class ServiceState:
             if cached is not None:
                 return cached
             try:
-                report = self._system.check()
+                report = self._system.quick_check()
                 result = (Readiness(True, ()) if report.ok
                           else Readiness(False, (f"store check failed: {report.summary()}",)))
             except QASystemError as e:

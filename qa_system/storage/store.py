@@ -473,6 +473,18 @@ class Store:
             problems.append(f"{len(snapshot)} live vectors for {rows} chunks")
         return problems
 
+    def quick_check(self) -> ConsistencyReport:
+        """What opening checks, on the current generation: every segment is open and the live
+        vectors add up to the chunk rows. Reads no file and no id list (``/readyz`` runs it);
+        ``check`` is the full comparison."""
+        self._usable()
+        self.refresh()
+        snapshot = self._snapshot()
+        problems = self._quick_problems(snapshot)
+        return ConsistencyReport(sql_chunks=len(snapshot), index_vectors=len(snapshot),
+                                 manifest_problems=tuple(problems), sql_generation=snapshot.generation,
+                                 index_generation=snapshot.generation)
+
     def check(self) -> ConsistencyReport:
         """Compare the SQL chunk ids with the live vectors of the segment files (each file's
         digest checked against the one recorded), and (SQLite) the full-text index with the

@@ -136,6 +136,9 @@ class FakeSystem:
         problems = ("index file missing",) if self.fail_check else ()
         return ConsistencyReport(sql_chunks=n, index_vectors=n, manifest_problems=problems)
 
+    def quick_check(self) -> ConsistencyReport:
+        return self.check()
+
 
 def test_fake_replaces_by_source_and_reports_missing_ids() -> None:
     fake = FakeSystem()
