@@ -361,6 +361,31 @@ class StoreContract:
         for nothing in nothing_matching:
             assert store.search(query, 5, filters=nothing) == [[]]
 
+    @pytest.mark.parametrize("plan", ["pre-filter", "post-filter", "post-filter, then ids"])
+    def test_every_filter_plan_returns_the_exact_filtered_top_k(
+        self, store: Store, plan: str, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        from qa_system.storage import search
+
+        if plan != "pre-filter":  # as if these filters matched thousands of documents
+            monkeypatch.setattr(search, "PROBE_DOCUMENTS", 1)
+        if plan == "post-filter, then ids":
+            monkeypatch.setattr(search, "PREFILTER_DEPTH", 1)
+        writes = [write_for(f"d{i}", f"document {i} of a mixed collection, part {i % 7}",
+                            {"colour": "red" if i % 2 else "blue", "rare": i % 25 == 0}) for i in range(100)]
+        for start in range(0, 100, 25):  # four segments
+            store.apply(writes[start:start + 25])
+        store.delete(document_ids=[writes[1].document.id, writes[50].document.id])  # tombstones
+        kept = [w for i, w in enumerate(writes) if i not in (1, 50)]
+        queries = np.vstack([writes[3].vectors[0], writes[8].vectors[1]])
+        for filters, chosen in (({"colour": "red"}, [w for w in kept if w.document.metadata["colour"] == "red"]),
+                                ({"rare": True}, [w for w in kept if w.document.metadata["rare"]])):
+            vectors = np.vstack([w.vectors for w in chosen])
+            texts = [c.text for w in chosen for c in w.chunks]
+            for query, found in zip(queries, store.search(queries, 6, filters=filters), strict=True):
+                order = np.argsort(-(vectors @ query), kind="stable")[:6]
+                assert [p.text for p in found] == [texts[i] for i in order], (plan, filters)
+
     def test_metadata_values_round_trip_and_long_values_filter(self, store: Store) -> None:
         long_value = "x" * 5000
         metadata: dict[str, MetadataValue] = {

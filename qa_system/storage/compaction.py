@@ -6,8 +6,9 @@ LogMergePolicy: a segment's *level* is ``floor(log10(live vectors / 1000))`` (le
 10,000), and a run of :data:`MERGE_FACTOR` adjacent segments of one level is merged into one of
 the next level, so each vector is rewritten about once per level (O(log n) in all) and a store
 keeps at most ``MERGE_FACTOR - 1`` segments per level. A segment with more than
-:data:`TOMBSTONE_SHARE` of its vectors deleted is rewritten alone. Merges of at least
-``segments.IVF_MIN_VECTORS`` build an IVF segment.
+:data:`TOMBSTONE_SHARE` of its vectors deleted is rewritten alone, and so is a flat segment of at
+least ``segments.IVF_MIN_VECTORS`` (one large write): merges of that size build an IVF segment,
+which a search scans a few lists of instead of every vector.
 
 Only *adjacent* segments (by chunk-id range) are merged, so segments keep disjoint id ranges
 and a deleted chunk's segment is found by range.
@@ -97,7 +98,10 @@ def plan(infos: Sequence[SegmentInfo], dead: dict[int, int], *, force: bool = Fa
             taken.update(chosen)
         start = end + 1
     for j, info in enumerate(infos):
-        if j not in taken and info.vectors and dead.get(info.id, 0) > TOMBSTONE_SHARE * info.vectors:
+        if j in taken or not info.vectors:
+            continue
+        heavily_deleted = dead.get(info.id, 0) > TOMBSTONE_SHARE * info.vectors
+        if heavily_deleted or kind_for(live[j], merged=True) != info.kind:
             groups.append((info.id,))
     return groups
 

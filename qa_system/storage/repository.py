@@ -366,6 +366,15 @@ def allowed_chunk_ids(session: Session, filters: Filters, *, limit: int | None =
     return np.asarray(session.scalars(query).all(), dtype=np.int64)
 
 
+def count_matching_documents(session: Session, filters: Filters, *, limit: int) -> int:
+    """How many documents match ``filters``, counting no further than ``limit`` (bounded cost)."""
+    conditions = filter_conditions(filters)
+    if conditions is None:
+        return 0
+    capped = select(DocumentRow.id).where(*conditions).limit(limit).subquery()
+    return int(session.scalar(select(func.count()).select_from(capped)) or 0)
+
+
 def matching_among(session: Session, chunk_ids: Sequence[int], filters: Filters) -> set[int]:
     """Those of ``chunk_ids`` whose document matches every filter."""
     conditions = filter_conditions(filters)

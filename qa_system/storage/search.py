@@ -2,16 +2,17 @@
 
 A filter is a condition on documents in SQL. Two ways to honour it, and the planner picks:
 
+* **pre-filter** (selective filters): fetch the ids of the matching chunks from SQL and search
+  exactly among them (their vectors gathered by id). Chosen when fewer than
+  :data:`PROBE_DOCUMENTS` documents match, which one bounded count finds out.
 * **post-filter** (broad filters): search the segments for ``k * OVERFETCH`` hits, keep those
-  whose chunk matches (one SQL query on those ids), and search deeper while fewer than ``k``
-  are left. A filter matching half the store costs about one unfiltered search.
-* **pre-filter** (selective filters): fetch the ids of the matching chunks from SQL, at most
-  :data:`PREFILTER_CAP`, and search exactly among them (a bitmap id selector inside faiss).
+  whose chunk matches (one SQL query on those ids), and search four times deeper while fewer
+  than ``k`` are left; past :data:`PREFILTER_DEPTH` (a filter that matched many documents but
+  few near the query), fetch up to :data:`PREFILTER_CAP` matching ids and search among them.
+  A filter matching half the store costs about one unfiltered search, and no matching id list
+  is loaded into Python.
 
-The first post-filter round tells which case it is: when it came up short, the filter is
-selective, so the matching ids are fetched (bounded); only a filter that is neither (it matches
-more than the cap but the round still came up short) searches deeper, four times as deep per
-round. Either way ``k`` hits come back whenever ``k`` chunks match.
+Either way ``k`` hits come back whenever ``k`` chunks match.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from .repository import Filters
 from .segment_set import VectorSnapshot
 from .segments import DEFAULT_NPROBE, merge_hits
 
+#: Filters matching fewer documents than this are pre-filtered.
+PROBE_DOCUMENTS = 5_000
 #: Hits asked for per wanted hit in the first post-filter round.
 OVERFETCH = 4
-#: Most matching chunk ids a pre-filtered search fetches from SQL.
+#: Post-filter depth past which the matching ids are fetched instead (if at most PREFILTER_CAP).
+PREFILTER_DEPTH = 4_096
+#: Most matching chunk ids a post-filter fallback fetches from SQL.
 PREFILTER_CAP = 50_000
 
 DenseSearch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
@@ -51,20 +56,26 @@ def filtered_search(session: Session, snapshot: VectorSnapshot, queries: np.ndar
     n = len(queries)
     if repo.filter_conditions(filters) is None:
         return merge_hits([], n, k)
-    total = len(snapshot)
-    depth = min(max(k * OVERFETCH, k), max(total, 1))
+    if repo.count_matching_documents(session, filters, limit=PROBE_DOCUMENTS) < PROBE_DOCUMENTS:
+        return _among(snapshot, queries, k, repo.allowed_chunk_ids(session, filters), nprobe)
+    total = max(len(snapshot), 1)
+    depth = min(k * OVERFETCH, total)
     kept = _post_filtered(session, snapshot, queries, depth, filters, nprobe)
-    if all(len(hits) >= k for hits in kept) or depth >= total:
-        return _as_arrays(kept, n, k)
-    allowed = repo.allowed_chunk_ids(session, filters, limit=PREFILTER_CAP + 1)
-    if len(allowed) <= PREFILTER_CAP:
-        if not len(allowed):
-            return merge_hits([], n, k)
-        return snapshot.search(queries, k, allowed=allowed, nprobe=nprobe)
     while depth < total and not all(len(hits) >= k for hits in kept):
         depth = min(depth * 4, total)
+        if depth > PREFILTER_DEPTH:
+            allowed = repo.allowed_chunk_ids(session, filters, limit=PREFILTER_CAP + 1)
+            if len(allowed) <= PREFILTER_CAP:
+                return _among(snapshot, queries, k, allowed, nprobe)
         kept = _post_filtered(session, snapshot, queries, depth, filters, nprobe)
     return _as_arrays(kept, n, k)
+
+
+def _among(snapshot: VectorSnapshot, queries: np.ndarray, k: int, allowed: np.ndarray,
+           nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+    if not len(allowed):
+        return merge_hits([], len(queries), k)
+    return snapshot.search(queries, k, allowed=allowed, nprobe=nprobe)
 
 
 def _post_filtered(session: Session, snapshot: VectorSnapshot, queries: np.ndarray, depth: int,

@@ -150,8 +150,9 @@ def test_stray_sweep_keeps_live_segments_and_running_merges(tmp_path: Path) -> N
     assert sorted(p.name for p in index.iterdir()) == [".build-alive.faiss", "notes.txt", "seg-00000001.faiss"]
 
 
-def info(segment_id: int, vectors: int) -> SegmentInfo:
-    return SegmentInfo(segment_id, FLAT, vectors, segment_id * 10**6, segment_id * 10**6 + vectors, 1, "")
+def info(segment_id: int, vectors: int, kind: str | None = None) -> SegmentInfo:
+    kind = kind or (IVF if vectors >= 20_000 else FLAT)
+    return SegmentInfo(segment_id, kind, vectors, segment_id * 10**6, segment_id * 10**6 + vectors, 1, "")
 
 
 def test_merge_policy_merges_runs_of_one_level_and_heavily_deleted_segments() -> None:
@@ -165,3 +166,5 @@ def test_merge_policy_merges_runs_of_one_level_and_heavily_deleted_segments() ->
     assert plan([big], {99: int(TOMBSTONE_SHARE * 50_000)}) == []
     assert plan([big], {}, force=True) == [] and plan([big], {99: 1}, force=True) == [(99,)]
     assert plan(small[:2], {}, force=True) == [(1, 2)]
+    assert plan([info(7, 30_000, FLAT), info(8, 30_000)], {}) == [(7,)]  # one large write: made IVF
+    assert plan([info(9, 25_000)], {9: 6_000}) == [(9,)]  # 19,000 live left: flat again
