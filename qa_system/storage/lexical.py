@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from sqlalchemy import ColumnElement, Select, column, func, literal_column, select, table, text
+from sqlalchemy import ColumnElement, Select, bindparam, column, func, literal_column, select, table, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -36,48 +36,86 @@ def supported(session: Session) -> bool:
     return session.get_bind().dialect.name in ("sqlite", "postgresql")
 
 
-def _match(session: Session, terms: Sequence[str]) -> tuple[Select, ColumnElement] | None:
-    """A select of (chunk id, rank) over the chunks matching any of ``terms``, and its rank."""
+def _match(session: Session, terms: Sequence[str], *, joined: bool = False) -> tuple[Select, ColumnElement,
+                                                                               ColumnElement] | None:
+    """A select of (chunk id, rank) over the chunks matching any of ``terms``, its rank and its
+    id column; ``joined``: the chunk rows are joined in (for filters on their document)."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        query = " OR ".join(f'"{t}"' for t in terms)
-        return (select(_fts.c.rowid, _SQLITE_RANK)
-                .select_from(_fts.join(ChunkRow, ChunkRow.id == _fts.c.rowid))
-                .where(text(f"{FTS_TABLE} MATCH :lexical_query").bindparams(lexical_query=query)),
-                _SQLITE_RANK)
+        query = select(_fts.c.rowid, _SQLITE_RANK)
+        if joined:
+            query = query.select_from(_fts.join(ChunkRow, ChunkRow.id == _fts.c.rowid))
+        return (query.where(text(f"{FTS_TABLE} MATCH :lexical_query").bindparams(lexical_query=_fts_query(terms))),
+                _SQLITE_RANK, _fts.c.rowid)
     if dialect == "postgresql":
         tsquery = func.websearch_to_tsquery(literal_column("'english'::regconfig"), " or ".join(terms))
         rank = func.ts_rank(_PG_VECTOR, tsquery, 1)
-        return (select(ChunkRow.id, rank).where(_PG_VECTOR.op("@@")(tsquery)), rank)
+        return (select(ChunkRow.id, rank).where(_PG_VECTOR.op("@@")(tsquery)), rank, ChunkRow.id)
     return None
+
+
+def _fts_query(terms: Sequence[str]) -> str:
+    return " OR ".join(f'"{t}"' for t in terms)
+
+
+#: Postings (chunk, word) one SQLite full-text query may visit: the rarest words are kept until
+#: their chunk counts add up to this, so a word in a large share of a big store (low BM25 weight)
+#: does not make every question rank most of the store. Small stores never reach it.
+POSTING_BUDGET = 20_000
+
+
+def within_budget(session: Session, terms: Sequence[str]) -> list[str]:
+    """``terms`` less the most common ones once their postings pass :data:`POSTING_BUDGET`
+    (SQLite; the rarest term always stays). Order is kept."""
+    if len(terms) <= 1 or session.get_bind().dialect.name != "sqlite":
+        return list(terms)
+    count = text(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :term")
+    frequency = {t: int(session.scalar(count, {"term": _fts_query([t])}) or 0) for t in terms}
+    kept: set[str] = set()
+    spent = 0
+    for term in sorted(terms, key=lambda t: frequency[t]):
+        if kept and spent + frequency[term] > POSTING_BUDGET:
+            break
+        kept.add(term)
+        spent += frequency[term]
+    return [t for t in terms if t in kept]
 
 
 def top_chunks(session: Session, terms: Sequence[str], k: int,
                filters: Filters | None = None) -> dict[int, float]:
-    """The ``k`` chunks with the highest full-text rank for ``terms`` (any of them), among the
-    chunks whose document matches ``filters``; {chunk id: rank}, rank > 0."""
-    matched = _match(session, terms) if terms and k > 0 else None
+    """The ``k`` chunks with the highest full-text rank for ``terms`` (any of them, within the
+    posting budget), among the chunks whose document matches ``filters``; {chunk id: rank}, rank > 0."""
+    matched = _match(session, within_budget(session, terms), joined=bool(filters)) if terms and k > 0 else None
     if matched is None:
         return {}
-    query, rank = matched
+    query, rank, key = matched
     if filters:
         conditions = filter_conditions(filters)
         if conditions is None:
             return {}
         query = query.join(DocumentRow, DocumentRow.id == ChunkRow.document_id).where(*conditions)
-    rows = session.execute(query.order_by(rank.desc(), ChunkRow.id).limit(k)).all()
+    rows = session.execute(query.order_by(rank.desc(), key).limit(k)).all()
     return {int(i): float(r) for i, r in rows if r is not None and r > 0}
 
 
 def chunk_ranks(session: Session, terms: Sequence[str], ids: Sequence[int]) -> dict[int, float]:
-    """The full-text rank of each of ``ids`` that holds any of ``terms`` (others are absent)."""
+    """The full-text rank of each of ``ids`` that holds any of ``terms`` (others are absent).
+    SQLite looks each id up in the index (cost per id, not per matching chunk)."""
     matched = _match(session, terms) if terms else None
     if matched is None:
         return {}
-    query, _ = matched
+    query, _, key = matched
     ranks: dict[int, float] = {}
-    for batch in batched(sorted({int(i) for i in ids})):
-        for i, r in session.execute(query.where(ChunkRow.id.in_(batch))):
+    wanted = sorted({int(i) for i in ids})
+    if session.get_bind().dialect.name == "sqlite":
+        one = query.where(key == bindparam("chunk_id"))
+        for chunk_id in wanted:
+            for i, r in session.execute(one, {"chunk_id": chunk_id}):
+                if r is not None and r > 0:
+                    ranks[int(i)] = float(r)
+        return ranks
+    for batch in batched(wanted):
+        for i, r in session.execute(query.where(key.in_(batch))):
             if r is not None and r > 0:
                 ranks[int(i)] = float(r)
     return ranks
