@@ -38,7 +38,7 @@ class Settings:
     # qa_system.reader.answers.decode_question; 0 ranks by the reader's score alone
     retrieval_weight: float = 10.0
     # hybrid retrieval: a passage's retrieval score is (1 - w) x cosine + w x its full-text rank
-    # divided by the question's best rank (qa_system.fusion); 0 = dense retrieval alone
+    # divided by the question's best rank (qa_system.retrieval.fusion); 0 = dense retrieval alone
     lexical_weight: float = 0.3
     embed_batch_size: int = 64
     # approximate vector search: IVF lists scanned per search in segments built as IVF (large

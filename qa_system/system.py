@@ -273,15 +273,18 @@ class QASystem:
                       filters: Filters | None = None, lexical_weight: float | None = None,
                       ) -> list[list[Passage]]:
         """The top-``k`` passages of each question, best first (hybrid unless the lexical weight,
-        ``settings.lexical_weight`` unless given, is 0; see ``qa_system.fusion``)."""
+        ``settings.lexical_weight`` unless given, is 0; see ``qa_system.retrieval.fusion``)."""
         k = self.settings.top_k_retriever if top_k is None else top_k
         if k <= 0:
             raise QuestionError(f"top_k must be positive, got {k}")
         cleaned = [self.validate_question(q) for q in questions]
         self._maybe_refresh()
         vectors = self.embedder.encode(cleaned, batch_size=self.settings.embed_batch_size)
+        from .retrieval import StoreRetriever
+
         weight = self.settings.lexical_weight if lexical_weight is None else lexical_weight
-        return list(self.store.search(vectors, k, filters=filters, query_texts=cleaned, lexical_weight=weight))
+        retriever = StoreRetriever(self.store, lexical_weight=weight)
+        return retriever.retrieve(vectors, k, query_texts=cleaned, filters=filters)
 
     def retrieve(self, question: str, *, top_k: int | None = None, filters: Filters | None = None,
                  lexical_weight: float | None = None) -> list[Passage]:

@@ -138,7 +138,7 @@ class LoadedModel:
     window length, stride, no-answer thresholds (the second for answers from passages read in
     several windows) and retrieval weight (answers rank by ``score + retrieval_weight *
     passage_score``) are set for the reader only; the lexical weight of hybrid retrieval
-    (``qa_system.fusion``; 0: dense alone) for the embedder only."""
+    (``qa_system.retrieval.fusion``; 0: dense alone) for the embedder only."""
 
     model: str
     precision: str | None

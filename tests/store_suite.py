@@ -365,7 +365,7 @@ class StoreContract:
     def test_every_filter_plan_returns_the_exact_filtered_top_k(
         self, store: Store, plan: str, monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        from qa_system.storage import search
+        from qa_system.retrieval import filtered as search
 
         if plan != "pre-filter":  # as if these filters matched thousands of documents
             monkeypatch.setattr(search, "PROBE_DOCUMENTS", 1)

@@ -5,27 +5,23 @@ SQLite: FTS5 with BM25 (``bm25()``, k1 = 1.2, b = 0.75), porter-stemmed words. P
 1 + log(length) so that long passages do not win by length alone. The two rank differently;
 hybrid retrieval divides each question's ranks by its best one, so only their order and ratios
 matter. Other databases have no lexical index: every function here then finds nothing.
-:func:`hybrid_search` fuses these ranks with the vector search's cosines (``Store.search``).
+``qa_system.retrieval.hybrid`` fuses these ranks with the vector search's cosines.
 
-Questions arrive as words from :func:`qa_system.fusion.query_terms` (letters and digits only),
+Questions arrive as words from :func:`qa_system.retrieval.fusion.query_terms` (letters and digits only),
 OR-ed together, so no user text reaches either full-text query syntax unquoted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-import numpy as np
 from sqlalchemy import ColumnElement, Select, bindparam, column, func, literal_column, select, table, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ..fusion import fuse, query_terms
 from .models import FULL_TEXT_OBJECTS, ChunkRow, DocumentRow
 from .repository import Filters, batched, filter_conditions
 
-DenseSearch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
-Similarities = Callable[[np.ndarray, list[int]], dict[int, float]]
 FTS_TABLE = FULL_TEXT_OBJECTS[0]
 _fts = table(FTS_TABLE, column("rowid"))
 _SQLITE_RANK = literal_column(f"-bm25({FTS_TABLE})")  # bm25() is lower-is-better
@@ -119,33 +115,6 @@ def chunk_ranks(session: Session, terms: Sequence[str], ids: Sequence[int]) -> d
             if r is not None and r > 0:
                 ranks[int(i)] = float(r)
     return ranks
-
-
-#: Candidates taken from each side of a hybrid search (at least ``k``).
-HYBRID_POOL = 50
-
-
-def hybrid_search(session: Session, dense: DenseSearch, similarities: Similarities, queries: np.ndarray,
-                  questions: Sequence[str], k: int, *, filters: Filters | None,
-                  weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """Hybrid retrieval: the best ``max(k, HYBRID_POOL)`` chunks of the vector search (``dense``,
-    which honours the filters) and of the full-text search (under the same ``filters``), each
-    scored on both sides (the side that missed a chunk scores it exactly: ``similarities``) and
-    fused by ``qa_system.fusion.fuse``. Returns (scores, ids) shaped like a vector search's
-    (missing slots: id -1)."""
-    pool = max(k, HYBRID_POOL)
-    dense_scores, dense_ids = dense(queries, pool)
-    scores = np.zeros((len(queries), k), dtype=np.float32)
-    ids = np.full((len(queries), k), -1, dtype=np.int64)
-    for row, (query, question) in enumerate(zip(queries, questions, strict=True)):
-        found = {int(i): float(s) for s, i in zip(dense_scores[row], dense_ids[row], strict=True) if i >= 0}
-        terms = query_terms(question)
-        ranks = top_chunks(session, terms, pool, filters)
-        found.update(similarities(query.reshape(1, -1), [i for i in ranks if i not in found]))
-        ranks.update(chunk_ranks(session, terms, [i for i in found if i not in ranks]))
-        for slot, (chunk_id, score) in enumerate(fuse(found, ranks, weight, k)):
-            ids[row, slot], scores[row, slot] = chunk_id, score
-    return scores, ids
 
 
 def rebuild(session: Session) -> None:

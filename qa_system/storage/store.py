@@ -18,7 +18,8 @@ Invariants (ENGINEERING.md, principle 10):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from threading import Lock, RLock
@@ -29,10 +30,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..config import check_lexical_weight
 from ..embedding import Embedder
 from ..errors import (
-    ConfigError,
     DocumentNotFoundError,
     IndexMismatchError,
     InputError,
@@ -49,7 +48,6 @@ from .engine import create_store_engine, write_engine
 from .opening import (
     DB_FILE,
     REPAIR_HINT,
-    RETRIES,
     check_store_path,
     claim_store,
     consistent_reads,
@@ -68,9 +66,9 @@ from .records import (
     StoreStats,
     Upsert,
 )
-from .search import dense_search
 from .segment_set import VectorSnapshot
 from .segments import DEFAULT_NPROBE, FLAT, Segment, kind_for, normalised
+from .view import StoreView
 from .writes import Change, apply_change
 
 R = TypeVar("R")
@@ -254,52 +252,34 @@ class Store:
             segments=len(snapshot.segments), tombstones=len(snapshot.tombstones),
         )
 
+    @contextmanager
+    def view(self) -> Iterator[StoreView]:
+        """One consistent read: the published vector snapshot and one SQL read transaction
+        (what ``qa_system.retrieval`` builds every search from)."""
+        self._usable()
+        snapshot = self._snapshot()
+        with sql_errors("searching"), self._reads() as session:
+            yield StoreView(session, snapshot, self._nprobe)
+
+    def moved_on(self, generation: int) -> bool:
+        """Whether the store is past ``generation`` now (after opening what another process
+        committed): a read of ``generation`` may have missed rows a writer just replaced."""
+        return self.refresh() or self._snapshot().generation != generation
+
+    def normalise_queries(self, query_vectors: np.ndarray) -> np.ndarray:
+        """Query vectors as float32 unit rows of this store's dimension (InputError otherwise)."""
+        return normalised(query_vectors, self._dimension, "query vectors")
+
     def search(self, query_vectors: np.ndarray, k: int, *,
                filters: Mapping[str, MetadataValue | Sequence[MetadataValue]] | None = None,
                query_texts: Sequence[str] | None = None, lexical_weight: float = 0.0,
                ) -> list[list[Passage]]:
-        """Top-``k`` passages per query row, best first. ``filters`` match document metadata
-        by equality (a list value: any of), plus the keys ``document_id`` and ``source``; they
-        are honoured inside the vector search (``search.py``), so ``k`` hits come back whenever
-        ``k`` chunks match.
+        """Top-``k`` passages per query row, best first: ``qa_system.retrieval.StoreRetriever``
+        over this store (a convenience; retrieval itself lives there)."""
+        from ..retrieval import StoreRetriever
 
-        With ``query_texts`` (the questions, one per row) and ``lexical_weight`` > 0 the search
-        is hybrid: the best ``lexical.HYBRID_POOL`` (or ``k``) chunks of the vector search and of the
-        database's full-text search, under the same filters, are ranked by
-        ``(1 - w) * cosine + w * rank / best rank`` (``qa_system.fusion``), and ``Passage.score``
-        is that fused score. On a database without a full-text index it is the vector search.
-        """
-        self._usable()
-        if k <= 0:
-            raise InputError(f"k must be positive, got {k}")
-        queries = normalised(query_vectors, self._dimension, "query vectors")
-        try:
-            weight = check_lexical_weight(lexical_weight)
-        except ConfigError as e:
-            raise InputError(str(e)) from e
-        hybrid = query_texts is not None and weight > 0
-        if hybrid and len(query_texts) != len(queries):
-            raise InputError(f"{len(query_texts)} query texts for {len(queries)} query vectors")
-        if not len(queries):
-            return []
-        attempt = 0
-        while True:
-            snapshot = self._snapshot()
-            with sql_errors("searching"), self._reads() as session:
-                dense = dense_search(session, snapshot, filters, nprobe=self._nprobe)
-                if hybrid and lexical.supported(session):
-                    scores, ids = lexical.hybrid_search(session, dense, snapshot.scores_of, queries,
-                                                        query_texts, k, filters=filters, weight=weight)
-                else:
-                    scores, ids = dense(queries, k)
-                rows = repo.passage_rows(session, (int(i) for i in ids.flat if i >= 0))
-            missing = any(int(i) not in rows for i in ids.flat if i >= 0)
-            attempt += 1
-            # A writer committed after we took the snapshot: retry on the one that matches SQL.
-            if missing and attempt < RETRIES and (self.refresh() or self._snapshot() is not snapshot):
-                continue
-            return [repo.to_passages(row_scores, row_ids, rows)
-                    for row_scores, row_ids in zip(scores, ids, strict=True)]
+        retriever = StoreRetriever(self, lexical_weight=lexical_weight)
+        return retriever.retrieve(query_vectors, k, query_texts=query_texts, filters=filters)
 
     # -------------------------------------------------------------------------- writes
 

@@ -6,7 +6,7 @@ import pytest
 
 from qa_system.config import load_settings
 from qa_system.errors import ConfigError
-from qa_system.fusion import MAX_TERMS, fuse, query_terms
+from qa_system.retrieval.fusion import MAX_TERMS, fuse, query_terms
 
 
 def test_query_terms_are_distinct_lower_case_words_without_stopwords() -> None:

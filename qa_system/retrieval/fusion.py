@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .config import check_lexical_weight
+from ..config import check_lexical_weight
 
 #: Words too common to help a lexical search (its rank gives them little weight anyway, but each
 #: would make the database visit almost every passage).
