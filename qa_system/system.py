@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings, load_settings
 from .embedding import Embedder, SentenceTransformerEmbedder, tokenizer_copy
 from .errors import QuestionError
 from .ingestion import Chunker, Ingestor, IngestReport
 from .types import AskResult, Document, LoadedModel, LoadedModels, MetadataValue, Passage
+
+if TYPE_CHECKING:
+    from .retrieval import Retriever
 
 Filters = Mapping[str, "MetadataValue | Sequence[MetadataValue]"]
 
@@ -61,8 +64,12 @@ class QASystem:
     def __init__(
         self, settings: Settings | None = None, *, embedder: Embedder | None = None, reader: Any = None,
         chunker: Chunker | None = None, refresh_interval_s: float = 2.0,
+        retriever: Callable[[Any, float], Retriever] | None = None,
     ) -> None:
+        """``retriever``: builds the retriever from (the store, the lexical weight) -- e.g. one
+        that re-ranks what ``qa_system.retrieval.StoreRetriever`` finds; default StoreRetriever."""
         self.settings = settings if settings is not None else load_settings()
+        self._make_retriever = retriever
         self._embedder = embedder
         self._embedder_checked = False  # compared with the store's recorded model and dimension
         self._reader = reader
@@ -280,11 +287,18 @@ class QASystem:
         cleaned = [self.validate_question(q) for q in questions]
         self._maybe_refresh()
         vectors = self.embedder.encode(cleaned, batch_size=self.settings.embed_batch_size)
+        weight = self.settings.lexical_weight if lexical_weight is None else lexical_weight
+        retriever = self.retriever(weight)
+        return retriever.retrieve(vectors, k, query_texts=cleaned, filters=filters)
+
+    def retriever(self, lexical_weight: float | None = None) -> Retriever:
+        """The retriever over this system's store (``settings.lexical_weight`` unless given)."""
         from .retrieval import StoreRetriever
 
         weight = self.settings.lexical_weight if lexical_weight is None else lexical_weight
-        retriever = StoreRetriever(self.store, lexical_weight=weight)
-        return retriever.retrieve(vectors, k, query_texts=cleaned, filters=filters)
+        if self._make_retriever is not None:
+            return self._make_retriever(self.store, weight)
+        return StoreRetriever(self.store, lexical_weight=weight)
 
     def retrieve(self, question: str, *, top_k: int | None = None, filters: Filters | None = None,
                  lexical_weight: float | None = None) -> list[Passage]:

@@ -4,7 +4,8 @@ A filter is a condition on documents in SQL. Two ways to honour it, and the plan
 
 * **pre-filter** (selective filters): fetch the ids of the matching chunks from SQL and search
   exactly among them (their vectors gathered by id). Chosen when fewer than
-  :data:`PROBE_DOCUMENTS` documents match, which one bounded count finds out.
+  :data:`PROBE_DOCUMENTS` documents match, which counts of at most that many index entries per
+  condition find out.
 * **post-filter** (broad filters): search the segments for ``k * OVERFETCH`` hits, keep those
   whose chunk matches (one SQL query on those ids), and search four times deeper while fewer
   than ``k`` are left; past :data:`PREFILTER_DEPTH` (a filter that matched many documents but
@@ -48,7 +49,7 @@ def filtered_search(view: StoreView, queries: np.ndarray, k: int,
     n = len(queries)
     if view.filter_matches_nothing(filters):
         return _empty(n, k)
-    if view.count_matching_documents(filters, limit=PROBE_DOCUMENTS) < PROBE_DOCUMENTS:
+    if view.matching_documents_at_most(filters, limit=PROBE_DOCUMENTS) < PROBE_DOCUMENTS:
         return _among(view, queries, k, view.chunk_ids_matching(filters))
     total = max(view.live_vectors, 1)
     depth = min(k * OVERFETCH, total)

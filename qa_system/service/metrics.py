@@ -124,7 +124,9 @@ class _StoreCollector(Collector):
             ("qa_store_documents", "Documents in the store.", stats.documents),
             ("qa_store_chunks", "Chunks (passages) in the store.", stats.chunks),
             ("qa_index_vectors", "Vectors in this worker's index generation.", stats.vectors),
-            ("qa_index_bytes", "Size of the current index file in bytes.", stats.index_bytes),
+            ("qa_index_bytes", "Size of the live index segment files in bytes.", stats.index_bytes),
+            ("qa_index_segments", "Live index segment files (compaction merges them).", stats.segments),
+            ("qa_index_tombstones", "Deleted chunks whose vectors await compaction.", stats.tombstones),
             ("qa_index_generation", "Current index generation.", stats.generation),
         ):
             yield GaugeMetricFamily(name, doc, value=float(value))

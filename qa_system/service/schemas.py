@@ -199,6 +199,8 @@ class StatsResponse(BaseModel):
     embedding_model: str
     dimension: int
     index_bytes: int
+    segments: int = 0
+    tombstones: int = 0
 
 
 # ------------------------------------------------------------------------------ operations

@@ -332,25 +332,53 @@ def passage_rows(session: Session, chunk_ids: Iterable[int]) -> dict[int, Passag
     return {cid: (c, s, t, metadata.get(c.document_id, empty)) for cid, (c, s, t) in found.items()}
 
 
-def filter_conditions(filters: Filters) -> list[ColumnElement[bool]] | None:
-    """SQL conditions on documents for ``filters``; None when a filter can match nothing."""
+def filter_conditions(filters: Filters, *, correlated: bool = False) -> list[ColumnElement[bool]] | None:
+    """SQL conditions on documents for ``filters``; None when a filter can match nothing.
+    ``correlated``: metadata conditions as EXISTS per document (cheap when a few known documents
+    are checked) rather than IN (the matching documents, for when they are to be listed)."""
     conditions: list[ColumnElement[bool]] = []
     for key, wanted in filters.items():
-        values: list[MetadataValue] = (
-            [wanted] if isinstance(wanted, (str, int, float, bool)) else list(wanted))
+        values = _filter_values(wanted)
         if not values:
             return None
         if key in COLUMN_FILTERS:
             column = DocumentRow.id if key == "document_id" else DocumentRow.source
             conditions.append(column.in_([str(v) for v in values]))
             continue
-        pairs = [pair for value in values for pair in filter_candidates(value)]
-        matches = or_(*(and_(DocumentMetadataRow.value_type == t, DocumentMetadataRow.value_lookup == v)
-                        for t, v in pairs))
-        documents = select(DocumentMetadataRow.document_id).where(
-            DocumentMetadataRow.key == check_key(key), matches)
-        conditions.append(DocumentRow.id.in_(documents))
+        documents = select(DocumentMetadataRow.document_id).where(*_metadata_match(key, values))
+        if correlated:
+            conditions.append(documents.where(DocumentMetadataRow.document_id == DocumentRow.id).exists())
+        else:
+            conditions.append(DocumentRow.id.in_(documents))
     return conditions
+
+
+def _filter_values(wanted: MetadataValue | Sequence[MetadataValue]) -> list[MetadataValue]:
+    return [wanted] if isinstance(wanted, (str, int, float, bool)) else list(wanted)
+
+
+def _metadata_match(key: str, values: Sequence[MetadataValue]) -> list[ColumnElement[bool]]:
+    pairs = [pair for value in values for pair in filter_candidates(value)]
+    matches = or_(*(and_(DocumentMetadataRow.value_type == t, DocumentMetadataRow.value_lookup == v)
+                    for t, v in pairs))
+    return [DocumentMetadataRow.key == check_key(key), matches]
+
+
+def matching_documents_at_most(session: Session, filters: Filters, *, limit: int) -> int:
+    """An upper bound on how many documents match ``filters``, counted no further than
+    ``limit``: the smallest count of any one condition (each read from its index, so the cost
+    is bounded by ``limit``, however many documents match)."""
+    if filter_conditions(filters) is None:
+        return 0
+    bound = limit
+    for key, wanted in filters.items():
+        values = _filter_values(wanted)
+        if key in COLUMN_FILTERS:
+            bound = min(bound, len(set(values)))
+            continue
+        capped = select(DocumentMetadataRow.document_id).where(*_metadata_match(key, values)).limit(limit).subquery()
+        bound = min(bound, int(session.scalar(select(func.count()).select_from(capped)) or 0))
+    return bound
 
 
 def allowed_chunk_ids(session: Session, filters: Filters, *, limit: int | None = None) -> np.ndarray:
@@ -366,18 +394,9 @@ def allowed_chunk_ids(session: Session, filters: Filters, *, limit: int | None =
     return np.asarray(session.scalars(query).all(), dtype=np.int64)
 
 
-def count_matching_documents(session: Session, filters: Filters, *, limit: int) -> int:
-    """How many documents match ``filters``, counting no further than ``limit`` (bounded cost)."""
-    conditions = filter_conditions(filters)
-    if conditions is None:
-        return 0
-    capped = select(DocumentRow.id).where(*conditions).limit(limit).subquery()
-    return int(session.scalar(select(func.count()).select_from(capped)) or 0)
-
-
 def matching_among(session: Session, chunk_ids: Sequence[int], filters: Filters) -> set[int]:
     """Those of ``chunk_ids`` whose document matches every filter."""
-    conditions = filter_conditions(filters)
+    conditions = filter_conditions(filters, correlated=True)
     if conditions is None:
         return set()
     found: set[int] = set()

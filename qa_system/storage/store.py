@@ -335,7 +335,9 @@ class Store:
                     return change, state.generation
                 generation = state.generation + 1
                 snapshot = self._record_vectors(session, base, infos, change, generation, written)
-                state.generation, state.chunk_count = generation, change.chunk_count
+                state.generation = generation
+                state.chunk_count = (change.chunk_count if change.chunk_count >= 0 else
+                                     state.chunk_count + len(change.added_ids) - len(change.removed_ids))
                 state.updated_at = utcnow()
                 session.commit()
             except BaseException as e:

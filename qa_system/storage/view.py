@@ -53,8 +53,9 @@ class StoreView:
         """True when a filter can match no document whatever is stored (e.g. an empty list)."""
         return repo.filter_conditions(filters) is None
 
-    def count_matching_documents(self, filters: Filters, *, limit: int) -> int:
-        return repo.count_matching_documents(self._session, filters, limit=limit)
+    def matching_documents_at_most(self, filters: Filters, *, limit: int) -> int:
+        """An upper bound on the documents ``filters`` match, at cost bounded by ``limit``."""
+        return repo.matching_documents_at_most(self._session, filters, limit=limit)
 
     def chunk_ids_matching(self, filters: Filters, *, limit: int | None = None) -> np.ndarray:
         return repo.allowed_chunk_ids(self._session, filters, limit=limit)

@@ -34,7 +34,8 @@ _NO_IDS = np.zeros(0, dtype=np.int64)
 @dataclass(frozen=True)
 class Change(Generic[R]):
     """The outcome of a write step: the vectors to add (under chunk ids, sorted), the chunk ids
-    whose vectors go, and the result. ``rows_changed``: no vector changed, but SQL rows did
+    whose vectors go, and the result; ``chunk_count``: the chunk rows after it, or -1 for "the
+    recorded count plus the added, minus the removed". ``rows_changed``: no vector changed, but SQL rows did
     (commit them). ``rebuild``: the added vectors are the whole live set (repair), replacing
     every segment and tombstone."""
 
@@ -156,7 +157,8 @@ def apply_change(
     vectors = (np.concatenate([np.asarray(w.vectors, dtype=np.float32) for w, _ in pending])
                if new_ids else None)
     result = replace(result, chunks_added=len(new_ids), chunks_removed=len(removed_chunk_ids))
-    return Change(repo.count_chunks(session), result, added_ids=ids, added_vectors=vectors,
+    # the chunk count follows from the state row's (the Store adds and subtracts; check() verifies)
+    return Change(-1, result, added_ids=ids, added_vectors=vectors,
                   removed_ids=np.asarray(sorted(removed_chunk_ids), dtype=np.int64))
 
 

@@ -135,6 +135,38 @@ def test_hybrid_retrieval_finds_an_error_code_the_embedder_misses(corpus_store: 
         qa.retrieve("SYNC-413", lexical_weight=1.5)
 
 
+def test_a_reranking_retriever_plugs_in_without_changing_the_store(
+    corpus_store: Any, real_embedder: Any, real_reader: Any,
+) -> None:
+    from qa_system.retrieval import Retriever, StoreRetriever
+
+    _, _, store = corpus_store
+
+    class ShortestFirst:
+        """Re-ranks what the store retriever finds: shortest passage first (to be visible)."""
+
+        def __init__(self, inner: StoreRetriever) -> None:
+            self.inner = inner
+
+        def retrieve(self, query_vectors: Any, k: int, **kwargs: Any) -> list[list[Any]]:
+            found = self.inner.retrieve(query_vectors, 3 * k, **kwargs)
+            return [sorted(row, key=lambda p: (len(p.text), p.chunk_id))[:k] for row in found]
+
+    settings = load_settings(store_dir=store)
+    qa = QASystem(settings, embedder=real_embedder, reader=real_reader,
+                  retriever=lambda st, w: ShortestFirst(StoreRetriever(st, lexical_weight=w))).load()
+    try:
+        assert isinstance(qa.retriever(), Retriever) and isinstance(qa.retriever(), ShortestFirst)
+        plain = StoreRetriever(qa.store, lexical_weight=settings.lexical_weight)
+        vectors = real_embedder.encode(["how do I sync my notes?"])
+        pool = plain.retrieve(vectors, 15, query_texts=["how do I sync my notes?"])[0]
+        reranked = qa.retrieve("how do I sync my notes?", top_k=5)
+        assert [p.chunk_id for p in reranked] == [
+            p.chunk_id for p in sorted(pool, key=lambda p: (len(p.text), p.chunk_id))[:5]]
+    finally:
+        qa.close()
+
+
 def test_empty_and_overlong_questions_are_refused(corpus_store: Any) -> None:
     qa, _, _ = corpus_store
     with pytest.raises(QuestionError, match="empty"):
