@@ -194,7 +194,7 @@ class Segment:
 
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         """All (ids, vectors) of the segment, sorted by id (new arrays)."""
-        return self._ids.copy(), np.array(self._vectors, dtype=np.float32, copy=True)
+        return np.array(self._ids, dtype=np.int64, copy=True), np.array(self._vectors, dtype=np.float32, copy=True)
 
     def ids(self) -> np.ndarray:
         """The sorted ids (a read-only view)."""
@@ -248,8 +248,8 @@ def _read_trailer(path: Path, n: int, dimension: int) -> tuple[np.ndarray, np.nd
         raise SegmentFileError(f"{path.name}: its vector trailer does not fit the file")
     vectors = np.memmap(path, dtype=np.float32, mode="r", offset=start, shape=(n, dimension)) if n else (
         np.zeros((0, dimension), np.float32))
-    ids = np.array(np.memmap(path, dtype=np.int64, mode="r", offset=start + vector_bytes, shape=(n,))) if n else (
-        np.zeros(0, np.int64))
+    ids = np.memmap(path, dtype=np.int64, mode="r", offset=start + vector_bytes, shape=(n,)) if n else (
+        np.zeros(0, np.int64))  # mapped too: worker processes share it
     return ids, vectors
 
 
