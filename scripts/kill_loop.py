@@ -564,10 +564,8 @@ class Parent:
             after = dict(before)
             if history.open_op is not None:
                 apply_op(after, history.open_op)
-            if expected_ids(before) == expected_ids(after):
-                kill.committed, final = None, before
-            elif stored == expected_ids(before):
-                kill.committed, final = False, before
+            if stored == expected_ids(before):  # None: the operation changes no document
+                kill.committed, final = (None if expected_ids(after) == stored else False), before
             elif stored == expected_ids(after):
                 kill.committed, final = True, after
             else:
@@ -587,12 +585,13 @@ class Parent:
 
     @staticmethod
     def _difference(stored: set[str], before: State, after: State, op: dict[str, Any] | None) -> str:
-        wanted = expected_ids(before)
-        return (f"the stored documents are neither the committed state nor the committed state plus the "
-                f"interrupted operation ({op and op['kind']} op {op and op['op']}): "
-                f"{len(stored - wanted)} unexpected, {len(wanted - stored)} missing against the committed "
-                f"state; {len(stored - expected_ids(after))} unexpected, "
-                f"{len(expected_ids(after) - stored)} missing against it plus the operation")
+        wanted, with_op = expected_ids(before), expected_ids(after)
+        text = (f"the stored documents are not the journal's committed state: {len(stored - wanted)} "
+                f"unexpected, {len(wanted - stored)} missing")
+        if op is None:
+            return text + " (no operation was under way)"
+        return (f"{text}; nor that state plus the interrupted {op['kind']} (op {op['op']}): "
+                f"{len(stored - with_op)} unexpected, {len(with_op - stored)} missing")
 
     def spot_check(self, store: Store, state: State) -> None:
         """A few documents: a search restricted to one finds the chunk whose vector is asked for."""
