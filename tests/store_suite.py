@@ -444,6 +444,80 @@ class StoreContract:
         self._assert_unchanged(filled, store_env, before, queries, results, names)
         assert filled.apply([write_for("new", "new document text")]).added == 1
 
+    def test_a_failed_write_is_not_taken_for_another_writers_commit(
+        self, filled: Store, store_env: StoreEnv, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # The segment file of this write cannot be written; once its transaction is rolled back,
+        # another process commits the generation number this write was going to have. The write
+        # must still fail (it once returned added=1 and the document was lost).
+        from qa_system.storage import store as store_module
+
+        other = store_env.open(auto_compact=False)
+        real_write, real_rollback = segment_set.atomic_write_bytes, store_module._rollback_quietly
+        attempts: list[Path] = []
+
+        def first_write_fails(path: Path, data: Any) -> None:
+            attempts.append(path)
+            if len(attempts) == 1:
+                raise OSError("no space left on device")
+            real_write(path, data)
+
+        def rollback_then_another_write(session: Session) -> None:
+            real_rollback(session)
+            if len(attempts) == 1:
+                other.apply([write_for("other", "written by another process meanwhile")])
+
+        monkeypatch.setattr("qa_system.storage.segment_set.atomic_write_bytes", first_write_fails)
+        monkeypatch.setattr(store_module, "_rollback_quietly", rollback_then_another_write)
+        generation = filled.generation
+        try:
+            with pytest.raises(StoreError, match="no space left"):
+                filled.apply([write_for("new", "new document text")])
+        finally:
+            monkeypatch.undo()
+            other.close()
+        sources = {d.source for d in filled.list_documents()}
+        assert "new" not in sources and "other" in sources
+        report = filled.check()
+        assert report.ok, report.summary()
+        assert filled.apply([write_for("new", "new document text")]).generation == generation + 2
+
+    def test_a_failed_merge_does_not_remove_another_writers_segment(
+        self, filled: Store, store_env: StoreEnv, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # The merged file is in place when the swap fails, before its commit; once the swap is
+        # rolled back, another process's write is given the same segment id (SQLite reuses a
+        # rolled-back one). Cleaning up after the merge must leave that writer's file alone.
+        from qa_system.storage import compaction
+
+        filled.apply([write_for("second", "a second segment to merge with")])
+        other = store_env.open(auto_compact=False)
+        real_rollback = Session.rollback
+        failures: list[Path] = []
+
+        def sync_fails(directory: Path) -> None:
+            failures.append(directory)
+            raise OSError("disk I/O error")
+
+        def rollback_then_another_write(session: Session) -> None:
+            real_rollback(session)
+            if len(failures) == 1:
+                failures.append(Path("written"))
+                other.apply([write_for("other", "written by another process meanwhile")])
+
+        monkeypatch.setattr(compaction, "fsync_directory", sync_fails)
+        monkeypatch.setattr(Session, "rollback", rollback_then_another_write)
+        try:
+            with pytest.raises(OSError, match="disk I/O error"):
+                filled.compact(force=True)
+        finally:
+            monkeypatch.undo()
+            other.close()
+        assert len(failures) == 2  # the other write did run in between
+        report = filled.check()
+        assert report.ok, report.summary()
+        assert "other" in {d.source for d in filled.list_documents()}
+
     def test_a_store_from_before_segments_is_converted_on_open(self, store_env: StoreEnv) -> None:
         with store_env.open() as store:
             store.apply(corpus(8))

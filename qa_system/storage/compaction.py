@@ -210,6 +210,7 @@ class Compactor:
             store._usable()
             session = store._writes()
             target: Path | None = None
+            committing = False
             try:
                 state = repo.state(session, lock=True)
                 live = {i.id for i in repo.segment_infos(session)}
@@ -231,8 +232,14 @@ class Compactor:
                 repo.delete_segments(session, list(group))
                 state.generation += 1
                 state.updated_at = utcnow()
+                committing = True
                 session.commit()
             except BaseException:
+                if target is not None and not committing:
+                    # before the rollback lets other writers in: SQLite gives the rolled-back
+                    # segment id to the next one at once, and its file must not go with ours
+                    target.unlink(missing_ok=True)
+                    target = None
                 session.rollback()
                 if target is not None:
                     target.unlink(missing_ok=True)

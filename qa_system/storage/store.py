@@ -321,6 +321,7 @@ class Store:
             session = self._writes()
             written: list[Path] = []
             generation: int | None = None
+            committing: int | None = None  # the generation a commit was attempted for
             try:
                 state = repo.state(session, lock=True)
                 infos = repo.segment_infos(session)
@@ -339,10 +340,19 @@ class Store:
                 state.chunk_count = (change.chunk_count if change.chunk_count >= 0 else
                                      state.chunk_count + len(change.added_ids) - len(change.removed_ids))
                 state.updated_at = utcnow()
+                committing = generation
                 session.commit()
             except BaseException as e:
+                if committing is None:
+                    # Nothing committed: remove this write's files before the rollback lets other
+                    # writers in (SQLite gives the rolled-back segment id to the next one at once).
+                    for path in written:
+                        path.unlink(missing_ok=True)
+                    written.clear()
                 _rollback_quietly(session)
-                if generation is None or not self._committed_anyway(generation):
+                # Only a commit that raised can have committed all the same: an earlier failure
+                # must not take another process's commit of the same generation for its own.
+                if committing is None or not self._committed_anyway(committing):
                     for path in written:
                         path.unlink(missing_ok=True)
                     if isinstance(e, SQLAlchemyError):
