@@ -241,8 +241,8 @@ class Compactor:
                     target.unlink(missing_ok=True)
                     target = None
                 session.rollback()
-                if target is not None:
-                    target.unlink(missing_ok=True)
+                # a commit that raised may have landed: its file stays; if it did not land, the
+                # next stray sweep (under the write lock, which sees what SQL names) removes it
                 raise
             finally:
                 session.close()

@@ -44,6 +44,7 @@ from . import repository as repo
 from . import segment_set as files
 from .compaction import CompactionResult, Compactor
 from .consistency import build_report, read_segments
+from .durable import file_sha256
 from .engine import create_store_engine, write_engine
 from .opening import (
     DB_FILE,
@@ -352,9 +353,9 @@ class Store:
                 _rollback_quietly(session)
                 # Only a commit that raised can have committed all the same: an earlier failure
                 # must not take another process's commit of the same generation for its own.
-                if committing is None or not self._committed_anyway(committing):
-                    for path in written:
-                        path.unlink(missing_ok=True)
+                # (after a commit that raised, this write's file stays: if the commit did not
+                # land, the next stray sweep under the write lock removes it)
+                if committing is None or not self._committed_anyway(committing, change, written):
                     if isinstance(e, SQLAlchemyError):
                         raise StoreError(f"writing to the store failed: {e}") from e
                     raise
@@ -394,12 +395,23 @@ class Store:
         dead = np.union1d(base.tombstones, np.asarray(sorted(located), dtype=np.int64))
         return base.with_changes(generation, added=added, tombstones=dead)
 
-    def _committed_anyway(self, generation: int) -> bool:
-        """After a failed commit: did the database record ``generation`` nonetheless?"""
+    def _committed_anyway(self, generation: int, change: Change[R], written: list[Path]) -> bool:
+        """After a commit that raised (e.g. a lost connection): did it land nonetheless? Judged
+        by this write's own traces, not by the generation number alone (another process may
+        have committed a generation of that number, or moved past it, meanwhile): the segment
+        row it wrote, with the file's digest; else its removed chunks gone and the store at or
+        past ``generation``. Unknown counts as not committed."""
         try:
             with self._reads() as session:
-                return repo.current_generation(session) == generation
-        except (SQLAlchemyError, StoreError):
+                if written:
+                    segment_id = int(written[0].stem.split("-")[1])
+                    mine = {i.id: i.sha256 for i in repo.segment_infos(session)}.get(segment_id)
+                    return mine is not None and mine == file_sha256(written[0])
+                if repo.current_generation(session) < generation:
+                    return False
+                removed = [int(i) for i in change.removed_ids[:100]]
+                return bool(removed) and not repo.chunk_texts(session, removed)
+        except (SQLAlchemyError, StoreError, OSError):
             return False
 
     def _open_segments(self) -> dict[int, Segment]:
