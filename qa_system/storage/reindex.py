@@ -116,7 +116,7 @@ class ReindexResult:
     discarded: str | None = None  # the target model of unfinished work thrown away, if any
 
     def summary(self) -> str:
-        resumed = f", {self.resumed} of them saved by an interrupted run" if self.resumed else ""
+        resumed = f", {self.resumed} saved by an interrupted run" if self.resumed else ""
         dropped = f"; {self.dropped} deleted meanwhile" if self.dropped else ""
         return (f"re-embedded {self.chunks} chunks with {self.model!r} (dimension {self.dimension}; was "
                 f"{self.previous_model!r}, dimension {self.previous_dimension}): {self.embedded} embedded "
