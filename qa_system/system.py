@@ -11,7 +11,7 @@ the reader on the first question (or `load_reader()`). Neither prints a loading 
 Thread-safety contract: one open `QASystem` may serve `ask`/`ask_many`/`retrieve`/`get_document`
 from many threads at once (the models run read-only, their tokenizers behind locks, and the
 ingest's chunker has a tokenizer of its own; the store hands every search one complete index
-generation). Writes (`ingest*`, `delete`, `repair`) may run in another thread
+generation). Writes (`ingest*`, `delete`, `repair`, `reindex`) may run in another thread
 meanwhile: they are serialised among themselves, and a question sees the index as it was before
 or after a write, never half of it. Another process writing to the same store is picked up
 within `refresh_interval_s` seconds.
@@ -224,6 +224,35 @@ class QASystem:
             store = self.store
             embedder = self._embedder if self._embedder_checked else _OnFirstEncode(self, store)
             return store.repair(embedder)
+
+    def reindex(self, model: str | Embedder, *, batch_size: int | None = None, progress: Any = None) -> Any:
+        """Re-embed every chunk with ``model`` (an embedding model name or folder, or an
+        `Embedder`) and make it the store's model (`Store.reindex`: resumable, swapped in
+        atomically). The store may be of any model: if it is not open yet, it is opened with the
+        one it records. Questions go on with the old model meanwhile; afterwards this QASystem
+        embeds (and chunks) with the new one. ``progress``: called with a `ReindexProgress`."""
+        from dataclasses import replace
+
+        from .storage.reindex import DEFAULT_BATCH_SIZE, open_recorded
+
+        with self._write_lock:
+            with self._lock:
+                if self._store is None:
+                    self._store = open_recorded(
+                        self.settings.store_dir, db_url=self.settings.db_url, nprobe=self.settings.search_nprobe,
+                        auto_compact=self.settings.auto_compact)
+                store = self._store
+            if isinstance(model, str):
+                model = SentenceTransformerEmbedder(model, device=self.settings.device,
+                                                    precision=self.settings.embedding_precision)
+            if not _is_loaded(model):
+                model.load()  # type: ignore[attr-defined]
+            result = store.reindex(model, batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                                   encode_batch_size=self.settings.embed_batch_size, progress=progress)
+            with self._lock:
+                self._embedder, self._embedder_checked, self._chunker = model, True, None
+                self.settings = replace(self.settings, embedding_model=model.model_name)
+        return result
 
     def stats(self) -> Any:
         return self.store.stats()

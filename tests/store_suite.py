@@ -9,7 +9,10 @@ directory (see ``tests/integration/test_store.py``: SQLite always, PostgreSQL wh
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,9 +32,11 @@ from qa_system.errors import (
     StoreError,
     StoreInconsistentError,
 )
-from qa_system.storage import DocumentWrite, MetadataUpdate, Store, migrate, segment_set
+from qa_system.storage import DocumentWrite, MetadataUpdate, Store, migrate, reindex, segment_set
+from qa_system.storage import repository as repo
 from qa_system.storage.engine import create_store_engine
 from qa_system.types import Chunk, Document, MetadataValue
+from tests.support import REPO
 
 MODEL = "fake-hash-embedder"
 DIM = 16
@@ -72,6 +77,24 @@ class FakeEmbedder:
 
 
 EMBEDDER = FakeEmbedder()
+#: Another model, of another dimension: what a reindex moves a store to.
+OTHER_MODEL, OTHER_DIM = "fake-other-embedder", 24
+OTHER = FakeEmbedder(OTHER_MODEL, OTHER_DIM)
+
+
+class FailingEmbedder(FakeEmbedder):
+    """The other model, raising on its encode call number ``after_calls + 1`` (a reindex killed
+    after ``after_calls`` batches)."""
+
+    def __init__(self, after_calls: int) -> None:
+        super().__init__(OTHER_MODEL, OTHER_DIM)
+        self._calls_left = after_calls
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if self._calls_left == 0:
+            raise RuntimeError("the embedder broke")
+        self._calls_left -= 1
+        return super().encode(texts, batch_size=batch_size, progress=progress)
 
 
 def write_for(source: str, text: str, metadata: Mapping[str, MetadataValue] | None = None, *,
@@ -81,6 +104,39 @@ def write_for(source: str, text: str, metadata: Mapping[str, MetadataValue] | No
     chunks = [Chunk(document.id, i, start, min(start + size, len(text)), text[start:start + size], 5)
               for i, start in enumerate(range(0, len(text), size))]
     return DocumentWrite(document, chunks, EMBEDDER.encode([c.text for c in chunks]))
+
+
+#: A reindex in a process killed (SIGKILL: no clean-up at all) on its third batch, or in the swap's
+#: transaction once its new segment files are in place, before the commit.
+KILLED_REINDEX = """
+import os, signal, sys
+from pathlib import Path
+from qa_system.storage import reindex
+from tests.store_suite import OTHER_DIM, OTHER_MODEL, FakeEmbedder, StoreEnv
+
+directory, db_url, when = sys.argv[1], sys.argv[2] or None, sys.argv[3]
+
+class Killed(FakeEmbedder):
+    def encode(self, texts, **options):
+        if when == "embedding" and self.encoded == 10:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().encode(texts, **options)
+
+if when == "swap":
+    place = reindex.Reindexer._place
+    def place_then_die(self, *args):
+        place(self, *args)
+        os.kill(os.getpid(), signal.SIGKILL)
+    reindex.Reindexer._place = place_then_die
+
+store = StoreEnv(Path(directory), db_url).open(auto_compact=False)
+store.reindex(Killed(OTHER_MODEL, OTHER_DIM), batch_size=5)
+"""
+
+
+def reembedded(write: DocumentWrite, embedder: FakeEmbedder) -> DocumentWrite:
+    """``write`` with its chunks embedded by ``embedder``."""
+    return DocumentWrite(write.document, write.chunks, embedder.encode([c.text for c in write.chunks]))
 
 
 def corpus(n: int, prefix: str = "doc", **metadata: MetadataValue) -> list[DocumentWrite]:
@@ -703,3 +759,207 @@ class StoreContract:
         with pytest.raises(StoreError, match="no store"):
             Store.open(store_env.directory / "absent", embedding_model=MODEL, dimension=DIM,
                        db_url=store_env.db_url, create=False)
+
+    # ------------------------------------------------------------------- re-embedding
+
+    def _chunk_ids(self, store: Store) -> list[int]:
+        with store._reads() as session:  # noqa: SLF001
+            return repo.all_chunk_ids(session).tolist()
+
+    def _assert_reindexed(self, store: Store, embedder: FakeEmbedder, gone: Sequence[DocumentWrite] = (),
+                          kept: Sequence[DocumentWrite] = ()) -> None:
+        """The store uses ``embedder``'s model: a search with its vector of a chunk text finds
+        that chunk first, for ``kept`` documents; ``gone`` ones are not found."""
+        stats = store.stats()
+        assert (stats.embedding_model, stats.dimension) == (embedder.model_name, embedder.dimension)
+        assert stats.vectors == stats.chunks and store.check().ok, store.check().summary()
+        for write in kept:
+            for chunk in write.chunks:
+                best = store.search(embedder.encode([chunk.text]), 1)[0][0]
+                assert best.text == chunk.text and best.score == pytest.approx(1.0, abs=1e-5)
+        sources = {w.document.source for w in gone}
+        texts = np.vstack([embedder.encode([c.text for c in w.chunks]) for w in gone]) if gone else None
+        if texts is not None:
+            assert not {p.source for row in store.search(texts, 50) for p in row} & sources
+        assert not (segment_set.index_directory(store.directory) / reindex.WORK_DIR).exists()
+
+    def test_reindex_changes_the_model_and_dimension(self, store: Store, store_env: StoreEnv) -> None:
+        writes = corpus(12)
+        for start in range(0, 12, 4):  # three segments, and tombstones
+            store.apply(writes[start:start + 4])
+        store.delete(document_ids=[writes[5].document.id])
+        old_files = {p.name for p in store_env.segment_files()}
+        generation, chunks = store.generation, store.stats().chunks
+        events: list[reindex.ReindexProgress] = []
+        result = store.reindex(OTHER, batch_size=7, progress=events.append)
+        assert (result.model, result.dimension, result.previous_model, result.previous_dimension) == (
+            OTHER_MODEL, OTHER_DIM, MODEL, DIM)
+        assert (result.chunks, result.embedded, result.resumed, result.dropped) == (chunks, chunks, 0, 0)
+        assert result.generation == store.generation == generation + 1 and "re-embedded" in result.summary()
+        assert [e.done for e in events if e.stage == "embedding"] == sorted(
+            {min(n, chunks) for n in range(0, chunks + 7, 7)})
+        assert events[-1] == reindex.ReindexProgress("swapping", chunks, chunks)
+        stats = store.stats()
+        assert (stats.tombstones, stats.segments) == (0, result.segments) and result.segments >= 1
+        assert not old_files & {p.name for p in store_env.segment_files()}
+        kept = [w for i, w in enumerate(writes) if i != 5]
+        self._assert_reindexed(store, OTHER, gone=[writes[5]], kept=kept)
+        after = reembedded(write_for("after", "written with the new model"), OTHER)
+        assert store.apply([after]).added == 1
+        kept.append(after)
+        store.close()
+        with pytest.raises(IndexMismatchError, match=f"qa-system reindex --model {MODEL}"):
+            store_env.open()
+        reopened = store_env.open(embedding_model=OTHER_MODEL, dimension=OTHER_DIM)
+        self._assert_reindexed(reopened, OTHER, kept=kept)
+        reopened.close()
+
+    def test_reindex_of_an_empty_store_and_to_the_same_model(self, store: Store, store_env: StoreEnv) -> None:
+        assert store.reindex(OTHER).chunks == 0
+        assert (store.embedding_model, store.dimension, store.stats().segments) == (OTHER_MODEL, OTHER_DIM, 0)
+        writes = [reembedded(w, OTHER) for w in corpus(3)]
+        store.apply(writes)
+        again = FakeEmbedder(OTHER_MODEL, OTHER_DIM)
+        result = store.reindex(again)  # the same model: every chunk embedded again, nothing else changes
+        assert again.encoded == result.embedded == result.chunks == store.stats().chunks
+        self._assert_reindexed(store, OTHER, kept=writes)
+
+    def test_an_interrupted_reindex_leaves_the_old_store_and_resumes(
+        self, store: Store, store_env: StoreEnv,
+    ) -> None:
+        writes = corpus(10)
+        store.apply(writes)
+        queries = np.vstack([w.vectors[0] for w in writes])
+        results, before = store.search(queries, 5), store.stats()
+        first_ten = self._chunk_ids(store)[:10]
+        with pytest.raises(RuntimeError, match="the embedder broke"):
+            store.reindex(FailingEmbedder(after_calls=2), batch_size=5)
+        # the old store, untouched and usable with the old model, in this process and others
+        assert (store.embedding_model, store.dimension) == (MODEL, DIM) and store.check().ok
+        assert result_ids(store.search(queries, 5)) == result_ids(results)
+        assert store.stats() == before
+        with store_env.open() as other:
+            assert other.check().ok and result_ids(other.search(queries, 5)) == result_ids(results)
+        work = segment_set.index_directory(store_env.directory) / reindex.WORK_DIR
+        assert len(list(work.glob(f"{reindex.PART_PREFIX}*"))) == 2
+        # writes and deletes meanwhile: a document re-embedded before the interruption, one not
+        deleted = [writes[0], writes[-1]]
+        added = corpus(3, prefix="added")
+        store.apply(added, [w.document.id for w in deleted])
+        assert store.generation == before.generation + 1 and store.check().ok
+
+        now = self._chunk_ids(store)
+        still_there = len(set(first_ten) & set(now))
+        assert still_there < 10  # some of the re-embedded chunks were deleted
+        resumed = FakeEmbedder(OTHER_MODEL, OTHER_DIM)
+        result = store.reindex(resumed, batch_size=5)
+        assert resumed.encoded == result.embedded == len(now) - still_there  # only the remaining chunks
+        assert (result.resumed, result.dropped, result.chunks) == (10, 10 - still_there, len(now))
+        kept = [w for w in writes if w not in deleted] + added
+        self._assert_reindexed(store, OTHER, gone=deleted, kept=kept)
+
+    @pytest.mark.parametrize("when", ["embedding", "swap"])
+    def test_a_killed_reindex_leaves_the_old_store_and_resumes(self, filled: Store, store_env: StoreEnv,
+                                                               when: str) -> None:
+        queries = np.vstack([w.vectors[0] for w in corpus(6)])
+        results, before = filled.search(queries, 5), filled.stats()
+        names = {p.name for p in store_env.segment_files()}
+        done = subprocess.run([sys.executable, "-c", KILLED_REINDEX, str(store_env.directory),
+                               store_env.db_url or "", when], capture_output=True, text=True, timeout=120,
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == -9, done.stderr
+        if when == "swap":  # its new segment file is in place, but not committed
+            assert len(store_env.segment_files()) == len(names) + 1
+        filled.close()
+        with store_env.open() as reopened:  # the old model; the left-over file is swept
+            assert reopened.stats() == before and reopened.check().ok
+            assert result_ids(reopened.search(queries, 5)) == result_ids(results)
+            assert {p.name for p in store_env.segment_files()} == names
+            resumed = FakeEmbedder(OTHER_MODEL, OTHER_DIM)
+            result = reopened.reindex(resumed, batch_size=5)
+            saved = before.chunks if when == "swap" else 10  # two batches saved before the kill
+            assert (result.resumed, result.embedded, resumed.encoded) == (saved, before.chunks - saved,
+                                                                         before.chunks - saved)
+            self._assert_reindexed(reopened, OTHER, kept=corpus(6))
+
+    def test_a_reindex_with_another_model_starts_over(self, filled: Store) -> None:
+        with pytest.raises(RuntimeError):
+            filled.reindex(FailingEmbedder(after_calls=1), batch_size=4)
+        third = FakeEmbedder("third-model", 8)
+        result = filled.reindex(third, batch_size=4)
+        assert result.discarded == OTHER_MODEL and result.resumed == 0
+        assert third.encoded == result.embedded == filled.stats().chunks
+        self._assert_reindexed(filled, third, kept=corpus(6))
+
+    @pytest.mark.parametrize("many_before_the_swap", [False, True], ids=["under-the-lock", "another-round"])
+    def test_writes_during_the_build_and_before_the_swap_are_honoured(
+        self, filled: Store, monkeypatch: pytest.MonkeyPatch, many_before_the_swap: bool,
+    ) -> None:
+        writes = corpus(6)
+        during_build = corpus(1, prefix="build")  # added after the scan, at most a batch
+        many = corpus(5, prefix="many")  # more chunks than a batch, added just before the swap
+        original_swap = reindex.Reindexer._swap
+        swaps: list[bool] = []
+        built: list[bool] = []
+
+        def swap_after_writes(self: Any, parts: Any, *, last_round: bool) -> Any:
+            if not swaps:  # deleted after the build: a tombstone in a new segment
+                filled.delete(document_ids=[writes[0].document.id])
+                if many_before_the_swap:
+                    filled.apply(many)
+            swaps.append(last_round)
+            return original_swap(self, parts, last_round=last_round)
+
+        def on_event(event: reindex.ReindexProgress) -> None:
+            if event.stage == "building" and not built:
+                built.append(True)  # before the build: the deleted chunks are left out of it
+                filled.apply(during_build, [writes[1].document.id])
+
+        monkeypatch.setattr(reindex.Reindexer, "_swap", swap_after_writes)
+        embedder = FakeEmbedder(OTHER_MODEL, OTHER_DIM)
+        result = filled.reindex(embedder, batch_size=8, progress=on_event)
+        assert len(swaps) == (2 if many_before_the_swap else 1)
+        assert result.dropped == len(writes[0].chunks) + len(writes[1].chunks)
+        assert result.chunks == filled.stats().chunks
+        assert embedder.encoded == result.embedded == result.chunks + result.dropped  # each chunk once
+        assert filled.stats().tombstones == len(writes[0].chunks)
+        kept = writes[2:] + during_build + (many if many_before_the_swap else [])
+        self._assert_reindexed(filled, OTHER, gone=writes[:2], kept=kept)
+
+    def test_a_failed_swap_leaves_the_old_store_and_a_rerun_finishes(
+        self, filled: Store, store_env: StoreEnv, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        queries = np.vstack([w.vectors[0] for w in corpus(6)])
+        results, before = filled.search(queries, 5), filled.stats()
+        names = {p.name for p in store_env.segment_files()}
+
+        def broken_commit(self: Session) -> None:
+            raise OperationalError("COMMIT", {}, Exception("connection lost"))
+
+        monkeypatch.setattr(Session, "commit", broken_commit)
+        with pytest.raises(StoreError, match="connection lost"):
+            filled.reindex(FakeEmbedder(OTHER_MODEL, OTHER_DIM), batch_size=4)
+        monkeypatch.undo()
+        self._assert_unchanged(filled, store_env, before, queries, results, names)
+        assert filled.embedding_model == MODEL
+        again = FakeEmbedder(OTHER_MODEL, OTHER_DIM)
+        result = filled.reindex(again, batch_size=4)
+        assert again.encoded == result.embedded == 0 and result.resumed == before.chunks
+        self._assert_reindexed(filled, OTHER, kept=corpus(6))
+
+    def test_one_reindex_at_a_time_and_stale_instances_are_refused(
+        self, filled: Store, store_env: StoreEnv,
+    ) -> None:
+        work = segment_set.index_directory(store_env.directory) / reindex.WORK_DIR
+        with reindex.WorkFolder(work), pytest.raises(StoreError, match="another reindex"):
+            filled.reindex(FakeEmbedder(OTHER_MODEL, OTHER_DIM))
+        stale = store_env.open()  # opened with the old model by another process, say
+        try:
+            filled.reindex(FakeEmbedder(OTHER_MODEL, OTHER_DIM))
+            with pytest.raises(IndexMismatchError, match=f"now uses '{OTHER_MODEL}'"):
+                stale.apply([write_for("stale", "a write with the old model's vectors")])
+            with pytest.raises(IndexMismatchError, match="re-embedded"):
+                stale.refresh()
+        finally:
+            stale.close()
+        self._assert_reindexed(filled, OTHER, kept=corpus(6))

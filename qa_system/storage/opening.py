@@ -16,6 +16,7 @@ from ..errors import IndexMismatchError, StoreError
 from . import repository as repo
 from . import segment_set as segments
 from .engine import write_engine
+from .models import StoreStateRow
 from .segment_set import VectorSnapshot
 from .segments import Segment
 
@@ -89,7 +90,21 @@ def mismatch_error(directory: Path, recorded: tuple[str, int], model: str, dimen
     asked = f"{model!r}" if dimension is None else f"{model!r} (dimension {dimension})"
     return IndexMismatchError(
         f"the store at {directory} was built with {recorded[0]!r} (dimension {recorded[1]}); "
-        f"asked for {asked}. Use the same embedding model, or ingest into a new store.")
+        f"asked for {asked}. Use the same embedding model, ingest into a new store, or re-embed this "
+        f"one with `qa-system reindex --model {model}`.")
+
+
+def check_embedding(directory: Path, state: StoreStateRow, model: str | None, dimension: int) -> None:
+    """IndexMismatchError when the store no longer records the ``model`` (None: any) and
+    ``dimension`` this process opened it with: another process re-embedded it (``reindex.py``)
+    since, and this one must neither search nor write with the old model's vectors."""
+    if state.dimension == dimension and (model is None or state.embedding_model == model):
+        return
+    opened = f"{model!r}" if model is not None else f"dimension {dimension}"
+    raise IndexMismatchError(
+        f"the store at {directory} now uses {state.embedding_model!r} (dimension {state.dimension}): "
+        f"it was re-embedded (`qa-system reindex`) after this process opened it with {opened}; "
+        "open it again with that model")
 
 
 def claim_store(engine: Engine, directory: Path, model: str, dimension: int | None, *,
@@ -138,15 +153,19 @@ def consistent_reads(engine: Engine) -> Engine:
 
 
 def load_snapshot(engine: Engine, directory: Path, dimension: int, *,
-                  reuse: Mapping[int, Segment] | None = None) -> VectorSnapshot:
+                  reuse: Mapping[int, Segment] | None = None, model: str | None = None) -> VectorSnapshot:
     """Open the segments of the committed generation (one read transaction for the generation,
     the segment rows and the tombstones). If a segment cannot be opened because another process
-    has committed a merge meanwhile (and removed the file), read the newer generation instead."""
+    has committed a merge meanwhile (and removed the file), read the newer generation instead.
+    IndexMismatchError when the store now records another dimension (or another ``model``, when
+    given): it was re-embedded since this process opened it."""
     snapshot: VectorSnapshot | None = None
     reads = sessionmaker(consistent_reads(engine))
     for _ in range(RETRIES):
         with sql_errors("reading the store state"), reads() as session:
-            generation = repo.current_generation(session)
+            state = repo.state(session)
+            check_embedding(directory, state, model, dimension)
+            generation = int(state.generation)
             infos, tombstones = repo.segment_infos(session), repo.tombstone_ids(session)
         snapshot = segments.open_snapshot(directory, generation, dimension, infos, tombstones, reuse=reuse)
         if not snapshot.problems:

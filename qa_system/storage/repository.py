@@ -307,6 +307,16 @@ def all_chunk_ids(session: Session) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
+def chunk_texts_after(session: Session, after: int, limit: int) -> list[tuple[int, str]]:
+    """``(id, text)`` of the first ``limit`` chunks with an id above ``after``, in id order."""
+    query = select(ChunkRow.id, ChunkRow.text).where(ChunkRow.id > after).order_by(ChunkRow.id).limit(limit)
+    return [(int(i), t) for i, t in session.execute(query)]
+
+
+def count_chunks_after(session: Session, after: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(ChunkRow).where(ChunkRow.id > after)) or 0)
+
+
 def chunk_texts(session: Session, ids: Sequence[int]) -> dict[int, str]:
     texts: dict[int, str] = {}
     for batch in batched([int(i) for i in ids]):

@@ -1,10 +1,12 @@
 """The vector side of one store generation: its open segments and its tombstones.
 
 Files live in ``<store>/index/``: ``seg-<id>.faiss`` per live segment (named by the SQL
-``segments`` row), nothing else once a write has settled. Left-overs are removed while the
-database write lock is held (:func:`remove_strays`): a segment file SQL does not name (a write
-or merge that did not commit), an atomic-write temp file, a merge's build file whose builder is
-gone (it holds an flock on it while alive), and index files of the format before segments.
+``segments`` row), nothing else once a write has settled, apart from the ``reindex/`` folder of
+a re-embedding in progress or interrupted (``reindex.py``; folders are never swept). Left-overs
+are removed while the database write lock is held (:func:`remove_strays`): a segment file SQL
+does not name (a write or merge that did not commit), an atomic-write temp file, a merge's or a
+reindex's build file whose builder is gone (it holds an flock on it while alive), and index
+files of the format before segments.
 
 A :class:`VectorSnapshot` is immutable; searches use whichever snapshot is published, writers
 publish a new one that shares the unchanged segments (they are memory-mapped, so this is free).

@@ -49,6 +49,7 @@ from .engine import create_store_engine, write_engine
 from .opening import (
     DB_FILE,
     REPAIR_HINT,
+    check_embedding,
     check_store_path,
     claim_store,
     consistent_reads,
@@ -67,6 +68,7 @@ from .records import (
     StoreStats,
     Upsert,
 )
+from .reindex import DEFAULT_BATCH_SIZE, ProgressCallback, Reindexer, ReindexResult
 from .segment_set import VectorSnapshot
 from .segments import DEFAULT_NPROBE, FLAT, Segment, kind_for, normalised
 from .view import StoreView
@@ -325,6 +327,7 @@ class Store:
             committing: int | None = None  # the generation a commit was attempted for
             try:
                 state = repo.state(session, lock=True)
+                check_embedding(self._directory, state, self._model, self._dimension)  # not re-embedded since
                 infos = repo.segment_infos(session)
                 files.remove_strays(self._directory, {i.id for i in infos})
                 base = self._base_for(session, state.generation, infos, allow_problems=allow_problems)
@@ -439,7 +442,8 @@ class Store:
         if latest == self._snapshot().generation:
             return False
         with self._write_lock:
-            snapshot = load_snapshot(self._engine, self._directory, self._dimension, reuse=self._open_segments())
+            snapshot = load_snapshot(self._engine, self._directory, self._dimension, reuse=self._open_segments(),
+                                     model=self._model)
             if snapshot.problems:
                 raise StoreInconsistentError(f"{'; '.join(snapshot.problems)}; {REPAIR_HINT}")
             if snapshot.generation != self._snapshot().generation:
@@ -526,6 +530,25 @@ class Store:
 
         self._write(step, allow_problems=True)
         return self.check()
+
+    # ---------------------------------------------------------------------- re-embedding
+
+    def reindex(self, embedder: Embedder, *, batch_size: int = DEFAULT_BATCH_SIZE, encode_batch_size: int = 64,
+                progress: ProgressCallback | None = None, work_dir: str | Path | None = None) -> ReindexResult:
+        """Re-embed every chunk with ``embedder`` (any model and dimension) and make its model the
+        store's (``reindex.py``): ``batch_size`` chunks are embedded and saved per step (a killed
+        reindex run again with the same model continues after the last step saved), outside the
+        write lock, so searches and writes go on with the old model; the new vectors replace the
+        old ones, chunks written meanwhile included, in one short transaction. ``work_dir``:
+        where the steps are saved (default ``index/reindex``)."""
+
+        def adopt(model: str, dimension: int) -> None:  # under the write lock, right after the commit
+            self._model, self._dimension = model, dimension
+
+        result = Reindexer(self, embedder, batch_size=batch_size, encode_batch_size=encode_batch_size,
+                           progress=progress, work_dir=work_dir, adopt=adopt).run()
+        self._compactor.after_write()
+        return result
 
 
 def _rollback_quietly(session: Session) -> None:

@@ -49,7 +49,7 @@ def text_file(tmp_path: Path) -> Path:
 
 
 COMMANDS = (["ingest", "INPUT", "--no-progress"], ["ask", "What does Plus cost?"], ["stats"], ["check"],
-            ["delete", "--id", "x"])
+            ["delete", "--id", "x"], ["reindex", "--model", "any-model"])
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
@@ -154,4 +154,5 @@ def test_a_store_of_another_embedding_model_is_refused(
         assert main([*command, "--store", str(store)]) == 1
         assert error_line(capsys.readouterr().err) == (
             f"error: the store at {store} was built with 'model-x' (dimension 8); asked for "
-            f"'{DEFAULT_EMBEDDING_MODEL}'. Use the same embedding model, or ingest into a new store.")
+            f"'{DEFAULT_EMBEDDING_MODEL}'. Use the same embedding model, ingest into a new store, or re-embed this "
+            f"one with `qa-system reindex --model {DEFAULT_EMBEDDING_MODEL}`.")
