@@ -43,9 +43,9 @@ class Settings:
     # divided by the question's best rank (qa_system.retrieval.fusion); 0 = dense retrieval alone
     lexical_weight: float = 0.3
     embed_batch_size: int = 64
-    # approximate vector search: IVF lists scanned per search in segments built as IVF (large
-    # merged ones); more lists, better recall and slower (benchmarks/scale.py measures both)
-    search_nprobe: int = 32
+    # approximate vector search: IVF lists scanned in each segment built as IVF (large merged
+    # ones); more lists, better recall and slower (benchmarks/scale_nprobe.py; docs/scale.md)
+    search_nprobe: int = 256
     # merge index segments in the background after writes (qa_system/storage/compaction.py);
     # off: only `qa-system compact` merges
     auto_compact: bool = True

@@ -41,7 +41,7 @@ from ..errors import StoreError
 from . import repository as repo
 from .durable import fsync_directory
 from .opening import load_snapshot, sql_errors, utcnow
-from .segment_set import BUILD_PREFIX, index_directory, segment_path
+from .segment_set import BUILD_PREFIX, index_directory, parts_digest, segment_path
 from .segments import SegmentInfo, encode_segment, kind_for
 
 if TYPE_CHECKING:
@@ -270,17 +270,16 @@ class _BuildFile:
             raise StoreError(f"cannot create a merge file in {self.path.parent}: {e.strerror or e}") from e
         return self
 
-    def write(self, payload: np.ndarray) -> tuple[int, str]:
-        import hashlib
-
-        data = np.ascontiguousarray(payload, dtype=np.uint8).data
+    def write(self, parts: list[np.ndarray]) -> tuple[int, str]:
+        """Write the parts of a segment file (``segments.encode_segment``) and fsync; (size, sha256)."""
         assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            done = os.write(self._fd, view)
-            view = view[done:]
+        for part in parts:
+            view = memoryview(np.ascontiguousarray(part, dtype=np.uint8))
+            while view:
+                done = os.write(self._fd, view)
+                view = view[done:]
         os.fsync(self._fd)
-        return len(payload), hashlib.sha256(data).hexdigest()
+        return parts_digest(parts)
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:

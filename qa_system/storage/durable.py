@@ -5,18 +5,23 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DIGEST_BLOCK = 1 << 22
 
 
-def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+def atomic_write_bytes(path: Path, data: bytes | memoryview | Sequence[Any]) -> None:
+    """Write ``data`` (or its parts, one after another) to ``path`` so that readers see the old
+    file or the whole new one."""
     path = Path(path)
+    parts = [data] if isinstance(data, (bytes, memoryview)) else list(data)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for part in parts:
+                handle.write(memoryview(part).cast("B") if not isinstance(part, bytes) else part)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)

@@ -51,12 +51,19 @@ def segment_path(store_directory: Path, segment_id: int) -> Path:
 
 def write_segment_file(path: Path, ids: np.ndarray, vectors: np.ndarray, kind: str) -> tuple[int, str]:
     """Build and atomically write a segment; returns (bytes, sha256)."""
+    parts = encode_segment(ids, vectors, kind)
+    atomic_write_bytes(path, parts)
+    return parts_digest(parts)
+
+
+def parts_digest(parts: list[np.ndarray]) -> tuple[int, str]:
+    """(size, SHA-256) of the bytes ``parts`` make one after another."""
     import hashlib
 
-    payload = encode_segment(ids, vectors, kind)
-    data = np.ascontiguousarray(payload, dtype=np.uint8).data
-    atomic_write_bytes(path, data)
-    return len(payload), hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(memoryview(np.ascontiguousarray(part, dtype=np.uint8)))
+    return sum(len(p) for p in parts), digest.hexdigest()
 
 
 @dataclass(frozen=True)
