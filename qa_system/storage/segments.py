@@ -295,6 +295,7 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, *, kind: str) -> faiss.Ind
         chosen = np.random.default_rng(len(ids)).choice(len(vectors), sample, replace=False)
         index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
         index.cp.niter = TRAIN_ITERATIONS
+        index.cp.min_points_per_centroid = 16  # lists of ~40 vectors are meant: no warning on stderr
         index.train(vectors[np.sort(chosen)])
     if len(ids):
         index.add_with_ids(vectors, ids)
