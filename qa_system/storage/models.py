@@ -60,7 +60,7 @@ class DocumentRow(Base):
 
 class DocumentMetadataRow(Base):
     __tablename__ = "document_metadata"
-    __table_args__ = (Index(None, "key", "value_lookup"),)
+    __table_args__ = (Index(None, "key", "value_lookup", "value_type", "document_id"),)
 
     document_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True

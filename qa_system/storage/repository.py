@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import and_, delete, func, or_, select
@@ -342,24 +342,28 @@ def passage_rows(session: Session, chunk_ids: Iterable[int]) -> dict[int, Passag
     return {cid: (c, s, t, metadata.get(c.document_id, empty)) for cid, (c, s, t) in found.items()}
 
 
-def filter_conditions(filters: Filters, *, correlated: bool = False) -> list[ColumnElement[bool]] | None:
+def filter_conditions(filters: Filters, *, correlated: bool = False,
+                      document_id: Any = None) -> list[ColumnElement[bool]] | None:
     """SQL conditions on documents for ``filters``; None when a filter can match nothing.
     ``correlated``: metadata conditions as EXISTS per document (cheap when a few known documents
-    are checked) rather than IN (the matching documents, for when they are to be listed)."""
+    are checked) rather than IN (the matching documents, for when they are to be listed).
+    ``document_id``: the column the document id conditions apply to (default ``documents.id``;
+    ``chunks.document_id`` lets chunks be filtered without joining documents)."""
+    doc_id = DocumentRow.id if document_id is None else document_id
     conditions: list[ColumnElement[bool]] = []
     for key, wanted in filters.items():
         values = _filter_values(wanted)
         if not values:
             return None
         if key in COLUMN_FILTERS:
-            column = DocumentRow.id if key == "document_id" else DocumentRow.source
+            column = doc_id if key == "document_id" else DocumentRow.source
             conditions.append(column.in_([str(v) for v in values]))
             continue
         documents = select(DocumentMetadataRow.document_id).where(*_metadata_match(key, values))
         if correlated:
-            conditions.append(documents.where(DocumentMetadataRow.document_id == DocumentRow.id).exists())
+            conditions.append(documents.where(DocumentMetadataRow.document_id == doc_id).exists())
         else:
-            conditions.append(DocumentRow.id.in_(documents))
+            conditions.append(doc_id.in_(documents))
     return conditions
 
 
@@ -394,14 +398,17 @@ def matching_documents_at_most(session: Session, filters: Filters, *, limit: int
 def allowed_chunk_ids(session: Session, filters: Filters, *, limit: int | None = None) -> np.ndarray:
     """Ids of the chunks whose document matches every filter (a list value means any of); with
     ``limit``, at most that many (the caller asks for one more than it will use)."""
-    conditions = filter_conditions(filters)
+    needs_documents = "source" in filters  # the only condition on a documents column
+    conditions = filter_conditions(filters, document_id=None if needs_documents else ChunkRow.document_id)
     if conditions is None:
         return np.zeros(0, dtype=np.int64)
-    query = (select(ChunkRow.id).join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
-             .where(*conditions))
+    query = select(ChunkRow.id)
+    if needs_documents:
+        query = query.join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+    query = query.where(*conditions)
     if limit is not None:
         query = query.limit(limit)
-    return np.asarray(session.scalars(query).all(), dtype=np.int64)
+    return np.fromiter((row[0] for row in session.execute(query)), dtype=np.int64)
 
 
 def matching_among(session: Session, chunk_ids: Sequence[int], filters: Filters) -> set[int]:
