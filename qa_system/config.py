@@ -45,7 +45,7 @@ class Settings:
     embed_batch_size: int = 64
     # approximate vector search: IVF lists scanned in each segment built as IVF (large merged
     # ones); more lists, better recall and slower (benchmarks/scale_nprobe.py; docs/scale.md)
-    search_nprobe: int = 256
+    search_nprobe: int = 64
     # merge index segments in the background after writes (qa_system/storage/compaction.py);
     # off: only `qa-system compact` merges
     auto_compact: bool = True

@@ -44,7 +44,7 @@ KINDS = (FLAT, IVF)
 IVF_MIN_VECTORS = 20_000
 #: IVF lists a search scans in each IVF segment (all of them in a segment with fewer): the
 #: recall/speed knob. Chosen on the synthetic million-passage store (docs/scale.md).
-DEFAULT_NPROBE = 256
+DEFAULT_NPROBE = 64
 #: k-means trains on at most this many vectors per list (a sample; faiss's own cap is 256), for
 #: this many iterations (faiss's default is 25; 10 lost no recall on the synthetic million).
 TRAIN_POINTS_PER_LIST = 40
