@@ -103,7 +103,11 @@ class VectorSnapshot:
         n = len(queries)
         if allowed is not None:
             wanted = np.setdiff1d(np.asarray(allowed, dtype=np.int64), self.tombstones)  # sorted, unique
-            parts = [s.search_among(queries, k, wanted) for s in self.segments if _overlaps(s, wanted)]
+            parts = []
+            for segment in self.segments:  # each gets the slice of ids in its range
+                lo, hi = np.searchsorted(wanted, [segment.info.min_id, segment.info.max_id + 1])
+                if hi > lo:
+                    parts.append(segment.search_among(queries, k, wanted[lo:hi]))
         else:
             selector = self._exclude.selector if self._exclude is not None else None
             parts = [s.search(queries, k, selector=selector, nprobe=nprobe) for s in self.segments]
@@ -136,12 +140,6 @@ class VectorSnapshot:
         kept = [s for s in self.segments if s.info.id not in set(removed)]
         dead = self.tombstones if tombstones is None else tombstones
         return VectorSnapshot.make(generation, self.dimension, [*kept, *added], dead, self.problems)
-
-
-def _overlaps(segment: Segment, ids: np.ndarray) -> bool:
-    if not len(ids):
-        return False
-    return bool(((ids >= segment.info.min_id) & (ids <= segment.info.max_id)).any())
 
 
 def open_snapshot(store_directory: Path, generation: int, dimension: int, infos: Sequence[SegmentInfo],
