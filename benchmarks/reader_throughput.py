@@ -3,23 +3,25 @@
 Same model folder, same questions, same passages (each SQuAD v1.1 dev question with its own
 paragraph and 9 other paragraphs of the same article, shuffled), same torch thread count:
 
-  (a) ours: qa_system's ExtractiveReader, several questions per read_batch() call (batched
-      windows), and one question per call, both in fp32; with --int8 also batched with int8
-      dynamic quantisation, with --bf16 also batched under bfloat16 autocast (the product's
-      default where the CPU computes bf16 natively);
+  (a) ours: qa_system's ExtractiveReader in its default precision for this machine (bf16 where
+      the CPU computes it natively), several questions per read_batch() call and one question
+      per call; where the default is bf16, also (a0) the bf16 path before the reader-speed work
+      (fp32 weights under autocast, fixed batches: the baseline) and fp32; with --int8 also int8
+      dynamic quantisation;
   (b) the book's plain loop (NLP with Transformers, ch. 7): tokenizer + AutoModelForQuestionAnswering,
       one passage at a time, argmax of start and end logits, best passage by start+end logit;
   (c) Haystack's extractive reader — haystack-ai 3.x with transformers-haystack's
       TransformersExtractiveReader (haystack-ai 2.x's ExtractiveReader as a fallback) — run by
       benchmarks/haystack_reader_worker.py inside its own venv (created here on first use).
 
-Reported: passages/s, ms per question, time relative to (a) batched, and top-1 EM/F1 of each on
-the same questions (no-answer disabled everywhere: the best span is the answer).
+Reported for each thread count: passages/s, ms per question, time relative to (a) batched, and
+top-1 EM/F1 of each on the same questions (no-answer disabled everywhere: the best span is the
+answer).
 
     .venv/bin/python benchmarks/reader_throughput.py                # full: 100 questions
     .venv/bin/python benchmarks/reader_throughput.py --quick        # smoke test: 4 questions
-    .venv/bin/python benchmarks/reader_throughput.py --int8 --skip-haystack   # int8 against fp32
-    .venv/bin/python benchmarks/reader_throughput.py --int8 --bf16 --skip-haystack   # both, against fp32
+    .venv/bin/python benchmarks/reader_throughput.py --threads 1,2  # the issue's check: one core, then two
+    .venv/bin/python benchmarks/reader_throughput.py --int8 --skip-haystack --skip-book
 """
 
 from __future__ import annotations
@@ -65,14 +67,46 @@ def build_jobs(datasets: Path, n: int, k: int, seed: int) -> list[dict]:
     return jobs
 
 
+class PreviousBf16Reader:
+    """The bf16 path before this change, kept here as the baseline: fp32 weights under bfloat16
+    autocast, windows sorted by length and cut into fixed batches of ``reader_batch_size``."""
+
+    @staticmethod
+    def wrap(reader):  # type: ignore[no-untyped-def]
+        import numpy as np
+        import torch
+
+        from qa_system.reader.windows import pad_batch
+
+        def infer(state, windows):  # type: ignore[no-untyped-def]
+            order = sorted(range(len(windows)), key=lambda i: (-windows[i].length, i))
+            size = state.params.batch_size
+            results = [None] * len(windows)
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                for lo in range(0, len(order), size):
+                    batch = order[lo: lo + size]
+                    arrays = pad_batch([windows[i] for i in batch], state.tokenizer.pad_token_id)
+                    out = state.model(**{k: torch.from_numpy(v) for k, v in arrays.items()})
+                    starts, ends = out.start_logits.float().numpy(), out.end_logits.float().numpy()
+                    for row, i in enumerate(batch):
+                        n = windows[i].length
+                        results[i] = (np.array(starts[row, :n]), np.array(ends[row, :n]))
+            return results
+
+        reader._infer = infer
+        return reader
+
+
 def run_ours(model: str, jobs: list[dict], threads: int, per_call: int, warmup: int,
-             precision: str = "fp32") -> tuple[float, dict]:
+             precision: str = "fp32", previous_bf16: bool = False) -> tuple[float, dict]:
     from qa_system.config import load_settings
     from qa_system.reader import ExtractiveReader
     from qa_system.types import Passage
 
     reader = ExtractiveReader(model, settings=load_settings(torch_threads=threads),
-                             precision=precision).load()
+                             precision="fp32" if previous_bf16 else precision).load()
+    if previous_bf16:
+        reader = PreviousBf16Reader.wrap(reader)
 
     def passages(job: dict) -> list[Passage]:
         return [Passage(i, f"{job['id']}-{i}", "bench", None, t, 0, len(t), 1.0) for i, t in enumerate(job["passages"])]
@@ -163,12 +197,13 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10, help="passages per question")
     ap.add_argument("--reader-model", help="QA model folder (default: packaged reader, else a random-head MiniLM)")
     ap.add_argument("--cache", type=Path, default=REPO / "stores" / "bench-reader")
-    ap.add_argument("--threads", type=int, help="torch threads for every system (default: torch's default)")
+    ap.add_argument("--threads", help="torch threads for every system, or a comma list run one after the other "
+                    "(e.g. 1,2; default: torch's default)")
     ap.add_argument("--batch-questions", type=int, default=8, help="questions per read_batch() call for (a)")
     ap.add_argument("--haystack-venv", type=Path, default=Path("/tmp/haystack-venv"))
     ap.add_argument("--skip-haystack", action="store_true")
     ap.add_argument("--int8", action="store_true", help="also (a) batched with int8 dynamic quantisation")
-    ap.add_argument("--bf16", action="store_true", help="also (a) batched under bfloat16 autocast")
+    ap.add_argument("--skip-book", action="store_true", help="leave out (b), the book's loop")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--quick", action="store_true", help="smoke test: 4 questions, 1 warm-up")
@@ -181,55 +216,64 @@ def main() -> None:
 
     from qa_system.config import load_settings
     from qa_system.evaluation.squad_metrics import evaluate
+    from qa_system.hardware import resolve_precision
 
-    threads = args.threads or torch.get_num_threads()
+    thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else [torch.get_num_threads()]
     settings = load_settings()
     max_length, stride, batch = settings.reader_max_seq_length, settings.reader_doc_stride, settings.reader_batch_size
     model, trained = reader_model(args.reader_model, args.cache)
     jobs = build_jobs(args.datasets, args.questions, args.k, args.seed)
     gold = {j["id"]: j["answers"] for j in jobs}
     n_passages = sum(len(j["passages"]) for j in jobs)
+    default = resolve_precision(settings.reader_precision, settings.device)
+    per_call = args.batch_questions
 
-    runs: list[tuple[str, float, dict]] = []
-    seconds, answers = run_ours(model, jobs, threads, args.batch_questions, args.warmup)
-    runs.append((f"(a) ours, ExtractiveReader fp32, {args.batch_questions} questions per call", seconds, answers))
-    seconds, answers = run_ours(model, jobs, threads, 1, args.warmup)
-    runs.append(("(a) ours, ExtractiveReader fp32, 1 question per call", seconds, answers))
-    if args.int8:
-        seconds, answers = run_ours(model, jobs, threads, args.batch_questions, args.warmup, precision="int8")
-        runs.append((f"(a) ours, int8 dynamic quantisation, {args.batch_questions} questions per call",
-                     seconds, answers))
-    if args.bf16:
-        seconds, answers = run_ours(model, jobs, threads, args.batch_questions, args.warmup, precision="bf16")
-        runs.append((f"(a) ours, bf16 autocast, {args.batch_questions} questions per call", seconds, answers))
-    seconds, answers = run_book_loop(model, jobs, threads, max_length, args.warmup)
-    runs.append(("(b) book loop, one passage at a time", seconds, answers))
-    haystack = None
-    if not args.skip_haystack:
-        haystack = run_haystack(args.haystack_venv, model, jobs, threads, max_length, stride, batch, args.warmup)
-        runs.append((f"(c) Haystack {haystack['reader']}", haystack["seconds"], haystack["answers"]))
+    records, haystack = [], None
+    for threads in thread_counts:
+        runs: list[tuple[str, float, dict]] = []
+        seconds, answers = run_ours(model, jobs, threads, per_call, args.warmup, precision=default)
+        runs.append((f"(a) ours, default ({default}), {per_call} questions per call", seconds, answers))
+        seconds, answers = run_ours(model, jobs, threads, 1, args.warmup, precision=default)
+        runs.append((f"(a) ours, default ({default}), 1 question per call", seconds, answers))
+        if default == "bf16":
+            seconds, answers = run_ours(model, jobs, threads, per_call, args.warmup, previous_bf16=True)
+            runs.append((f"(a0) previous bf16 path (autocast, fixed batches), {per_call} questions per call",
+                         seconds, answers))
+        if default != "fp32":
+            seconds, answers = run_ours(model, jobs, threads, per_call, args.warmup, precision="fp32")
+            runs.append((f"(a) ours, fp32, {per_call} questions per call", seconds, answers))
+        if args.int8:
+            seconds, answers = run_ours(model, jobs, threads, per_call, args.warmup, precision="int8")
+            runs.append((f"(a) ours, int8 dynamic quantisation, {per_call} questions per call", seconds, answers))
+        if not args.skip_book:
+            seconds, answers = run_book_loop(model, jobs, threads, max_length, args.warmup)
+            runs.append(("(b) book loop, one passage at a time", seconds, answers))
+        if not args.skip_haystack:
+            haystack = run_haystack(args.haystack_venv, model, jobs, threads, max_length, stride, batch, args.warmup)
+            runs.append((f"(c) Haystack {haystack['reader']}", haystack["seconds"], haystack["answers"]))
 
-    base = runs[0][1]
-    rows, records = [], []
-    for name, secs, ans in runs:
-        scores = evaluate(gold, ans)
-        rows.append([name, f"{n_passages / secs:.1f}", f"{1000 * secs / len(jobs):.0f}", f"{secs / base:.2f}x",
-                     f"{scores.exact_match:.3f}", f"{scores.f1:.3f}"])
-        records.append({"system": name, "seconds": secs, "passages_per_s": n_passages / secs,
-                        "ms_per_question": 1000 * secs / len(jobs), "time_vs_ours": secs / base,
-                        "exact_match": scores.exact_match, "f1": scores.f1})
-    print(f"\nreader throughput: {len(jobs)} SQuAD v1.1 dev questions x {args.k} passages ({n_passages} passages), "
-          f"model {model}{'' if trained else ' (random QA head: EM/F1 meaningless)'}; windows of {max_length} "
-          f"tokens, stride {stride}, batch {batch}; {threads} torch threads everywhere; "
-          f"{args.warmup} warm-up questions")
-    print(table(["system", "passages/s", "ms/question", "time vs (a) batched", "EM", "F1"], rows))
-    if haystack:
-        print(f"haystack: haystack-ai {haystack['haystack_ai']}, "
-              f"transformers-haystack {haystack['transformers_haystack']}, "
-              f"torch {haystack['torch']}, transformers {haystack['transformers']}, {haystack['threads']} threads; "
-              f"venv {haystack['venv']}; "
-              "note: it feeds the model input_ids and attention_mask only (no token_type_ids)")
-    print("(b) truncates each passage to one window (no stride), as the book's loop does")
+        base = runs[0][1]
+        rows = []
+        for name, secs, ans in runs:
+            scores = evaluate(gold, ans)
+            rows.append([name, f"{n_passages / secs:.1f}", f"{1000 * secs / len(jobs):.0f}", f"{secs / base:.2f}x",
+                         f"{scores.exact_match:.3f}", f"{scores.f1:.3f}"])
+            records.append({"system": name, "threads": threads, "seconds": secs, "passages_per_s": n_passages / secs,
+                            "ms_per_question": 1000 * secs / len(jobs), "time_vs_ours": secs / base,
+                            "exact_match": scores.exact_match, "f1": scores.f1})
+        print(f"\nreader throughput: {len(jobs)} SQuAD v1.1 dev questions x {args.k} passages ({n_passages} passages), "
+              f"model {model}{'' if trained else ' (random QA head: EM/F1 meaningless)'}; windows of {max_length} "
+              f"tokens, stride {stride}, at most {batch} a batch; {threads} torch threads everywhere; "
+              f"{args.warmup} warm-up questions")
+        print(table(["system", "passages/s", "ms/question", "time vs (a) default", "EM", "F1"], rows))
+        if haystack:
+            print(f"haystack: haystack-ai {haystack['haystack_ai']}, "
+                  f"transformers-haystack {haystack['transformers_haystack']}, "
+                  f"torch {haystack['torch']}, transformers {haystack['transformers']}, {haystack['threads']} threads; "
+                  f"venv {haystack['venv']}; "
+                  "note: it feeds the model input_ids and attention_mask only (no token_type_ids)")
+    if not args.skip_book:
+        print("(b) truncates each passage to one window (no stride), as the book's loop does")
     info = machine_info()
     print(format_machine(info))
     if args.json:

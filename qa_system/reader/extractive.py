@@ -178,6 +178,7 @@ class ExtractiveReader:
             device=self._settings.device,
             quantize=self._quantize,
             torch_threads=self._settings.torch_threads,
+            bf16=self._bf16,
         )
         self._state = _Loaded(tokenizer=tokenizer, model=model, params=params)
 

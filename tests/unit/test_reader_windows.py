@@ -15,6 +15,7 @@ from qa_system.config import load_settings
 from qa_system.errors import ConfigError, InputError, NotLoadedError, QuestionError
 from qa_system.reader import ExtractiveReader, ReaderModelConfig
 from qa_system.reader.windows import (
+    BatchCost,
     encode_windows,
     long_passage_problem,
     pad_batch,
@@ -214,11 +215,45 @@ def test_several_passages_keep_their_indices() -> None:
     )
 
 
-def test_plan_batches_groups_by_length() -> None:
-    assert plan_batches([3, 9, 5, 9, 1], 2) == [[1, 3], [2, 0], [4]]
+def _padded_cost(batches: list[list[int]], lengths: list[int], cost: BatchCost) -> float:
+    return sum(cost(len(b), max(lengths[i] for i in b)) for b in batches)
+
+
+def test_plan_batches_covers_every_window_once_longest_first_within_the_batch_size() -> None:
+    lengths = [3, 9, 5, 9, 1, 384, 120, 118, 250, 64, 64, 300]
+    for batch_size in (1, 2, 5, 16):
+        batches = plan_batches(lengths, batch_size)
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        assert all(1 <= len(b) <= batch_size for b in batches)
+        flat = [lengths[i] for b in batches for i in b]
+        assert flat == sorted(flat, reverse=True)  # consecutive runs of the longest-first order
     assert plan_batches([], 4) == []
     with pytest.raises(ValueError):
         plan_batches([1], 0)
+
+
+def test_plan_batches_trades_padding_against_the_cost_of_a_pass() -> None:
+    lengths = [384, 380, 120, 118, 60, 58]
+    free_passes = BatchCost(overhead_tokens=0.0, attention_span=1e9)
+    # Passes cost nothing: no window is padded, equal lengths share a pass.
+    assert plan_batches(lengths, 16, free_passes) == [[0], [1], [2], [3], [4], [5]]
+    assert plan_batches([7, 7, 7], 16, free_passes) == [[0, 1, 2]]
+    # Passes cost more than any padding: as few passes as the batch size allows, the least padded of them.
+    dear_passes = BatchCost(overhead_tokens=1e6, attention_span=1e9)
+    assert plan_batches(lengths, 4, dear_passes) == [[0, 1], [2, 3, 4, 5]]
+    # In between, similar lengths share a pass.
+    assert plan_batches(lengths, 16, BatchCost(overhead_tokens=50.0, attention_span=1058.0)) == [[0, 1], [2, 3], [4, 5]]
+    assert plan_batches(lengths, 16, BatchCost(overhead_tokens=150.0, attention_span=1058.0)) == [[0, 1], [2, 3, 4, 5]]
+
+
+def test_plan_batches_is_no_worse_than_fixed_size_batches() -> None:
+    rng = np.random.default_rng(0)
+    cost = BatchCost(overhead_tokens=150.0, attention_span=1058.0)
+    for _ in range(50):
+        lengths = [int(x) for x in rng.integers(20, 385, size=int(rng.integers(1, 40)))]
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        fixed = [order[i:i + 16] for i in range(0, len(order), 16)]
+        assert _padded_cost(plan_batches(lengths, 16, cost), lengths, cost) <= _padded_cost(fixed, lengths, cost)
 
 
 def test_pad_batch_right_pads_with_mask() -> None:
