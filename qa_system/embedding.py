@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import DEFAULT_EMBEDDING_MODEL
 from .errors import ConfigError, NotLoadedError
-from .hardware import EMBEDDING_PRECISIONS, bf16_autocast, quantize_linear_int8, resolve_precision
+from .hardware import EMBEDDING_PRECISIONS, describe_torch_runtime, quantize_linear_int8, resolve_precision
 
 
 @runtime_checkable
@@ -98,6 +98,7 @@ class SentenceTransformerEmbedder:
         self._device = device
         self._precision = precision
         self._model: Any = None
+        self._runtime: str | None = None
         self._lock = threading.Lock()
         self._tokenizer_lock = threading.RLock()  # tokenize calls preprocess in sentence-transformers 5+
 
@@ -107,13 +108,23 @@ class SentenceTransformerEmbedder:
 
     @property
     def precision(self) -> str:
-        """``fp32``, ``bf16`` (autocast while encoding) or ``int8`` (dynamic quantisation of the Linear
-        layers, CPU only); ``auto`` resolved for this machine."""
+        """``fp32``, ``bf16`` (bf16 weights) or ``int8`` (dynamic quantisation of the Linear layers,
+        CPU only); ``auto`` resolved for this machine."""
         return resolve_precision(self._precision, self._device)
 
     @property
     def is_loaded(self) -> bool:
         return self._model is not None
+
+    @property
+    def runtime(self) -> str | None:
+        """What computes the vectors: the library, its version, the weights' dtype (None before
+        ``load()``)."""
+        if self._model is None:
+            return None
+        if self._runtime is None:
+            self._runtime = describe_torch_runtime(self._model, "sentence-transformers")
+        return self._runtime
 
     def load(self) -> SentenceTransformerEmbedder:
         """Read the weights (once; safe to race), without transformers' loading progress bar."""
@@ -131,6 +142,12 @@ class SentenceTransformerEmbedder:
                         raise ConfigError(f"cannot load embedding model {self._name!r}: {e}") from e
                 if self.precision == "int8":
                     model = quantize_linear_int8(model)
+                elif self.precision == "bf16":
+                    # Cast once: bf16 weights encode 1.2x to 1.5x faster than autocasting fp32
+                    # weights on every call (docs/performance.md).
+                    import torch
+
+                    model = model.to(torch.bfloat16)
                 _serialise_tokenizing(model, self._tokenizer_lock)
                 self._model = model
         return self
@@ -162,14 +179,13 @@ class SentenceTransformerEmbedder:
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         bf16 = self.precision == "bf16"
-        with bf16_autocast(self._device, bf16):
-            vectors = self._loaded.encode(
-                list(texts),
-                batch_size=batch_size,
-                show_progress_bar=progress,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
+        vectors = self._loaded.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if bf16:  # normalised in bf16: unit length again in fp32, so inner products are cosines
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -55,6 +55,41 @@ def bf16_autocast(device: str, enabled: bool) -> Iterator[None]:
         yield
 
 
+def describe_torch_runtime(model: Any, via: str | None = None) -> str:
+    """How a loaded torch model computes, in words for ``/readyz`` and ``ask --json``: torch's
+    version (and the library ``via`` that drives it), the weights' dtype or int8 quantisation,
+    and the attention implementation where the model says, e.g. ``torch 2.13.0+cpu: bfloat16
+    weights, sdpa attention``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    head = f"torch {torch.__version__}"
+    if via is not None:
+        try:
+            head += f" ({via} {version(via)})"
+        except PackageNotFoundError:
+            head += f" ({via})"
+    modules = getattr(model, "modules", None)
+    quantized = callable(modules) and any(
+        type(m).__module__.startswith("torch.ao.nn.quantized") for m in modules())
+    parts = []
+    if quantized:
+        parts.append("int8 dynamic-quantised Linear layers")
+    parameters = getattr(model, "parameters", None)
+    dtypes = {str(p.dtype).removeprefix("torch.") for p in parameters() if p.is_floating_point()} \
+        if callable(parameters) else set()
+    if dtypes:
+        parts.append(f"{'/'.join(sorted(dtypes))} {'other ' if quantized else ''}weights")
+    children = modules() if callable(modules) else ()
+    configs = [getattr(model, "config", None)] + [getattr(m, "config", None) for m in children]
+    attention = next((getattr(c, "_attn_implementation", None) for c in configs
+                      if getattr(c, "_attn_implementation", None)), None)
+    if attention:
+        parts.append(f"{attention} attention")
+    return f"{head}: {', '.join(parts)}" if parts else head
+
+
 def quantize_linear_int8(model: Any) -> Any:
     """``model`` with its Linear layers dynamically quantised to int8 (CPU only): one weight scale
     per output channel, activations quantised on the fly. Per channel kept 0.4 to 3.6 F1 points of

@@ -277,10 +277,11 @@ class QASystem:
                                                 "doc_stride": params.doc_stride,
                                                 "retrieval_weight": params.retrieval_weight}
             reader_info = LoadedModel(str(getattr(reader, "model_name", type(reader).__name__)),
-                                      getattr(reader, "precision", None), **window)
+                                      getattr(reader, "precision", None), getattr(reader, "runtime", None),
+                                      **window)
         return LoadedModels(
             embedder=(LoadedModel(embedder.model_name, getattr(embedder, "precision", None),
-                                  lexical_weight=self.settings.lexical_weight)
+                                  getattr(embedder, "runtime", None), lexical_weight=self.settings.lexical_weight)
                       if embedder is not None else None),
             reader=reader_info,
         )

@@ -133,8 +133,10 @@ class AskResult:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model as loaded: its name or folder and the precision it computes in on this machine
-    (``fp32``, ``bf16`` or ``int8``; None when a custom component does not say). The reader's
+    """A model as loaded: its name or folder, the precision it computes in on this machine
+    (``fp32``, ``bf16`` or ``int8``; None when a custom component does not say) and the runtime
+    that computes it (library, weights' dtype, attention; e.g. ``torch 2.13.0+cpu: bfloat16
+    weights, sdpa attention``). The reader's
     window length, stride, no-answer thresholds (the second for answers from passages read in
     several windows) and retrieval weight (answers rank by ``score + retrieval_weight *
     passage_score``) are set for the reader only; the lexical weight of hybrid retrieval
@@ -142,6 +144,7 @@ class LoadedModel:
 
     model: str
     precision: str | None
+    runtime: str | None = None
     no_answer_threshold: float | None = None
     long_passage_no_answer_threshold: float | None = None
     max_seq_length: int | None = None
@@ -152,8 +155,9 @@ class LoadedModel:
 
 # What each role reports of its LoadedModel (``LoadedModels.as_dict``): the other role's fields do
 # not apply to it. The service's /readyz schemas (qa_system.service.schemas) have these fields.
-EMBEDDER_FIELDS = ("model", "precision", "lexical_weight")
-READER_FIELDS = ("model", "precision", "no_answer_threshold", "long_passage_no_answer_threshold", "max_seq_length",
+EMBEDDER_FIELDS = ("model", "precision", "runtime", "lexical_weight")
+READER_FIELDS = ("model", "precision", "runtime", "no_answer_threshold",
+                 "long_passage_no_answer_threshold", "max_seq_length",
                  "doc_stride", "retrieval_weight")
 
 

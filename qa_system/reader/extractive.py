@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError, InputError, NotLoadedError, QuestionError
-from ..hardware import READER_PRECISIONS, resolve_precision
+from ..hardware import READER_PRECISIONS, describe_torch_runtime, resolve_precision
 from ..types import Passage, ReaderResult
 from .answers import WindowLogits, decode_question
 from .inference import load_pretrained, prepare_model, run_windows
@@ -33,6 +33,7 @@ class _Loaded:
     tokenizer: Any
     model: Any
     params: ReaderParams
+    runtime: str
 
 
 class ExtractiveReader:
@@ -160,6 +161,13 @@ class ExtractiveReader:
             return self._requested_precision
         return resolve_precision("auto", self._settings.device)
 
+    @property
+    def runtime(self) -> str | None:
+        """What computes the logits: torch's version, the weights' dtype (or int8 quantisation)
+        and the attention implementation; None before ``load()``."""
+        state = self._state
+        return None if state is None else state.runtime
+
     def _install(self, tokenizer: Any, model: Any, file_config: ReaderModelConfig) -> None:
         if self._requested_precision == "auto":
             self._bf16 = self.precision == "bf16"
@@ -180,7 +188,7 @@ class ExtractiveReader:
             torch_threads=self._settings.torch_threads,
             bf16=self._bf16,
         )
-        self._state = _Loaded(tokenizer=tokenizer, model=model, params=params)
+        self._state = _Loaded(tokenizer=tokenizer, model=model, params=params, runtime=describe_torch_runtime(model))
 
     def _loaded(self) -> _Loaded:
         state = self._state

@@ -212,6 +212,8 @@ class HealthResponse(BaseModel):
 class EmbedderOut(BaseModel):
     model: str = Field(description="Model name or folder.")
     precision: str | None = Field(None, description="How it computes on this machine: fp32, bf16 or int8.")
+    runtime: str | None = Field(
+        None, description="What computes it: library and version, the weights' dtype, the attention implementation.")
     lexical_weight: float | None = Field(
         None, description="Hybrid retrieval: passage_score = (1 - lexical_weight) x cosine + lexical_weight x "
                           "full-text rank / best rank; 0: dense retrieval alone.")
@@ -220,6 +222,8 @@ class EmbedderOut(BaseModel):
 class ReaderOut(BaseModel):
     model: str = Field(description="Model name or folder.")
     precision: str | None = Field(None, description="How it computes on this machine: fp32, bf16 or int8.")
+    runtime: str | None = Field(
+        None, description="What computes it: library and version, the weights' dtype, the attention implementation.")
     no_answer_threshold: float | None = Field(None, description="The margin above which it answers.")
     long_passage_no_answer_threshold: float | None = Field(
         None, description="The margin above which it answers when the best answer's passage was read in several "

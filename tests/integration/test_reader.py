@@ -214,6 +214,32 @@ def test_long_passage_threshold_file_is_honoured_for_passages_read_in_several_wi
     assert given.read(QUESTIONS[1], [whole]).no_answer_threshold == 1000.0
 
 
+def test_fp32_answers_do_not_depend_on_how_windows_are_batched(
+        reader: ExtractiveReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch planner trades padding against passes; in fp32 the answers stay those of full,
+    fixed-size batches (the planner before it weighed costs)."""
+    from qa_system.reader import inference
+    from qa_system.reader.windows import BatchCost
+
+    passages = [overlapping_chunks(), [chunk(DOCUMENT, 250, 990, 4)], [chunk(OTHER, 0, len(OTHER.text), 7)]]
+    planned = reader.read_batch(QUESTIONS, passages)
+    monkeypatch.setattr(inference, "FP32_BATCH_COST", BatchCost(overhead_tokens=1e12, attention_span=1e12))
+    full_batches = reader.read_batch(QUESTIONS, passages)
+    for a, b in zip(planned, full_batches, strict=True):
+        assert_same(a, b)
+
+
+def test_bf16_reader_casts_its_weights_once_and_says_so(qa_model_dir: Path) -> None:
+    import torch
+
+    bf16 = ExtractiveReader(str(qa_model_dir), precision="bf16").load()
+    assert {p.dtype for p in bf16._loaded().model.parameters()} == {torch.bfloat16}
+    assert bf16.runtime is not None and "bfloat16 weights" in bf16.runtime
+    fp32 = ExtractiveReader(str(qa_model_dir), precision="fp32").load()
+    assert {p.dtype for p in fp32._loaded().model.parameters()} == {torch.float32}
+    assert fp32.runtime is not None and "float32 weights" in fp32.runtime
+
+
 def test_quantized_and_bf16_readers_run(qa_model_dir: Path) -> None:
     for options in ({"quantize": True}, {"bf16": True}):
         other = ExtractiveReader(

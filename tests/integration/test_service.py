@@ -163,6 +163,10 @@ def test_health_ready_openapi(client: Any, qa: QASystem) -> None:
     assert embedder["precision"] == qa.embedder.precision and embedder["precision"] in {"fp32", "bf16"}
     loaded = qa.load_reader()
     assert reader["precision"] == loaded.precision and reader["model"] == loaded.model_name
+    # the runtime says what computes each model: bf16 precision means bf16 weights
+    assert reader["runtime"] == loaded.runtime and reader["runtime"].startswith("torch ")
+    assert ("bfloat16 weights" in reader["runtime"]) == (loaded.precision == "bf16")
+    assert ("bfloat16 weights" in embedder["runtime"]) == (embedder["precision"] == "bf16")
     assert reader["no_answer_threshold"] == loaded.params.no_answer_threshold
     assert (reader["max_seq_length"], reader["doc_stride"]) == (loaded.params.max_seq_length,
                                                                 loaded.params.doc_stride)

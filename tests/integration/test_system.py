@@ -284,7 +284,9 @@ def test_cli_check_repair_fixes_a_corrupted_index(
         reader = result["models"]["reader"]  # the threshold that decided, and how the reader computed
         assert reader["no_answer_threshold"] == float(margin) and reader["model"] == str(reader_model_dir)
         assert reader["precision"] in {"fp32", "bf16"} and result["models"]["embedder"]["precision"] in {"fp32", "bf16"}
-        assert set(result["models"]["embedder"]) == {"model", "precision", "lexical_weight"}  # no reader keys
+        embedder_keys = {"model", "precision", "runtime", "lexical_weight"}  # no reader keys
+        assert set(result["models"]["embedder"]) == embedder_keys
+        assert "weights" in reader["runtime"] and "weights" in result["models"]["embedder"]["runtime"]
         assert "lexical_weight" not in reader
     # answer ranking: with no weight the answers are in reader-score order; a bad weight is refused
     assert cli_main(["ask", "How much does the Plus plan cost per month?", "--store", str(store), "--json",

@@ -11,8 +11,9 @@ import pytest
 from qa_system.cli import _answer_json
 from qa_system.types import EMBEDDER_FIELDS, READER_FIELDS, Answer, AskResult, LoadedModel, LoadedModels
 
-EMBEDDER = LoadedModel("all-MiniLM-L6-v2", "bf16", lexical_weight=0.3)
-READER = LoadedModel("qa_system/models/reader", "bf16", no_answer_threshold=2.629,
+RUNTIME = "torch 2.13.0+cpu: bfloat16 weights, sdpa attention"
+EMBEDDER = LoadedModel("all-MiniLM-L6-v2", "bf16", RUNTIME, lexical_weight=0.3)
+READER = LoadedModel("qa_system/models/reader", "bf16", RUNTIME, no_answer_threshold=2.629,
                      long_passage_no_answer_threshold=6.995, max_seq_length=384, doc_stride=128,
                      retrieval_weight=10.0)
 
@@ -20,8 +21,9 @@ READER = LoadedModel("qa_system/models/reader", "bf16", no_answer_threshold=2.62
 def test_each_role_carries_only_its_own_fields() -> None:
     shaped = LoadedModels(embedder=EMBEDDER, reader=READER).as_dict()
     assert shaped == {
-        "embedder": {"model": "all-MiniLM-L6-v2", "precision": "bf16", "lexical_weight": 0.3},
-        "reader": {"model": "qa_system/models/reader", "precision": "bf16", "no_answer_threshold": 2.629,
+        "embedder": {"model": "all-MiniLM-L6-v2", "precision": "bf16", "runtime": RUNTIME, "lexical_weight": 0.3},
+        "reader": {"model": "qa_system/models/reader", "precision": "bf16", "runtime": RUNTIME,
+                   "no_answer_threshold": 2.629,
                    "long_passage_no_answer_threshold": 6.995, "max_seq_length": 384, "doc_stride": 128,
                    "retrieval_weight": 10.0},
     }
@@ -37,7 +39,7 @@ def test_a_reader_field_left_unset_stays_as_null_and_a_model_not_loaded_is_left_
 
 def test_the_roles_fields_cover_every_field_of_a_loaded_model() -> None:
     assert set(EMBEDDER_FIELDS) | set(READER_FIELDS) == {f.name for f in fields(LoadedModel)}
-    assert set(EMBEDDER_FIELDS) & set(READER_FIELDS) == {"model", "precision"}
+    assert set(EMBEDDER_FIELDS) & set(READER_FIELDS) == {"model", "precision", "runtime"}
 
 
 def test_ask_json_models_entry_has_no_reader_keys_on_the_embedder() -> None:
@@ -45,6 +47,6 @@ def test_ask_json_models_entry_has_no_reader_keys_on_the_embedder() -> None:
                     passage_score=0.8)
     result = AskResult("How much is Plus?", (answer,), (), no_answer_score=-3.0, has_answer=True)
     payload = json.loads(json.dumps(_answer_json(result, LoadedModels(embedder=EMBEDDER, reader=READER))))
-    assert set(payload["models"]["embedder"]) == {"model", "precision", "lexical_weight"}
+    assert set(payload["models"]["embedder"]) == {"model", "precision", "runtime", "lexical_weight"}
     assert "lexical_weight" not in payload["models"]["reader"]
     assert payload["models"]["reader"]["no_answer_threshold"] == pytest.approx(2.629)

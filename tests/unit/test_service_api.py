@@ -57,8 +57,8 @@ def test_health_and_ready(client: TestClient) -> None:
     assert r.status_code == 200 and (r.json()["ready"], r.json()["reasons"]) == (True, [])
     # each model with its own fields only: no reader keys on the embedder, no lexical weight on the reader
     assert r.json()["models"] == {
-        "embedder": {"model": Settings().embedding_model, "precision": "fp32", "lexical_weight": 0.3},
-        "reader": {"model": "fake-reader", "precision": "fp32", "no_answer_threshold": 1.5,
+        "embedder": {"model": Settings().embedding_model, "precision": "fp32", "runtime": None, "lexical_weight": 0.3},
+        "reader": {"model": "fake-reader", "precision": "fp32", "runtime": None, "no_answer_threshold": 1.5,
                    "long_passage_no_answer_threshold": None,
                    "max_seq_length": 384, "doc_stride": 128, "retrieval_weight": 10.0}}
 
