@@ -107,6 +107,7 @@ def main() -> None:
     import faiss
 
     from qa_system.storage.segment_set import VectorSnapshot, write_segment_file
+    from qa_system.storage import segments
     from qa_system.storage.segments import FLAT, IVF, Segment, SegmentInfo
 
     scratch = Path(tempfile.mkdtemp(prefix="retrieval-search-"))
@@ -150,6 +151,11 @@ def main() -> None:
     build = time.perf_counter() - began
     b, s, ids = timed(lambda q: product.search(q, k)[1], queries, args.repeats)
     add("qa_system flat segment (IDMap+FlatIP, mmap)", b, s, ids, exact, build, exact_batch)
+    blas_min = segments.BLAS_MIN_QUERIES
+    segments.BLAS_MIN_QUERIES = 1 << 62  # faiss's own kernel choice, as before batches went to BLAS
+    b, s, ids = timed(lambda q: product.search(q, k)[1], queries, args.repeats)
+    segments.BLAS_MIN_QUERIES = blas_min
+    add("  the same, faiss's default kernel choice (before)", b, s, ids, exact, build, exact_batch)
 
     allowed = np.sort(np.random.default_rng(1).choice(n, size=max(k, n // 100), replace=False))
     sub_exact = allowed[numpy_search(base[allowed], queries, k)]

@@ -33,6 +33,13 @@ class Settings:
     reader_max_seq_length: int = 384
     reader_doc_stride: int = 128
     reader_batch_size: int = 16
+    # read the passages in two stages: the best reader_first_passages by retrieval score first,
+    # and the rest only when the best answer found is not settled: it has an answer, and an answer
+    # in an unread passage would need a reader score above the best answer's rank score minus
+    # retrieval_weight x the best unread passage's retrieval score, by at least
+    # reader_settled_lead (qa_system.reader.extractive.settled). 0: every passage at once
+    reader_first_passages: int = 0
+    reader_settled_lead: float = 8.0
     # None: the reader model folder's fitted value (qa_system_reader.json); a number overrides it
     # for this system, e.g. one fitted on another collection's questions (qa-system fit-threshold)
     no_answer_threshold: float | None = None
@@ -56,10 +63,10 @@ class Settings:
     max_file_bytes: int = 50 * 1024 * 1024
     device: str = "cpu"
     torch_threads: int | None = None
-    # how the reader computes: fp32; bf16 (autocast); int8 (dynamic quantisation of the Linear
+    # how the reader computes: fp32; bf16 (bf16 weights); int8 (dynamic quantisation of the Linear
     # layers, CPU only); auto = bf16 where the hardware computes it natively, else fp32
     reader_precision: str = "auto"
-    # how the embedder computes: fp32; bf16 (autocast); int8 (dynamic quantisation, CPU only; opt-in,
+    # how the embedder computes: fp32; bf16 (bf16 weights); int8 (dynamic quantisation, CPU only; opt-in,
     # for CPUs without native bf16); auto = bf16 where native, else fp32
     embedding_precision: str = "auto"
 
@@ -118,6 +125,11 @@ def _validated(settings: Settings) -> Settings:
     interval = settings.commit_interval_s
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval < math.inf:
         raise ConfigError(f"commit_interval_s must be a finite number >= 0, got {interval!r}")
+    if settings.reader_first_passages < 0:
+        raise ConfigError(f"reader_first_passages must be >= 0 (0: off), got {settings.reader_first_passages}")
+    lead = settings.reader_settled_lead
+    if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not math.isfinite(lead):
+        raise ConfigError(f"reader_settled_lead must be a finite number, got {lead!r}")
     check_retrieval_weight(settings.retrieval_weight)
     check_lexical_weight(settings.lexical_weight)
     for name, allowed in (("reader_precision", READER_PRECISIONS), ("embedding_precision", EMBEDDING_PRECISIONS)):

@@ -23,6 +23,7 @@ from ..types import Passage, ReaderResult
 from .answers import WindowLogits, decode_question
 from .inference import load_pretrained, prepare_model, run_windows
 from .model_config import ReaderModelConfig, ReaderParams, load_reader_config, resolve_params
+from .stages import settled, split_first_passages
 from .windows import Window, check_tokenizer_windows, encode_windows
 
 _NO_MAX_LENGTH = 1_000_000  # tokenizers without a real limit report a huge model_max_length
@@ -229,20 +230,59 @@ class ExtractiveReader:
         if n_answers <= 0 or answer_tokens <= 0:
             raise ConfigError("top_n and max_answer_tokens must be positive")
 
-        windows = self._tokenize(state, questions, passages_per_question)
+        if state.params.first_passages <= 0:
+            windows = self._tokenize(state, questions, passages_per_question)
+            return self._decode(state, windows, self._infer(state, windows), passages_per_question,
+                                n_answers, answer_tokens)
+        return self._read_in_two_stages(state, questions, passages_per_question, n_answers, answer_tokens)
+
+    def _read_in_two_stages(
+        self,
+        state: _Loaded,
+        questions: Sequence[str],
+        passages_per_question: Sequence[Sequence[Passage]],
+        top_n: int,
+        max_answer_tokens: int,
+    ) -> list[ReaderResult]:
+        """Read each question's best ``first_passages`` passages (by retrieval score), then the
+        rest of the questions whose best answer is not ``settled`` by then, together."""
+        params = state.params
+        first, rest = [], []
+        for passages in passages_per_question:
+            head, tail = split_first_passages(passages, params.first_passages)
+            first.append(head)
+            rest.append(tail)
+        windows = self._tokenize(state, questions, passages_per_question, first)
         logits = self._infer(state, windows)
-        return self._decode(state, windows, logits, passages_per_question, n_answers, answer_tokens)
+        results = self._decode(state, windows, logits, passages_per_question, top_n, max_answer_tokens)
+        unsettled = {
+            q for q, (result, unread) in enumerate(zip(results, rest, strict=True))
+            if unread and not settled(result, max(passages_per_question[q][i].score for i in unread),
+                                      params.retrieval_weight, params.settled_lead)
+        }
+        if not unsettled:
+            return results
+        more = self._tokenize(state, questions, passages_per_question,
+                              [rest[q] if q in unsettled else [] for q in range(len(questions))])
+        windows, logits = [*windows, *more], [*logits, *self._infer(state, more)]
+        redone = self._decode(state, windows, logits, passages_per_question, top_n, max_answer_tokens)
+        return [redone[q] if q in unsettled else result for q, result in enumerate(results)]
 
     def _tokenize(
         self,
         state: _Loaded,
         questions: Sequence[str],
         passages_per_question: Sequence[Sequence[Passage]],
+        subsets: Sequence[Sequence[int]] | None = None,
     ) -> list[Window]:
+        """The windows of each question's passages (``subsets``: of those passage indices only)."""
         windows: list[Window] = []
         with self._tokenizer_lock:
             for q, (question, passages) in enumerate(zip(questions, passages_per_question, strict=True)):
-                readable = [i for i, p in enumerate(passages) if p.text.strip()]
+                chosen = range(len(passages)) if subsets is None else subsets[q]
+                readable = [i for i in chosen if passages[i].text.strip()]
+                if not readable:
+                    continue
                 windows.extend(
                     encode_windows(
                         state.tokenizer,

@@ -132,6 +132,8 @@ class ReaderParams:
     no_answer_threshold: float
     retrieval_weight: float = 0.0
     long_passage_no_answer_threshold: float | None = None  # None: no_answer_threshold serves both
+    first_passages: int = 0  # > 0: read that many passages first, the rest only if not settled
+    settled_lead: float = 8.0
 
 
 def resolve_params(
@@ -186,6 +188,8 @@ def resolve_params(
         retrieval_weight=check_retrieval_weight(
             retrieval_weight if retrieval_weight is not None else settings.retrieval_weight
         ),
+        first_passages=settings.reader_first_passages,
+        settled_lead=float(settings.reader_settled_lead),
     )
     if params.max_seq_length < MIN_SEQ_LENGTH:
         raise ConfigError(f"max_seq_length must be at least {MIN_SEQ_LENGTH}, got {seq}")

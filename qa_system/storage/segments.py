@@ -50,6 +50,22 @@ DEFAULT_NPROBE = 64
 TRAIN_POINTS_PER_LIST = 40
 TRAIN_ITERATIONS = 10
 MAX_NLIST = 2048
+# Exact search computes query-vector scores with faiss's own kernel or with a BLAS matrix product,
+# by faiss's global ``distance_compute_blas_threshold`` (faiss 1.15: 128,000, which in practice
+# keeps batches off BLAS). Measured on one core (docs/performance.md, benchmarks/retrieval_search.py):
+# over 100k vectors, BLAS searched a batch of 200 queries 3.3x faster per query and a batch of 4
+# 1.4x faster, but a single query 2x slower. So batches of at least BLAS_MIN_QUERIES queries use
+# BLAS and smaller ones faiss's kernel; the answers are the same (up to float rounding).
+BLAS_MIN_QUERIES = 4
+FAISS_BLAS_THRESHOLD = int(faiss.cvar.distance_compute_blas_threshold)
+
+
+def use_blas_for(n_queries: int) -> None:
+    """Set faiss's (process-wide) kernel choice for a search of ``n_queries`` queries. A search in
+    another thread at the same moment may run on the other kernel: same results, other speed."""
+    faiss.cvar.distance_compute_blas_threshold = 1 if n_queries >= BLAS_MIN_QUERIES else FAISS_BLAS_THRESHOLD
+
+
 _TRAILER_MAGIC = b"QASEG01\0"
 _ALIGN = 64
 #: Both kinds are mapped in place by faiss's MMAP_IFC reader (flat codes; IVF inverted lists as
@@ -198,6 +214,7 @@ class Segment:
             params = faiss.SearchParameters()
         if selector is not None:
             params.sel = selector
+        use_blas_for(len(queries))
         try:
             scores, ids = self._index.search(queries, k, params=params)
         except RuntimeError as e:
