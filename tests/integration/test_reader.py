@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_system.config import Settings
+from qa_system.config import Settings, load_settings
 from qa_system.errors import ConfigError
 from qa_system.reader import ExtractiveReader, ReaderModelConfig, save_reader_config
 from qa_system.types import Document, Passage, ReaderResult
@@ -303,3 +303,25 @@ def test_reader_precision_comes_from_settings_and_auto_follows_the_hardware(qa_m
         assert_points_into_documents(auto.read(QUESTIONS[0], overlapping_chunks()), [DOCUMENT])
     with pytest.raises(ConfigError, match="reader precision must be one of"):
         ExtractiveReader(str(qa_model_dir), precision="fp16")
+
+
+def test_reading_the_best_passages_first(qa_model_dir: Path) -> None:
+    """With reader_first_passages, a settled question is answered from its best passages alone, and
+    an unsettled one from all of them, as if read at once."""
+    passages = [chunk(OTHER, 0, len(OTHER.text), 7, score=0.3), chunk(DOCUMENT, 0, 400, 1, score=0.9),
+                chunk(DOCUMENT, 400, 990, 2, score=0.6)]
+
+    def make(**settings: float) -> ExtractiveReader:
+        return ExtractiveReader(str(qa_model_dir), settings=Settings(no_answer_threshold=-1e9, **settings),
+                                max_seq_length=64, doc_stride=16, top_n=4, precision="fp32").load()
+
+    every = make().read_batch(QUESTIONS, [passages] * 3)
+    best_only = make().read_batch(QUESTIONS, [[passages[1]]] * 3)
+    always_settled = make(reader_first_passages=1, reader_settled_lead=-1e9).read_batch(QUESTIONS, [passages] * 3)
+    never_settled = make(reader_first_passages=1, reader_settled_lead=1e9).read_batch(QUESTIONS, [passages] * 3)
+    for early, late, alone, all_at_once in zip(always_settled, never_settled, best_only, every, strict=True):
+        assert {a.chunk_id for a in early.answers} == {1}  # only the best passage was read
+        assert [(a.start, a.end, a.text) for a in early.answers] == [(a.start, a.end, a.text) for a in alone.answers]
+        assert_same(late, all_at_once)
+    with pytest.raises(ConfigError, match="reader_first_passages"):
+        load_settings(reader_first_passages=-1)

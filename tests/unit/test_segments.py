@@ -56,6 +56,23 @@ def test_flat_segment_search_is_exact_and_its_contents_round_trip(tmp_path: Path
     assert np.array_equal(got_ids, ids) and np.allclose(got_vectors, vectors)
 
 
+def test_batched_search_on_blas_finds_what_one_query_at_a_time_finds(tmp_path: Path) -> None:
+    import faiss
+
+    from qa_system.storage.segments import BLAS_MIN_QUERIES, FAISS_BLAS_THRESHOLD
+
+    vectors = clustered(2000)
+    ids = np.arange(2000, dtype=np.int64)
+    segment = make_segment(tmp_path, ids, vectors, FLAT)
+    queries = clustered(3 * BLAS_MIN_QUERIES, seed=2)
+    scores, found = segment.search(queries, 10)
+    assert faiss.cvar.distance_compute_blas_threshold == 1  # the batch went to BLAS
+    one_by_one = [segment.search(queries[i: i + 1], 10) for i in range(len(queries))]
+    assert faiss.cvar.distance_compute_blas_threshold == FAISS_BLAS_THRESHOLD  # single queries did not
+    assert found.tolist() == [f[0].tolist() for _, f in one_by_one] == exact(queries, ids, vectors, 10)
+    assert np.allclose(scores, np.vstack([s for s, _ in one_by_one]), atol=1e-5)
+
+
 def test_ivf_segment_recall_and_exhaustive_search(tmp_path: Path) -> None:
     vectors = clustered(6000)
     ids = np.arange(6000, dtype=np.int64) * 3 + 7
