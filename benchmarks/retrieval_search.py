@@ -106,8 +106,8 @@ def main() -> None:
 
     import faiss
 
-    from qa_system.storage.segment_set import VectorSnapshot, write_segment_file
     from qa_system.storage import segments
+    from qa_system.storage.segment_set import VectorSnapshot, write_segment_file
     from qa_system.storage.segments import FLAT, IVF, Segment, SegmentInfo
 
     scratch = Path(tempfile.mkdtemp(prefix="retrieval-search-"))
