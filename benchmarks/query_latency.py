@@ -10,7 +10,8 @@ vector search + SQL), then read them all (top 3 answers).
     .venv/bin/python benchmarks/query_latency.py --retrieval-only --top-k 10   # dense vs hybrid retrieval only
 
 Each top-k runs once per ``--lexical-weights`` value (default: 0, dense alone, and the setting's
-hybrid weight), so hybrid retrieval's cost shows as a ratio against dense retrieval in the same run.
+hybrid weight), so hybrid retrieval's cost shows as a ratio against dense retrieval in the same run,
+and once per ``--first-passages`` value (reading the best passages first; 0: all at once).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -94,6 +96,9 @@ def main() -> None:
     ap.add_argument("--lexical-weights", type=float, nargs="+",
                     help="hybrid retrieval weights to compare (default: 0, i.e. dense alone, and the setting's)")
     ap.add_argument("--retrieval-only", action="store_true", help="time retrieval only (no reader)")
+    ap.add_argument("--first-passages", type=int, nargs="+",
+                    help="reader_first_passages values to compare (0: every passage at once; default: 0 and the "
+                         "setting's, when it is not 0)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     if args.quick:
@@ -110,22 +115,28 @@ def main() -> None:
     qa = build_store(store_dir, paragraphs)
     stats = qa.stats()
     model, trained = reader_model(args.reader_model, args.store)
-    reader = None if args.retrieval_only else ExtractiveReader(model, settings=qa.settings).load()
+    firsts = args.first_passages or sorted({0, qa.settings.reader_first_passages})
+    readers = {f: None if args.retrieval_only else
+               ExtractiveReader(model, settings=replace(qa.settings, reader_first_passages=f)).load() for f in firsts}
     questions = sample(all_questions, args.questions)
-    rows = [measure(qa, reader, questions, k, args.top_n, args.warmup, w) for k in args.top_k for w in weights]
+    rows = [measure(qa, readers[f], questions, k, args.top_n, args.warmup, w) | {"first_passages": f}
+            for k in args.top_k for w in weights for f in firsts]
     qa.close()
 
     base = rows[0]["total_p50_ms"]
     first_weight = {r["top_k"]: r for r in rows if r["lexical_weight"] == weights[0]}
+    reader = readers[firsts[0]]
     print(f"\nquery latency, one question at a time: {stats.documents} documents, {stats.chunks} passages "
           f"(embedder {stats.embedding_model}); "
           + ("retrieval only" if reader is None else
              f"reader {model}{'' if trained else ' (random QA head)'}, top {args.top_n} answers")
           + f"; {len(questions)} questions, {args.warmup} warm-up; lexical weight 0 = dense retrieval alone")
     print(table(
-        ["top-k", "lexical w", "retrieve p50", "p95", f"retrieve p50 vs w={weights[0]:g}", "read p50", "p95",
+        ["top-k", "lexical w", "first passages", "retrieve p50", "p95", f"retrieve p50 vs w={weights[0]:g}",
+         "read p50", "p95",
          "total p50", "p95", "total p50 vs first row", "gold in top-k"],
-        [[r["top_k"], f"{r['lexical_weight']:g}", f"{r['retrieve_p50_ms']:.1f} ms", f"{r['retrieve_p95_ms']:.1f} ms",
+        [[r["top_k"], f"{r['lexical_weight']:g}", r["first_passages"] or "all",
+          f"{r['retrieve_p50_ms']:.1f} ms", f"{r['retrieve_p95_ms']:.1f} ms",
           f"{r['retrieve_p50_ms'] / first_weight[r['top_k']]['retrieve_p50_ms']:.2f}x",
           f"{r['read_p50_ms']:.0f} ms", f"{r['read_p95_ms']:.0f} ms", f"{r['total_p50_ms']:.0f} ms",
           f"{r['total_p95_ms']:.0f} ms", f"{r['total_p50_ms'] / base:.2f}x", f"{r['gold_passage_retrieved']:.2f}"]

@@ -103,7 +103,9 @@ def run_ours(model: str, jobs: list[dict], threads: int, per_call: int, warmup: 
     from qa_system.reader import ExtractiveReader
     from qa_system.types import Passage
 
-    reader = ExtractiveReader(model, settings=load_settings(torch_threads=threads),
+    # every passage read: these passages are shuffled with equal retrieval scores, so reading the
+    # best ones first (measured by benchmarks/early_exit.py and query_latency.py) has nothing to go by
+    reader = ExtractiveReader(model, settings=load_settings(torch_threads=threads, reader_first_passages=0),
                              precision="fp32" if previous_bf16 else precision).load()
     if previous_bf16:
         reader = PreviousBf16Reader.wrap(reader)

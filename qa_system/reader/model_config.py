@@ -133,7 +133,7 @@ class ReaderParams:
     retrieval_weight: float = 0.0
     long_passage_no_answer_threshold: float | None = None  # None: no_answer_threshold serves both
     first_passages: int = 0  # > 0: read that many passages first, the rest only if not settled
-    settled_lead: float = 8.0
+    settled_lead: float = 2.0
 
 
 def resolve_params(
