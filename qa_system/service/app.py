@@ -1,6 +1,7 @@
 """The FastAPI app: `create_app(settings, system=...)`, and `app_from_env` for uvicorn workers.
 
-Routes: ``/v1/*`` (api.py), ``/healthz`` (the process is alive), ``/readyz`` (models loaded and
+Routes: ``/`` and ``/documents/{id}``, the search page for people (page.py), ``/v1/*`` (api.py),
+``/healthz`` (the process is alive), ``/readyz`` (models loaded and
 the store consistent: 200, else 503 with the reasons), ``/metrics`` (Prometheus text). The
 models load in a background thread at start-up, so /healthz answers at once and /readyz turns
 200 when the service can answer questions; until then ``/v1`` answers 503.
@@ -23,6 +24,7 @@ from .api import router as api_router
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware, Scope
 from .metrics import Metrics, MetricsMiddleware
+from .page import install_page
 from .schemas import QUESTION_PATTERN, DocumentsRequest, HealthResponse, LoadedModelsOut, ReadyResponse
 from .settings import ServiceSettings, load_service_settings
 from .state import ServiceState
@@ -30,7 +32,8 @@ from .state import ServiceState
 DESCRIPTION = """Retriever-reader question answering over your documents.
 
 Authentication (only when API keys are configured with `QA_SYSTEM_API_KEYS_READ` /
-`QA_SYSTEM_API_KEYS_WRITE`): send `Authorization: Bearer <key>` or `X-API-Key: <key>`. Read
+`QA_SYSTEM_API_KEYS_WRITE`): send `Authorization: Bearer <key>` or `X-API-Key: <key>` (a browser
+on the search page at `/` sends the cookie its key form set, `qa_system_key`). Read
 endpoints accept a read or a write key, write endpoints (`POST`/`DELETE /v1/documents`) only a
 write key. `/healthz`, `/readyz` and `/metrics` are always open.
 
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None, *, system: Any = None,
     metrics.add_store_collector(state.stats_or_none, lambda: state.loaded)
     install_error_handlers(app)
     app.include_router(api_router)
+    install_page(app)
     _add_operations(app, state)
     _finish_openapi(app, settings, service)
 

@@ -236,6 +236,14 @@ class Store:
         with sql_errors("finding documents"), self._reads() as session:
             return repo.matching_document_ids(session, filters)
 
+    def metadata_choices(self, filters: Mapping[str, MetadataValue | Sequence[MetadataValue]] | None = None,
+                         *, limit: int = 5000) -> list[tuple[str, MetadataValue]]:
+        """Distinct ``(key, value)`` metadata pairs of the documents matching ``filters``, sorted by
+        key, at most ``limit`` (values longer than 64 characters are left out)."""
+        self._usable()
+        with sql_errors("reading metadata"), self._reads() as session:
+            return repo.metadata_choices(session, filters, limit=limit)
+
     def list_documents(self, *, limit: int = 100, offset: int = 0) -> list[DocumentSummary]:
         self._usable()
         if limit < 0 or offset < 0:
