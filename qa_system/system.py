@@ -292,6 +292,13 @@ class QASystem:
         """Ids of the documents matching ``filters`` (the rules of a question's filters)."""
         return self.store.find_documents(filters)
 
+    def add_feedback(self, item: Any) -> Any:
+        """Store feedback on a span of a document (``qa_system.storage.feedback.FeedbackInput``)."""
+        return self.store.add_feedback(item)
+
+    def list_feedback(self, *, limit: int = 100, offset: int = 0) -> Any:
+        return self.store.list_feedback(limit=limit, offset=offset)
+
     def metadata_choices(self, filters: Filters | None = None) -> list[tuple[str, MetadataValue]]:
         """Distinct ``(key, value)`` metadata pairs of the documents matching ``filters``."""
         return self.store.metadata_choices(filters)

@@ -34,13 +34,13 @@ DOCUMENT_ID = re.compile(r"[0-9a-f]{32}")
 MAX_FORM_FIELD_BYTES = 64 * 1024
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorResponse} for s in statuses}
 
 
-ASK_ERRORS = _errors(400, 401, 403, 413, 422, 503)
-READ_ERRORS = _errors(401, 403, 404, 503)
-WRITE_ERRORS = _errors(400, 401, 403, 409, 413, 415, 422, 503)
+ASK_ERRORS = error_responses(400, 401, 403, 413, 422, 503)
+READ_ERRORS = error_responses(401, 403, 404, 503)
+WRITE_ERRORS = error_responses(400, 401, 403, 409, 413, 415, 422, 503)
 
 router = APIRouter(prefix="/v1")
 
@@ -217,7 +217,7 @@ async def delete_document(document_id: str, request: Request) -> DeleteResponse:
     return DeleteResponse(deleted=int(deleted))
 
 
-@router.get("/stats", response_model=StatsResponse, responses=_errors(401, 403, 503), tags=["store"],
+@router.get("/stats", response_model=StatsResponse, responses=error_responses(401, 403, 503), tags=["store"],
             dependencies=[Depends(require_read)], summary="Store statistics")
 async def stats(request: Request) -> StatsResponse:
     state = state_of(request)

@@ -39,13 +39,14 @@ from ..errors import (
     StoreInconsistentError,
 )
 from ..types import Document, MetadataValue, Passage
-from . import lexical, migrate
+from . import feedback, lexical, migrate
 from . import repository as repo
 from . import segment_set as files
 from .compaction import CompactionResult, Compactor
 from .consistency import build_report, read_segments
 from .durable import file_sha256
 from .engine import create_store_engine, write_engine
+from .feedback import FeedbackInput, FeedbackRecord
 from .opening import (
     DB_FILE,
     REPAIR_HINT,
@@ -250,6 +251,21 @@ class Store:
             raise InputError("limit and offset must not be negative")
         with sql_errors("listing documents"), self._reads() as session:
             return repo.document_summaries(session, limit=limit, offset=offset)
+
+    def add_feedback(self, item: FeedbackInput) -> FeedbackRecord:
+        """Store what a person said about a span of a document (``feedback.py``), checked against
+        the document as it is now."""
+        self._usable()
+        with sql_errors("storing feedback"), self._writes() as session:
+            record = feedback.add_feedback(session, item, now=utcnow())
+            session.commit()
+            return record
+
+    def list_feedback(self, *, limit: int = 100, offset: int = 0) -> list[FeedbackRecord]:
+        """Feedback, newest first, each marked stale when its document changed or went."""
+        self._usable()
+        with sql_errors("listing feedback"), self._reads() as session:
+            return feedback.list_feedback(session, limit=limit, offset=offset)
 
     def stats(self) -> StoreStats:
         self._usable()
