@@ -23,6 +23,7 @@ from enum import Enum
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from ..storage.codec import Filters, intersect_filters
 from .errors import ApiError
 from .settings import ServiceSettings
 
@@ -39,9 +40,11 @@ class Access(Enum):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent a request: the access its key gives (WRITE with auth disabled)."""
+    """Who sent a request: the access its key gives (WRITE with auth disabled), and the metadata
+    filter its key confines it to (None: the whole store; see ``tenancy.py``)."""
 
     access: Access
+    scope: Filters | None = None
 
 
 OPEN = Caller(Access.WRITE)
@@ -113,7 +116,17 @@ def caller_of(settings: ServiceSettings, keys: list[str | None], needed: Access)
     if not settings.auth_enabled:
         return OPEN
     accesses = {grant(settings, key) for key in keys}
-    return Caller(Access.WRITE if accesses == {Access.WRITE} else Access.READ)
+    scope: Filters | None = None
+    for key in keys:  # several keys presented: confined by each of them
+        scope = intersect_filters(scope, _scope_of(settings, key))
+    return Caller(Access.WRITE if accesses == {Access.WRITE} else Access.READ, scope)
+
+
+def _scope_of(settings: ServiceSettings, key: str | None) -> Filters | None:
+    for candidate, scope in settings.api_key_scopes.items():
+        if key is not None and _matches(key, [candidate]):
+            return scope
+    return None
 
 
 def _check(request: Request, needed: Access) -> Caller:

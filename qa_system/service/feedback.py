@@ -1,7 +1,8 @@
 """``/v1/feedback``: what people say about answers (the search page's buttons post here too).
 
-``POST`` needs a read key (whoever may ask may say whether the answer was right); ``GET``, the
-listing of everyone's feedback with the questions they asked, a write key. Feedback names a span
+``POST`` needs a read key (whoever may ask may say whether the answer was right; a scoped key
+only on documents in its scope, and its scope is stored with the feedback); ``GET``, the listing
+of everyone's feedback with the questions they asked, a write key. Feedback names a span
 of a stored document by character offsets and is checked against it (404 for an unknown
 document, 400 for offsets outside it, 409 when the text sent is no longer there).
 """
@@ -14,6 +15,7 @@ from ..storage.feedback import FeedbackInput, FeedbackRecord
 from .api import READ_ERRORS, error_responses, state_of
 from .auth import Caller, require_read, require_write
 from .schemas import MAX_FEEDBACK_LIST, FeedbackListResponse, FeedbackOut, FeedbackRequest
+from .tenancy import check_in_scope, scope_json
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
@@ -33,9 +35,11 @@ async def add_feedback(body: FeedbackRequest, request: Request,
                        caller: Caller = Depends(require_read)) -> FeedbackOut:
     state = state_of(request)
     system = state.system()
-    item = FeedbackInput(question=system.validate_question(body.question), document_id=body.document_id,
-                         kind=body.kind, start=body.start, end=body.end, passage_start=body.passage_start,
-                         passage_end=body.passage_end, text=body.text)
+    question = system.validate_question(body.question)
+    await check_in_scope(state, system, caller, body.document_id)
+    item = FeedbackInput(question=question, document_id=body.document_id, kind=body.kind, start=body.start,
+                         end=body.end, passage_start=body.passage_start, passage_end=body.passage_end,
+                         text=body.text, scope=scope_json(caller))
     record = await state.run_read(lambda: system.add_feedback(item))
     return feedback_out(record)
 

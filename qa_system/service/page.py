@@ -26,6 +26,7 @@ from .errors import ApiError, status_for
 from .presentation import answer_views, best_passages, filter_fields, parse_filters, split_at
 from .settings import ServiceSettings
 from .state import AskJob, ServiceState
+from .tenancy import check_in_scope, scope_json, scoped
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -83,17 +84,20 @@ def _error_page(status: int, message: str, *, auth: bool, **context: Any) -> HTM
 
 
 class ChoiceCache:
-    """The metadata values offered as filters, read at most every ``CHOICES_TTL_S``."""
+    """The metadata values offered as filters, per scope (a scoped key is offered only the values
+    of its own documents), read at most every ``CHOICES_TTL_S``."""
 
     def __init__(self) -> None:
-        self._cached: tuple[float, list[tuple[str, Any]]] | None = None
+        self._cached: dict[str | None, tuple[float, list[tuple[str, Any]]]] = {}
 
-    async def get(self, state: ServiceState, system: Any) -> list[tuple[str, Any]]:
+    async def get(self, state: ServiceState, system: Any, caller: Caller) -> list[tuple[str, Any]]:
         now = time.monotonic()
-        if self._cached is not None and now - self._cached[0] < CHOICES_TTL_S:
-            return self._cached[1]
-        pairs = await state.run_read(system.metadata_choices)
-        self._cached = (now, pairs)
+        key = scope_json(caller)
+        cached = self._cached.get(key)
+        if cached is not None and now - cached[0] < CHOICES_TTL_S:
+            return cached[1]
+        pairs = await state.run_read(lambda: system.metadata_choices(caller.scope))
+        self._cached[key] = (now, pairs)
         return pairs
 
 
@@ -137,11 +141,11 @@ async def search_page(request: Request) -> Response:
     except ValueError as e:
         filters, tokens = {}, {}
         context["error"], status = str(e), 422
-    context["filters"] = filter_fields(await request.app.state.page_choices.get(state, system), tokens)
+    context["filters"] = filter_fields(await request.app.state.page_choices.get(state, system, caller), tokens)
     if question.strip() and context["error"] is None:
         try:
             cleaned = system.validate_question(question)
-            result = await state.ask(AskJob(cleaned, filters=filters or None))
+            result = await state.ask(AskJob(cleaned, filters=scoped(caller, filters or None)))
         except QASystemError as e:
             status, context["error"] = status_for(e)
         except ApiError as e:
@@ -163,6 +167,7 @@ async def document_page(request: Request, document_id: str) -> Response:
     if not DOCUMENT_ID.fullmatch(document_id):
         return _error_page(404, "There is no such document.", auth=auth)
     try:
+        await check_in_scope(state, system, caller, document_id)
         doc = await state.run_read(lambda: system.get_document(document_id))
     except QASystemError as e:
         status, message = status_for(e)

@@ -69,10 +69,12 @@ def filter_candidates(value: MetadataValue) -> list[tuple[str, str]]:
     return pairs
 
 
-def intersect_filters(
-    first: Mapping[str, MetadataValue | Sequence[MetadataValue]] | None,
-    second: Mapping[str, MetadataValue | Sequence[MetadataValue]] | None,
-) -> dict[str, MetadataValue | list[MetadataValue]] | None:
+#: Metadata filters: every key must match; a list value means any of its values.
+Filters = Mapping[str, MetadataValue | Sequence[MetadataValue]]
+
+
+def intersect_filters(first: Filters | None, second: Filters | None,
+                      ) -> dict[str, MetadataValue | list[MetadataValue]] | None:
     """Filters that match exactly the documents both ``first`` and ``second`` match (None: no
     filter at all). A key in both keeps the values of ``second`` that match a value of ``first``
     by the store's rules (``3`` matches ``3.0``, ``"3"`` matches neither); none left is an empty
