@@ -27,6 +27,8 @@ from urllib.parse import urlencode
 from ..types import Answer, AskResult, MetadataValue, Passage
 
 SURE_MARGIN = 2.0
+#: Characters of the passage shown on each side of an answer (cut at a space).
+CONTEXT_RADIUS = 240
 #: Passages listed when there is no answer.
 NO_ANSWER_PASSAGES = 5
 #: A metadata key with more distinct values than this is not offered as a filter.
@@ -50,7 +52,8 @@ class Confidence:
 @dataclass(frozen=True)
 class PassageView:
     """A passage as shown: its text (``start`` is its offset in the document), the answer
-    highlighted in it when there is one."""
+    highlighted in it when there is one; ``clipped_start``/``clipped_end``: text of the passage
+    left out before / after (see ``around``)."""
 
     document_id: str
     title: str
@@ -58,6 +61,8 @@ class PassageView:
     start: int
     text: str
     highlight: Highlight | None = None
+    clipped_start: bool = False
+    clipped_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,24 @@ def split_at(text: str, start: int, end: int) -> Highlight | None:
     if not 0 <= start < end <= len(text):
         return None
     return Highlight(text[:start], text[start:end], text[end:])
+
+
+def around(view: PassageView, radius: int = CONTEXT_RADIUS) -> PassageView:
+    """``view`` cut to about ``radius`` characters each side of its answer, at spaces, so the answer
+    shows without scrolling; ``start`` moves with the cut, so offsets stay right."""
+    h = view.highlight
+    if h is None:
+        return view
+    before, after = h.before, h.after
+    if len(before) > radius:
+        cut = before.find(" ", len(before) - radius)
+        before = before[cut + 1:] if cut >= 0 else before[-radius:]
+    if len(after) > radius:
+        cut = after.rfind(" ", 0, radius)
+        after = after[:cut] if cut > 0 else after[:radius]
+    dropped = len(h.before) - len(before)
+    return PassageView(view.document_id, view.title, view.source, view.start + dropped, before + h.match + after,
+                       Highlight(before, h.match, after), dropped > 0, len(after) < len(h.after))
 
 
 def confidence(score: float, no_answer_score: float, threshold: float | None, *, first: bool = True) -> Confidence:
@@ -132,7 +155,8 @@ def answer_views(result: AskResult) -> list[AnswerView]:
             highlight = split_at(answer.text, 0, len(answer.text))
         views.append(AnswerView(
             answer=answer,
-            passage=PassageView(shown.document_id, shown.title, shown.source, shown.start, shown.text, highlight),
+            passage=around(PassageView(shown.document_id, shown.title, shown.source, shown.start, shown.text,
+                                       highlight)),
             confidence=confidence(answer.score, result.no_answer_score, result.no_answer_threshold,
                                   first=rank == 0),
             link=document_link(answer.document_id, answer.start, answer.end, result.question),

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from qa_system.service.presentation import (
     SURE_MARGIN,
+    PassageView,
     answer_views,
+    around,
     choice_token,
     choice_value,
     confidence,
@@ -97,3 +99,18 @@ def test_filter_fields_offer_keys_with_few_values() -> None:
     assert [f.key for f in fields] == ["area", "year"]  # "id" has too many values
     assert fields[0].choices == (("str:billing", "billing"), ("str:sync", "sync")) and fields[0].selected == "str:sync"
     assert fields[1].choices[0] == ("int:2023", "2023")
+
+
+@given(st.text(alphabet="ab ", max_size=80), st.text(alphabet="xy", min_size=1, max_size=5),
+       st.text(alphabet="ab ", max_size=80), st.integers(0, 50), st.integers(1, 20))
+def test_around_cuts_the_passage_and_keeps_its_offsets(before: str, match: str, after: str, start: int,
+                                                       radius: int) -> None:
+    text = before + match + after
+    document = "z" * start + text
+    view = PassageView("d" * 32, "t", "s", start, text, split_at(text, len(before), len(before) + len(match)))
+    cut = around(view, radius)
+    assert document[cut.start:cut.start + len(cut.text)] == cut.text  # still the document's text there
+    assert cut.highlight.match == match and cut.text == cut.highlight.before + match + cut.highlight.after
+    assert len(cut.highlight.before) <= radius and len(cut.highlight.after) <= radius
+    assert cut.clipped_start == (len(cut.highlight.before) < len(before))
+    assert cut.clipped_end == (len(cut.highlight.after) < len(after))
