@@ -101,17 +101,28 @@ class ChoiceCache:
         return pairs
 
 
-def _loaded_system(state: ServiceState, auth: bool) -> Any:
-    try:
-        return state.system()
-    except ApiError as e:
-        raise PageError(e.status_code, str(e.detail), auth) from e
-
-
 class PageError(Exception):
     def __init__(self, status: int, message: str, auth: bool) -> None:
         super().__init__(message)
         self.status, self.message, self.auth = status, message, auth
+
+
+class KeyNeeded(Exception):
+    """The request has no valid key in its cookie: the key form answers it."""
+
+
+def open_page(request: Request) -> tuple[Caller, bool, ServiceState, Any]:
+    """What every page needs: the caller (KeyNeeded without a valid key), whether keys are in use,
+    the service state and the loaded system (PageError while it loads)."""
+    caller = page_caller(request)
+    auth = bool(request.app.state.service_settings.auth_enabled)
+    if caller is None:
+        raise KeyNeeded()
+    state = _state(request)
+    try:
+        return caller, auth, state, state.system()
+    except ApiError as e:
+        raise PageError(e.status_code, str(e.detail), auth) from e
 
 
 def install_page(app: Any) -> None:
@@ -123,15 +134,14 @@ def install_page(app: Any) -> None:
     async def _page_error(request: Request, exc: PageError) -> HTMLResponse:
         return _error_page(exc.status, exc.message, auth=exc.auth)
 
+    @app.exception_handler(KeyNeeded)
+    async def _key_needed(request: Request, exc: KeyNeeded) -> HTMLResponse:
+        return _key_form(request)
+
 
 @router.get("/", response_class=HTMLResponse)
 async def search_page(request: Request) -> Response:
-    caller = page_caller(request)
-    if caller is None:
-        return _key_form(request)
-    auth = request.app.state.service_settings.auth_enabled
-    state = _state(request)
-    system = _loaded_system(state, auth)
+    caller, auth, state, system = open_page(request)
     question = request.query_params.get("q", "")
     context: dict[str, Any] = {"auth": auth, "question": question, "error": None, "result": None,
                                "answers": [], "passages": [], "seconds": None}
@@ -158,12 +168,7 @@ async def search_page(request: Request) -> Response:
 
 @router.get("/documents/{document_id}", response_class=HTMLResponse)
 async def document_page(request: Request, document_id: str) -> Response:
-    caller = page_caller(request)
-    if caller is None:
-        return _key_form(request)
-    auth = request.app.state.service_settings.auth_enabled
-    state = _state(request)
-    system = _loaded_system(state, auth)
+    caller, auth, state, system = open_page(request)
     if not DOCUMENT_ID.fullmatch(document_id):
         return _error_page(404, "There is no such document.", auth=auth)
     try:

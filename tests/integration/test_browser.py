@@ -22,12 +22,10 @@ pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed: "
                                "pip install '.[browser]'")
 
-from qa_system import QASystem, load_settings
-from qa_system.service.app import create_app
-from qa_system.service.settings import ServiceSettings
+from qa_system import QASystem
 from qa_system.types import Document
-from tests.service_support import ServerThread
-from tests.support import SAMPLE_CORPUS, packaged_reader_present, sample_questions
+from tests.service_support import ServerThread, sample_service
+from tests.support import packaged_reader_present, sample_questions
 
 pytestmark = pytest.mark.slow
 
@@ -70,19 +68,14 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def qa(tmp_path_factory: pytest.TempPathFactory, real_embedder: Any, real_reader: Any) -> Iterator[QASystem]:
-    system = QASystem(load_settings(store_dir=tmp_path_factory.mktemp("browser-store")),
-                      embedder=real_embedder, reader=real_reader).load()
-    assert system.ingest([SAMPLE_CORPUS]).failed == ()
-    system.ingest_documents([HOSTILE])
-    yield system
-    system.close()
+def server(tmp_path_factory: pytest.TempPathFactory, real_embedder: Any, real_reader: Any) -> Iterator[ServerThread]:
+    with sample_service(tmp_path_factory.mktemp("browser-store"), real_embedder, real_reader, HOSTILE) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def server(qa: QASystem) -> Iterator[ServerThread]:
-    with ServerThread(create_app(system=qa, service_settings=ServiceSettings())) as running:
-        yield running
+def qa(server: ServerThread) -> QASystem:
+    return server.qa  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")

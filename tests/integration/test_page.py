@@ -12,13 +12,13 @@ from bs4 import BeautifulSoup
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from qa_system import QASystem, load_settings
+from qa_system import QASystem
 from qa_system.service.app import create_app
 from qa_system.service.auth import KEY_COOKIE
 from qa_system.service.settings import ServiceSettings
 from qa_system.types import Document
-from tests.service_support import ServerThread
-from tests.support import SAMPLE_CORPUS, packaged_reader_present, sample_questions
+from tests.service_support import ServerThread, sample_service
+from tests.support import packaged_reader_present, sample_questions
 
 pytestmark = pytest.mark.slow
 
@@ -29,19 +29,14 @@ READ_KEY, WRITE_KEY = "page-read-key", "page-write-key"
 
 
 @pytest.fixture(scope="module")
-def qa(tmp_path_factory: pytest.TempPathFactory, real_embedder: Any, real_reader: Any) -> Iterator[QASystem]:
-    settings = load_settings(store_dir=tmp_path_factory.mktemp("page-store"))
-    system = QASystem(settings, embedder=real_embedder, reader=real_reader).load()
-    assert system.ingest([SAMPLE_CORPUS]).failed == ()
-    system.ingest_documents([SCRIPT_DOC])
-    yield system
-    system.close()
+def server(tmp_path_factory: pytest.TempPathFactory, real_embedder: Any, real_reader: Any) -> Iterator[ServerThread]:
+    with sample_service(tmp_path_factory.mktemp("page-store"), real_embedder, real_reader, SCRIPT_DOC) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def server(qa: QASystem) -> Iterator[ServerThread]:
-    with ServerThread(create_app(system=qa, service_settings=ServiceSettings())) as running:
-        yield running
+def qa(server: ServerThread) -> QASystem:
+    return server.qa  # type: ignore[no-any-return]
 
 
 @pytest.fixture
