@@ -28,6 +28,10 @@ class QuestionError(InputError):
     """The question is empty, too long or otherwise unusable."""
 
 
+class DocumentChangedError(InputError):
+    """A request names text of a document that the stored document no longer has there."""
+
+
 class StoreError(QASystemError):
     """The document store (SQL + vector index) cannot be opened or written."""
 

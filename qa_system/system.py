@@ -289,6 +289,21 @@ class QASystem:
     def get_document(self, document_id: str) -> Any:
         return self.store.get_document(document_id)
 
+    def find_documents(self, filters: Filters) -> list[str]:
+        """Ids of the documents matching ``filters`` (the rules of a question's filters)."""
+        return self.store.find_documents(filters)
+
+    def add_feedback(self, item: Any) -> Any:
+        """Store feedback on a span of a document (``qa_system.storage.feedback.FeedbackInput``)."""
+        return self.store.add_feedback(item)
+
+    def list_feedback(self, *, limit: int = 100, offset: int = 0) -> Any:
+        return self.store.list_feedback(limit=limit, offset=offset)
+
+    def metadata_choices(self, filters: Filters | None = None) -> list[tuple[str, MetadataValue]]:
+        """Distinct ``(key, value)`` metadata pairs of the documents matching ``filters``."""
+        return self.store.metadata_choices(filters)
+
     # -- reads -------------------------------------------------------------------------------
     def validate_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
@@ -352,7 +367,8 @@ class QASystem:
         timings = {"retrieve_s": t1 - t0, "read_s": t2 - t1, "total_s": t2 - t0}
         return [
             AskResult(question=q, answers=r.answers, passages=tuple(p), no_answer_score=r.no_answer_score,
-                      has_answer=r.has_answer, timings=timings)
+                      has_answer=r.has_answer, timings=timings,
+                      no_answer_threshold=getattr(r, "no_answer_threshold", None))
             for q, p, r in zip(cleaned, passages, results, strict=True)
         ]
 

@@ -123,12 +123,16 @@ class ReaderResult:
 
 @dataclass(frozen=True)
 class AskResult:
+    """``no_answer_threshold``: the margin the reader applied to this question (its long-passage
+    one when that served, see `ReaderResult`); None from a reader that does not say."""
+
     question: str
     answers: tuple[Answer, ...]
     passages: tuple[Passage, ...]
     no_answer_score: float
     has_answer: bool
     timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    no_answer_threshold: float | None = None
 
 
 @dataclass(frozen=True)

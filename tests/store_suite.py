@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from qa_system.errors import (
+    DocumentChangedError,
     DocumentNotFoundError,
     IndexMismatchError,
     InputError,
@@ -35,12 +36,13 @@ from qa_system.errors import (
 from qa_system.storage import DocumentWrite, MetadataUpdate, Store, migrate, reindex, segment_set
 from qa_system.storage import repository as repo
 from qa_system.storage.engine import create_store_engine
+from qa_system.storage.feedback import FeedbackInput
 from qa_system.types import Chunk, Document, MetadataValue
 from tests.support import REPO
 
 MODEL = "fake-hash-embedder"
 DIM = 16
-TABLES = {"documents", "document_metadata", "chunks", "store_state"}
+TABLES = {"documents", "document_metadata", "chunks", "store_state", "feedback"}
 
 
 class FakeEmbedder:
@@ -963,3 +965,54 @@ class StoreContract:
         finally:
             stale.close()
         self._assert_reindexed(filled, OTHER, kept=corpus(6))
+
+    # ---------------------------------------------------------------------- feedback
+
+    def test_feedback_is_checked_stored_and_marked_stale_when_its_document_changes(self, store: Store) -> None:
+        text = "Plus costs 8 dollars per month. Pro costs 15 dollars per month."
+        store.apply([write_for("plans", text)])
+        doc_id = store.find_documents({"source": "plans"})[0]
+        span = (text.index("8 dollars"), text.index("8 dollars") + len("8 dollars"))
+        right = store.add_feedback(FeedbackInput("How much is Plus?", doc_id, "right", *span, text="8 dollars"))
+        here = store.add_feedback(FeedbackInput("How much is Pro?", doc_id, "here", 42, 52,
+                                                passage_start=32, passage_end=len(text)))
+        assert (right.text, right.stale, here.passage_text, here.text) == (
+            "8 dollars", False, text[32:], "15 dollars")
+        # the passage, when not given, is the stored chunks (24 characters here) the span lies in
+        assert (right.passage_start, right.passage_end) == (0, 24)
+        listed = store.list_feedback()
+        assert [f.id for f in listed] == [here.id, right.id] and not any(f.stale for f in listed)
+        assert store.list_feedback(limit=1, offset=1)[0].question == "How much is Plus?"
+
+        store.apply([write_for("plans", text.replace("8 dollars", "9 dollars"))])  # the document changes
+        new_id = store.find_documents({"source": "plans"})[0]
+        after = store.list_feedback()
+        assert all(f.stale and f.current_document_id == new_id for f in after)
+        assert after[1].text == "8 dollars" and after[1].document_id == doc_id  # kept as it was
+        store.delete(sources=["plans"])
+        assert all(f.stale and f.current_document_id is None for f in store.list_feedback())
+
+    @pytest.mark.parametrize("item, error, words", [
+        (dict(start=5, end=5), InputError, "not a non-empty span"),
+        (dict(start=0, end=999), InputError, "not a non-empty span"),
+        (dict(start=0, end=4, text="Nope"), DocumentChangedError, "changed since"),
+        (dict(start=0, end=4, passage_start=2, passage_end=10), InputError, "hold the span"),
+        (dict(start=0, end=4, passage_start=0), InputError, "both passage_start and passage_end"),
+        (dict(start=0, end=4, kind="maybe"), InputError, "kind must be one of"),
+        (dict(start=0, end=4, document_id="0" * 32), DocumentNotFoundError, "no such document"),
+    ])
+    def test_bad_feedback_is_refused_with_the_reason(self, store: Store, item: dict[str, Any],
+                                                     error: type[Exception], words: str) -> None:
+        store.apply([write_for("plans", "Plus costs 8 dollars per month.")])
+        values = {"question": "q", "document_id": store.find_documents({"source": "plans"})[0], "kind": "right",
+                  **item}
+        with pytest.raises(error, match=words):
+            store.add_feedback(FeedbackInput(**values))
+        assert store.list_feedback() == []
+
+    def test_metadata_choices_are_the_distinct_values_within_a_filter(self, store: Store) -> None:
+        store.apply(corpus(3, "a", team="acme", year=2024) + corpus(2, "b", team="globex", year=2023)
+                    + [write_for("long", "a long value", {"note": "x" * 100})])
+        assert store.metadata_choices() == [("team", "acme"), ("team", "globex"), ("year", 2023), ("year", 2024)]
+        assert store.metadata_choices({"team": "acme"}) == [("team", "acme"), ("year", 2024)]
+        assert store.metadata_choices({"team": []}) == []

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from .auth import require_read, require_write
+from .auth import Caller, require_read, require_write
 from .errors import ApiError, validation_error_from
 from .schemas import (
     MAX_ID_CHARS,
@@ -28,19 +28,20 @@ from .schemas import (
     StatsResponse,
 )
 from .state import AskJob, ServiceState
+from .tenancy import check_in_scope, scoped
 from .uploads import Upload, check_upload, check_upload_ids, documents_from_json, parse_uploads
 
 DOCUMENT_ID = re.compile(r"[0-9a-f]{32}")
 MAX_FORM_FIELD_BYTES = 64 * 1024
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorResponse} for s in statuses}
 
 
-ASK_ERRORS = _errors(400, 401, 403, 413, 422, 503)
-READ_ERRORS = _errors(401, 403, 404, 503)
-WRITE_ERRORS = _errors(400, 401, 403, 409, 413, 415, 422, 503)
+ASK_ERRORS = error_responses(400, 401, 403, 413, 422, 503)
+READ_ERRORS = error_responses(401, 403, 404, 503)
+WRITE_ERRORS = error_responses(400, 401, 403, 409, 413, 415, 422, 503)
 
 router = APIRouter(prefix="/v1")
 
@@ -68,12 +69,12 @@ def ask_response(result: Any) -> AskResponse:
 
 
 @router.post("/ask", response_model=AskResponse, responses=ASK_ERRORS, tags=["questions"],
-             dependencies=[Depends(require_read)], summary="Answer a question from the store")
-async def ask(body: AskRequest, request: Request) -> AskResponse:
+             summary="Answer a question from the store")
+async def ask(body: AskRequest, request: Request, caller: Caller = Depends(require_read)) -> AskResponse:
     state = state_of(request)
     system = state.system()
     question = system.validate_question(body.question)  # QuestionError -> 422 before queueing
-    filters = body.filter_mapping()
+    filters = scoped(caller, body.filter_mapping())
     result = await state.ask(AskJob(question, body.top_k_retriever, body.top_k_reader, filters,
                                     body.lexical_weight))
     return ask_response(result)
@@ -194,11 +195,12 @@ def _document_id(document_id: str) -> str:
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses=READ_ERRORS,
-            tags=["documents"], dependencies=[Depends(require_read)], summary="One stored document")
-async def get_document(document_id: str, request: Request) -> DocumentOut:
+            tags=["documents"], summary="One stored document")
+async def get_document(document_id: str, request: Request, caller: Caller = Depends(require_read)) -> DocumentOut:
     state = state_of(request)
     system = state.system()
     checked = _document_id(document_id)
+    await check_in_scope(state, system, caller, checked)
     doc = await state.run_read(lambda: system.get_document(checked))
     return DocumentOut(id=doc.id, source=doc.source, title=doc.title, text=doc.text,
                        content_hash=doc.content_hash, metadata=dict(doc.metadata),
@@ -217,7 +219,7 @@ async def delete_document(document_id: str, request: Request) -> DeleteResponse:
     return DeleteResponse(deleted=int(deleted))
 
 
-@router.get("/stats", response_model=StatsResponse, responses=_errors(401, 403, 503), tags=["store"],
+@router.get("/stats", response_model=StatsResponse, responses=error_responses(401, 403, 503), tags=["store"],
             dependencies=[Depends(require_read)], summary="Store statistics")
 async def stats(request: Request) -> StatsResponse:
     state = state_of(request)

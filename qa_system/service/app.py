@@ -1,6 +1,7 @@
 """The FastAPI app: `create_app(settings, system=...)`, and `app_from_env` for uvicorn workers.
 
-Routes: ``/v1/*`` (api.py), ``/healthz`` (the process is alive), ``/readyz`` (models loaded and
+Routes: ``/`` and ``/documents/{id}``, the search page for people (page.py), ``/v1/*`` (api.py),
+``/healthz`` (the process is alive), ``/readyz`` (models loaded and
 the store consistent: 200, else 503 with the reasons), ``/metrics`` (Prometheus text). The
 models load in a background thread at start-up, so /healthz answers at once and /readyz turns
 200 when the service can answer questions; until then ``/v1`` answers 503.
@@ -21,8 +22,10 @@ from .. import __version__
 from ..config import Settings, load_settings
 from .api import router as api_router
 from .errors import install_error_handlers
+from .feedback import router as feedback_router
 from .limits import BodyLimitMiddleware, Scope
 from .metrics import Metrics, MetricsMiddleware
+from .page import install_page
 from .schemas import QUESTION_PATTERN, DocumentsRequest, HealthResponse, LoadedModelsOut, ReadyResponse
 from .settings import ServiceSettings, load_service_settings
 from .state import ServiceState
@@ -30,9 +33,11 @@ from .state import ServiceState
 DESCRIPTION = """Retriever-reader question answering over your documents.
 
 Authentication (only when API keys are configured with `QA_SYSTEM_API_KEYS_READ` /
-`QA_SYSTEM_API_KEYS_WRITE`): send `Authorization: Bearer <key>` or `X-API-Key: <key>`. Read
-endpoints accept a read or a write key, write endpoints (`POST`/`DELETE /v1/documents`) only a
-write key. `/healthz`, `/readyz` and `/metrics` are always open.
+`QA_SYSTEM_API_KEYS_WRITE`): send `Authorization: Bearer <key>` or `X-API-Key: <key>` (a browser
+on the search page at `/` sends the cookie its key form set, `qa_system_key`). Read
+endpoints (and `POST /v1/feedback`) accept a read or a write key, write endpoints
+(`POST`/`DELETE /v1/documents`) and `GET /v1/feedback` only a write key. `/healthz`, `/readyz`
+and `/metrics` are always open.
 
 Every error is `{"error": {"type": ..., "message": ...}}`.
 """
@@ -65,6 +70,8 @@ def create_app(settings: Settings | None = None, *, system: Any = None,
     metrics.add_store_collector(state.stats_or_none, lambda: state.loaded)
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(feedback_router)
+    install_page(app)
     _add_operations(app, state)
     _finish_openapi(app, settings, service)
 
@@ -124,8 +131,9 @@ def _finish_openapi(app: FastAPI, settings: Settings, service: ServiceSettings) 
                     invalid["content"] = {"application/json": {"schema": error_schema}}
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
-        question = spec["components"]["schemas"]["AskRequest"]["properties"]["question"]
-        question.update(minLength=1, maxLength=settings.max_question_chars, pattern=QUESTION_PATTERN)
+        for request in ("AskRequest", "FeedbackRequest"):
+            question = spec["components"]["schemas"][request]["properties"]["question"]
+            question.update(minLength=1, maxLength=settings.max_question_chars, pattern=QUESTION_PATTERN)
         if not service.auth_enabled:
             spec.get("components", {}).pop("securitySchemes", None)
             for operations in spec["paths"].values():

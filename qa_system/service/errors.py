@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
     ConfigError,
+    DocumentChangedError,
     DocumentNotFoundError,
     InputError,
     NotLoadedError,
@@ -38,6 +39,7 @@ STATUS_NAMES = {
 # (error class, status, keep the message?) - the first match wins, so subclasses come first.
 _PACKAGE_ERRORS: tuple[tuple[type[QASystemError], int, bool], ...] = (
     (QuestionError, 422, True),
+    (DocumentChangedError, 409, True),
     (DocumentNotFoundError, 404, True),
     (InputError, 400, True),
     (StoreInconsistentError, 503, False),

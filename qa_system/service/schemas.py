@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +24,7 @@ from pydantic import (
     model_serializer,
 )
 
+from ..storage.feedback import MAX_PASSAGE_CHARS
 from ..storage.models import METADATA_KEY_LENGTH
 
 MAX_TOP_K_RETRIEVER = 100
@@ -201,6 +202,57 @@ class StatsResponse(BaseModel):
     index_bytes: int
     segments: int = 0
     tombstones: int = 0
+
+
+# ------------------------------------------------------------------------------ feedback
+
+MAX_FEEDBACK_LIST = 1000
+DOCUMENT_ID_PATTERN = r"^[0-9a-f]{32}$"
+Offset = _count(0, 2**31 - 1)
+
+
+class FeedbackRequest(_Model):
+    question: Text = Field(description="The question asked; the same rules as /v1/ask's.")
+    document_id: Annotated[StrictStr, Field(pattern=DOCUMENT_ID_PATTERN)] = Field(
+        description="The document the feedback is about (an answer's document_id).")
+    kind: Literal["right", "wrong", "here"] = Field(
+        description="right / wrong: the answer at [start, end) is right or wrong; here: the answer to the "
+                    "question is at [start, end) (text the person selected).")
+    start: Offset = Field(  # type: ignore[valid-type]
+        description="Character offset of the span in the document text.")
+    end: Offset = Field(  # type: ignore[valid-type]
+        description="Character offset just past the span; more than start.")
+    passage_start: Offset | None = Field(  # type: ignore[valid-type]
+        None, description="The passage shown, [passage_start, passage_end), holding the span (default: the "
+                          f"store's passages the span lies in); at most {MAX_PASSAGE_CHARS} characters.")
+    passage_end: Offset | None = None  # type: ignore[valid-type]
+    text: Annotated[Text, Field(max_length=MAX_PASSAGE_CHARS)] | None = Field(
+        None, description="The span's text as the person saw it: a 409 if the document has other text there now.")
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    created_at: str
+    kind: str
+    question: str
+    document_id: str
+    source: str = Field(description="The document's source when the feedback was given.")
+    start: int
+    end: int
+    text: str = Field(description="The span's text when the feedback was given.")
+    passage_start: int
+    passage_end: int
+    passage_text: str = Field(description="The passage as it was when the feedback was given.")
+    stale: bool = Field(description="The document is no longer stored as it was: changed (a new document id) "
+                                    "or deleted. The feedback is kept as it was given.")
+    current_document_id: str | None = Field(
+        description="When stale: the document stored under the same source now, if any.")
+
+
+class FeedbackListResponse(BaseModel):
+    feedback: list[FeedbackOut] = Field(description="Newest first.")
+    limit: int
+    offset: int
 
 
 # ------------------------------------------------------------------------------ operations

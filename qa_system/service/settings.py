@@ -8,6 +8,8 @@ variable                            meaning                                     
 ==================================  =============================================  ==============
 ``QA_SYSTEM_API_KEYS_READ``         comma-separated keys for the read endpoints    (none: open)
 ``QA_SYSTEM_API_KEYS_WRITE``        comma-separated keys for every endpoint        (none: open)
+``QA_SYSTEM_API_KEY_SCOPES``        JSON: read key -> the metadata filter it is    (none)
+                                    confined to, e.g. ``{"k1": {"tenant": "acme"}}``
 ``QA_SYSTEM_MAX_BODY_BYTES``        largest JSON request body                      2 MiB
 ``QA_SYSTEM_MAX_UPLOAD_BYTES``      largest multipart upload (all files together)  20 MiB
 ``QA_SYSTEM_MAX_UPLOAD_FILES``      most files in one upload                       20
@@ -22,12 +24,19 @@ variable                            meaning                                     
 
 When any key is configured, the ``/v1`` read endpoints need a read or a write key and the write
 endpoints a write key; ``/healthz``, ``/readyz`` and ``/metrics`` stay open.
+
+A scoped key (``QA_SYSTEM_API_KEY_SCOPES``) sees only the documents its filter matches: every
+search made with it (the page, /v1/ask, document reads, feedback) is confined to them, ANDed with
+the filters the request sends. Only read keys can be scoped; write keys administer the whole store.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..config import ENV_PREFIX
@@ -50,6 +59,8 @@ class ServiceSettings:
     ask_batch_size: int = 8
     ask_queue: int = 64
     ready_check_interval_s: float = 30.0
+    #: read key -> the metadata filter every request made with it obeys (tenancy)
+    api_key_scopes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def auth_enabled(self) -> bool:
@@ -79,6 +90,11 @@ def _extensions(raw: str) -> tuple[str, ...]:
 def _coerce(name: str, raw: str, template: Any) -> Any:
     if name.startswith("api_keys_"):
         return _keys(raw)
+    if name == "api_key_scopes":
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise ConfigError(f"{ENV_PREFIX}API_KEY_SCOPES is not valid JSON: {e}") from e
     if name == "upload_extensions":
         return _extensions(raw)
     try:
@@ -103,7 +119,32 @@ def _validated(settings: ServiceSettings) -> ServiceSettings:
     for key in settings.api_keys_read + settings.api_keys_write:
         if any(c.isspace() for c in key) or not key.isprintable():
             raise ConfigError("API keys must be printable and contain no spaces")
+    _check_scopes(settings)
     return settings
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, bool, int)) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _check_scopes(settings: ServiceSettings) -> None:
+    """Each scope: a read key (not also a write key) -> a non-empty filter of metadata keys to a
+    value or a non-empty list of values."""
+    if not isinstance(settings.api_key_scopes, Mapping):
+        raise ConfigError("api_key_scopes must map API keys to metadata filters")
+    for key, scope in settings.api_key_scopes.items():
+        shown = f"{key[:4]}..." if isinstance(key, str) else repr(key)
+        if key not in settings.api_keys_read or key in settings.api_keys_write:
+            raise ConfigError(f"api_key_scopes: the key {shown} must be one of api_keys_read (and not a write key: "
+                              "write keys administer the whole store)")
+        if not isinstance(scope, Mapping) or not scope:
+            raise ConfigError(f"api_key_scopes: the scope of {shown} must be a non-empty JSON object, "
+                              'e.g. {"tenant": "acme"}')
+        for name, wanted in scope.items():
+            values = wanted if isinstance(wanted, list) else [wanted]
+            if not name or not values or not all(_is_scalar(v) for v in values):
+                raise ConfigError(f"api_key_scopes: {shown}: {name!r} must name a metadata key and a value "
+                                  "(text, number or boolean) or a non-empty list of them")
 
 
 def load_service_settings(**overrides: Any) -> ServiceSettings:

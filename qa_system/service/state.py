@@ -181,7 +181,7 @@ class ServiceState:
         return await anyio.to_thread.run_sync(func, limiter=self._write_limiter)
 
     async def run_read(self, func: Callable[[], T]) -> T:
-        """Short store reads (a document, stats) on anyio's default thread pool."""
+        """Short store calls (a document, stats, feedback) on anyio's default thread pool."""
         return await anyio.to_thread.run_sync(func)
 
     # ------------------------------------------------------------------------- readiness

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping, Sequence
 
 from ..errors import InputError
 from ..types import MetadataValue
 from .models import METADATA_KEY_LENGTH
 
-_DIGEST_PREFIX = "sha256:"
+DIGEST_PREFIX = "sha256:"
 # Texts up to 64 characters are their own lookup; digest lookups are 71 characters long (at most
 # METADATA_LOOKUP_LENGTH), so a literal lookup and a digest lookup can never be equal.
 _LITERAL_MAX = 64
@@ -24,7 +25,7 @@ _LITERAL_MAX = 64
 def lookup_key(text: str) -> str:
     if len(text) <= _LITERAL_MAX:
         return text
-    return _DIGEST_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return DIGEST_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def encode_value(value: MetadataValue) -> tuple[str, str]:
@@ -66,3 +67,30 @@ def filter_candidates(value: MetadataValue) -> list[tuple[str, str]]:
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         pairs.append(("int", str(int(value))))
     return pairs
+
+
+#: Metadata filters: every key must match; a list value means any of its values.
+Filters = Mapping[str, MetadataValue | Sequence[MetadataValue]]
+
+
+def intersect_filters(first: Filters | None, second: Filters | None,
+                      ) -> dict[str, MetadataValue | list[MetadataValue]] | None:
+    """Filters that match exactly the documents both ``first`` and ``second`` match (None: no
+    filter at all). A key in both keeps the values of ``second`` that match a value of ``first``
+    by the store's rules (``3`` matches ``3.0``, ``"3"`` matches neither); none left is an empty
+    list, which matches nothing."""
+    if not first:
+        return dict(second) if second else None
+    combined: dict[str, MetadataValue | list[MetadataValue]] = dict(first)
+    for key, wanted in (second or {}).items():
+        if key not in combined:
+            combined[key] = wanted
+            continue
+        allowed = {pair for value in filter_values(combined[key]) for pair in filter_candidates(value)}
+        combined[key] = [v for v in filter_values(wanted) if allowed.intersection(filter_candidates(v))]
+    return combined
+
+
+def filter_values(wanted: MetadataValue | Sequence[MetadataValue]) -> list[MetadataValue]:
+    """A filter's value as the list of values it accepts (a scalar: itself)."""
+    return [wanted] if isinstance(wanted, (str, int, float, bool)) else list(wanted)

@@ -2,8 +2,8 @@
 
 The migration scripts live in ``migrations/`` at the top of the repository. An installed
 package carries the same directory as the package ``qa_system._migrations`` (see the
-``[tool.setuptools]`` section of ``pyproject.toml``); a source checkout falls back to the
-repository path.
+``[tool.setuptools]`` section of ``pyproject.toml``); code imported from a source checkout uses
+that checkout's folder first.
 """
 
 from __future__ import annotations
@@ -30,14 +30,16 @@ _PG_MIGRATION_LOCK = 0x5141_5359  # "QASY"
 
 def migrations_directory() -> Path:
     """The directory holding ``env.py`` and ``versions/``."""
-    candidates: list[Path] = []
+    checkout = Path(__file__).resolve().parents[2]
+    # a source checkout uses its own migrations, even where another checkout is installed
+    candidates: list[Path] = [checkout / "migrations"] if (checkout / "pyproject.toml").is_file() else []
     try:
         spec = importlib.util.find_spec(MIGRATIONS_PACKAGE)
     except (ImportError, ValueError):
         spec = None
     if spec is not None and spec.submodule_search_locations:
         candidates.extend(Path(p) for p in spec.submodule_search_locations)
-    candidates.append(Path(__file__).resolve().parents[2] / "migrations")
+    candidates.append(checkout / "migrations")
     for candidate in candidates:
         if (candidate / "env.py").is_file() and (candidate / "versions").is_dir():
             return candidate

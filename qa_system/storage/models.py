@@ -128,6 +128,35 @@ class TombstoneRow(Base):
     segment_id: Mapped[int] = mapped_column(Integer, index=True)
 
 
+FEEDBACK_KINDS = ("right", "wrong", "here")
+
+
+class FeedbackRow(Base):
+    """What a person said about an answer (migration 0005). No foreign key to ``documents``: the
+    row outlives its document, and ``content_hash`` tells whether the document is still as it was."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        CheckConstraint("kind IN ('right', 'wrong', 'here')", name="kind"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(8))
+    question: Mapped[str] = mapped_column(Text)
+    document_id: Mapped[str] = mapped_column(String(32), index=True)
+    source: Mapped[str] = mapped_column(String(SOURCE_LENGTH))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    start_char: Mapped[int] = mapped_column(Integer)
+    end_char: Mapped[int] = mapped_column(Integer)
+    answer_text: Mapped[str] = mapped_column(Text)
+    passage_start: Mapped[int] = mapped_column(Integer)
+    passage_end: Mapped[int] = mapped_column(Integer)
+    passage_text: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str | None] = mapped_column(Text)
+
+
 #: Schema objects made by raw SQL in migration 0002 (full-text search: SQLite's FTS5 table and its
 #: shadow tables, PostgreSQL's expression index), not by these models.
 FULL_TEXT_OBJECTS = ("chunks_fts", "ix_chunks_text_fts")

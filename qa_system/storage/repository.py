@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import StoreError
 from ..types import Chunk, Document, Metadata, MetadataValue, Passage
-from .codec import check_key, decode_value, encode_value, filter_candidates, lookup_key
+from .codec import DIGEST_PREFIX, check_key, decode_value, encode_value, filter_candidates, filter_values, lookup_key
 from .models import (
     STATE_ROW_ID,
     ChunkRow,
@@ -352,7 +352,7 @@ def filter_conditions(filters: Filters, *, correlated: bool = False,
     doc_id = DocumentRow.id if document_id is None else document_id
     conditions: list[ColumnElement[bool]] = []
     for key, wanted in filters.items():
-        values = _filter_values(wanted)
+        values = filter_values(wanted)
         if not values:
             return None
         if key in COLUMN_FILTERS:
@@ -365,10 +365,6 @@ def filter_conditions(filters: Filters, *, correlated: bool = False,
         else:
             conditions.append(doc_id.in_(documents))
     return conditions
-
-
-def _filter_values(wanted: MetadataValue | Sequence[MetadataValue]) -> list[MetadataValue]:
-    return [wanted] if isinstance(wanted, (str, int, float, bool)) else list(wanted)
 
 
 def _metadata_match(key: str, values: Sequence[MetadataValue]) -> list[ColumnElement[bool]]:
@@ -386,7 +382,7 @@ def matching_documents_at_most(session: Session, filters: Filters, *, limit: int
         return 0
     bound = limit
     for key, wanted in filters.items():
-        values = _filter_values(wanted)
+        values = filter_values(wanted)
         if key in COLUMN_FILTERS:
             bound = min(bound, len(set(values)))
             continue
@@ -430,6 +426,22 @@ def matching_document_ids(session: Session, filters: Filters) -> list[str]:
     if conditions is None:
         return []
     return sorted(session.scalars(select(DocumentRow.id).where(*conditions)).all())
+
+
+def metadata_choices(session: Session, filters: Filters | None, *, limit: int) -> list[tuple[str, MetadataValue]]:
+    """Distinct ``(key, value)`` pairs of the metadata of the documents matching ``filters`` (all
+    documents: None), at most ``limit``, read from the metadata index alone; values too long to be
+    their own lookup (see ``codec``) are left out."""
+    meta = DocumentMetadataRow
+    query = (select(meta.key, meta.value_type, meta.value_lookup).distinct()
+             .where(~meta.value_lookup.startswith(DIGEST_PREFIX)))
+    if filters:
+        conditions = filter_conditions(filters)
+        if conditions is None:
+            return []
+        query = query.where(meta.document_id.in_(select(DocumentRow.id).where(*conditions)))
+    query = query.order_by(meta.key, meta.value_type, meta.value_lookup).limit(limit)
+    return [(key, decode_value(value_type, lookup)) for key, value_type, lookup in session.execute(query)]
 
 
 def to_passages(scores: np.ndarray, ids: np.ndarray, rows: Mapping[int, PassageRow]) -> list[Passage]:

@@ -39,13 +39,14 @@ from ..errors import (
     StoreInconsistentError,
 )
 from ..types import Document, MetadataValue, Passage
-from . import lexical, migrate
+from . import feedback, lexical, migrate
 from . import repository as repo
 from . import segment_set as files
 from .compaction import CompactionResult, Compactor
 from .consistency import build_report, read_segments
 from .durable import file_sha256
 from .engine import create_store_engine, write_engine
+from .feedback import FeedbackInput, FeedbackRecord
 from .opening import (
     DB_FILE,
     REPAIR_HINT,
@@ -236,12 +237,35 @@ class Store:
         with sql_errors("finding documents"), self._reads() as session:
             return repo.matching_document_ids(session, filters)
 
+    def metadata_choices(self, filters: Mapping[str, MetadataValue | Sequence[MetadataValue]] | None = None,
+                         *, limit: int = 5000) -> list[tuple[str, MetadataValue]]:
+        """Distinct ``(key, value)`` metadata pairs of the documents matching ``filters``, sorted by
+        key, at most ``limit`` (values longer than 64 characters are left out)."""
+        self._usable()
+        with sql_errors("reading metadata"), self._reads() as session:
+            return repo.metadata_choices(session, filters, limit=limit)
+
     def list_documents(self, *, limit: int = 100, offset: int = 0) -> list[DocumentSummary]:
         self._usable()
         if limit < 0 or offset < 0:
             raise InputError("limit and offset must not be negative")
         with sql_errors("listing documents"), self._reads() as session:
             return repo.document_summaries(session, limit=limit, offset=offset)
+
+    def add_feedback(self, item: FeedbackInput) -> FeedbackRecord:
+        """Store what a person said about a span of a document (``feedback.py``), checked against
+        the document as it is now."""
+        self._usable()
+        with sql_errors("storing feedback"), self._writes() as session:
+            record = feedback.add_feedback(session, item, now=utcnow())
+            session.commit()
+            return record
+
+    def list_feedback(self, *, limit: int = 100, offset: int = 0) -> list[FeedbackRecord]:
+        """Feedback, newest first, each marked stale when its document changed or went."""
+        self._usable()
+        with sql_errors("listing feedback"), self._reads() as session:
+            return feedback.list_feedback(session, limit=limit, offset=offset)
 
     def stats(self) -> StoreStats:
         self._usable()

@@ -31,6 +31,7 @@ from qa_system.hardware import allocator_hint
 from qa_system.service.app import create_app
 from qa_system.service.settings import ServiceSettings
 from qa_system.types import Document
+from tests.service_support import ServerThread
 from tests.support import (
     POSTGRES_URL_VARIABLE,
     REPO,
@@ -45,44 +46,6 @@ pytestmark = pytest.mark.slow
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get(POSTGRES_URL_VARIABLE) else [])
 READ_KEY, WRITE_KEY = "read-key-123", "write-key-456"
 LIMITS = dict(max_body_bytes=64 * 1024, max_upload_bytes=256 * 1024)
-
-
-# ------------------------------------------------------------------------------- servers
-
-class ServerThread:
-    """uvicorn serving ``app`` on a free loopback port, in a thread of this process."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        wait_ready(self.url, timeout=60)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.sock.close()
-
-
-def wait_ready(url: str, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = httpx.get(url + "/readyz", timeout=5)
-            if last.status_code == 200:
-                return
-        except httpx.TransportError as e:
-            last = e
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not become ready: {getattr(last, 'text', last)}")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

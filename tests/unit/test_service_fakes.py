@@ -13,9 +13,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from qa_system.config import Settings
-from qa_system.errors import DocumentNotFoundError, QuestionError
+from qa_system.errors import DocumentNotFoundError, InputError, QuestionError
 from qa_system.ingestion import IngestReport
 from qa_system.storage import ConsistencyReport, StoredDocument, StoreStats
+from qa_system.storage.feedback import FeedbackInput, FeedbackRecord
 from qa_system.types import Answer, AskResult, Document, LoadedModel, LoadedModels
 
 
@@ -29,6 +30,7 @@ class FakeSystem:
         self.loaded = False
         self.closed = False
         self.fail_check = False
+        self.feedback: list[FeedbackRecord] = []
 
     def load(self, **_: Any) -> FakeSystem:
         self.loaded = True
@@ -124,6 +126,21 @@ class FakeSystem:
             if document_id not in self._docs:
                 raise DocumentNotFoundError(f"no such document: id {document_id}")
             return self._docs[document_id]
+
+    def add_feedback(self, item: FeedbackInput) -> FeedbackRecord:
+        """The HTTP contract of feedback (the real checks run on SQL in tests/store_suite.py)."""
+        doc = self.get_document(item.document_id)
+        if not 0 <= item.start < item.end <= len(doc.text):
+            raise InputError(f"the span [{item.start}, {item.end}) is not a non-empty span of the document")
+        record = FeedbackRecord(id=len(self.feedback) + 1, created_at=datetime.now(timezone.utc), kind=item.kind,
+                                question=item.question, document_id=doc.id, source=doc.source, start=item.start,
+                                end=item.end, text=doc.text[item.start:item.end], passage_start=0,
+                                passage_end=len(doc.text), passage_text=doc.text, scope=item.scope, stale=False)
+        self.feedback.append(record)
+        return record
+
+    def list_feedback(self, *, limit: int = 100, offset: int = 0) -> list[FeedbackRecord]:
+        return self.feedback[::-1][offset:offset + limit]
 
     def stats(self) -> StoreStats:
         with self._lock:
