@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ENV_PREFIX, REINDEX_BATCH_SIZE, Settings, load_settings
-from .errors import QASystemError, StoreError
+from .errors import InputError, QASystemError, StoreError
 from .hardware import READER_PRECISIONS, allocator_hint
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
@@ -282,6 +282,24 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    from .feedback_export import feedback_to_squad
+
+    with _open(args) as qa:
+        dataset, counts = feedback_to_squad(qa.all_feedback(), unanswerable_from_wrong=not args.no_unanswerable,
+                                            skip_stale=args.skip_stale)
+    out: Path = args.output
+    if out.is_dir():
+        raise InputError(f"{out} is a folder: give the path of the JSON file to write")
+    if not out.parent.is_dir():
+        raise InputError(f"the folder of {out} does not exist")
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(dataset, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(partial, out)  # whole or not at all
+    print(f"{out}: {counts.summary()}")
+    return EXIT_OK
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     with _open(args) as qa:
         stats = qa.stats()
@@ -516,6 +534,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on standard error")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary line")
     p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("feedback", help="what agents said of answers: export it as training data",
+                       description="Feedback given on the search page or POST /v1/feedback.")
+    feedback_sub = p.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
+    p = feedback_sub.add_parser(
+        "export", help="write confirmed and corrected answers as SQuAD training data",
+        description="Write the feedback as a SQuAD 2.0-format file for `qa-system train-reader --train`: answers "
+                    "confirmed right or marked 'the answer is here' become answers in the passage the person saw "
+                    "(stored as it was, so feedback on documents changed since still makes right examples); a "
+                    "question whose answers in a passage were only marked wrong becomes unanswerable there.")
+    p.add_argument("output", type=Path, metavar="OUT.json", help="the file to write (replaced whole)")
+    p.add_argument("--format", choices=["squad"], default="squad", help="the file format (default: squad)")
+    p.add_argument("--no-unanswerable", action="store_true",
+                   help="leave out questions whose answers were only marked wrong")
+    p.add_argument("--skip-stale", action="store_true", help="leave out feedback on documents changed or deleted since")
+    _store_options(p)
+    p.set_defaults(func=cmd_feedback_export)
 
     p = sub.add_parser("stats", help="store statistics", description="Print the store's counts and sizes as JSON.")
     _store_options(p)

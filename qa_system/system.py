@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -299,6 +299,16 @@ class QASystem:
 
     def list_feedback(self, *, limit: int = 100, offset: int = 0) -> Any:
         return self.store.list_feedback(limit=limit, offset=offset)
+
+    def all_feedback(self, page: int = 1000) -> Iterator[Any]:
+        """Every feedback record, newest first, read ``page`` records at a time."""
+        offset = 0
+        while True:
+            records = self.store.list_feedback(limit=page, offset=offset)
+            yield from records
+            if len(records) < page:
+                return
+            offset += page
 
     def metadata_choices(self, filters: Filters | None = None) -> list[tuple[str, MetadataValue]]:
         """Distinct ``(key, value)`` metadata pairs of the documents matching ``filters``."""

@@ -4,6 +4,7 @@ from the database with plain SQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,3 +141,33 @@ def test_keys(server: ServerThread, reader: Any, admin: Any) -> None:
     assert reader.get("/v1/feedback").status_code == 403  # everyone's questions: a write key's
     assert admin.get("/v1/feedback", params={"limit": 0}).status_code == 422
     assert admin.get("/v1/feedback", params={"limit": 1001}).status_code == 422
+
+
+def test_feedback_export_writes_training_data_from_the_store(qa: QASystem, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`qa-system feedback export`: the agents' feedback in the store, as SQuAD training data that the
+    reader's trainer reads back, answers at their place in the passage that was shown."""
+    from qa_system.cli import main as cli_main
+    from qa_system.qa_datasets import load_squad_json
+    from qa_system.storage.feedback import FeedbackInput
+    from qa_system.types import Document
+
+    body = "Gift cards never expire. They can be used for any plan, including Pro at 15 dollars a month."
+    document = Document(source="export/gift-cards.md", text=body, title="Gift cards")
+    qa.ingest_documents([document])
+    doc_id = document.id
+    span = (body.index("never expire"), body.index("never expire") + len("never expire"))
+    qa.add_feedback(FeedbackInput("Do gift cards expire?", doc_id, "here", *span))
+    wrong = (body.index("15 dollars"), body.index("15 dollars") + len("15 dollars"))
+    qa.add_feedback(FeedbackInput("Can I pay with bitcoin?", doc_id, "wrong", *wrong))
+    out = tmp_path / "feedback.json"
+    store = str(qa.settings.store_dir)
+    assert cli_main(["feedback", "export", "--format", "squad", str(out), "--store", store]) == 0
+    assert "unanswerable" in capsys.readouterr().out
+    examples = {e.question: e for e in load_squad_json(out)}
+    [answer] = examples["Do gift cards expire?"].answers
+    assert answer.text == "never expire" and examples["Do gift cards expire?"].context in body
+    assert examples["Can I pay with bitcoin?"].is_impossible
+    # a folder is refused with the reason, and nothing is written
+    assert cli_main(["feedback", "export", str(tmp_path), "--store", store]) == 1
+    assert "is a folder" in capsys.readouterr().err
