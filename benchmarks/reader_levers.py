@@ -25,13 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from _common import DEFAULT_DATASETS, reader_model, table  # noqa: E402
 from _machine import format_machine, machine_info  # noqa: E402
-from reader_throughput import build_jobs  # noqa: E402
-
-
-def fixed_batches(lengths: list[int], size: int) -> list[list[int]]:
-    """The planner before the cost model: longest first, cut every ``size`` windows."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[i: i + size] for i in range(0, len(order), size)]
+from reader_throughput import build_jobs, fixed_batches  # noqa: E402
 
 
 def torch_runner(model, plan, autocast: bool = False):  # type: ignore[no-untyped-def]

@@ -67,34 +67,34 @@ def build_jobs(datasets: Path, n: int, k: int, seed: int) -> list[dict]:
     return jobs
 
 
-class PreviousBf16Reader:
-    """The bf16 path before this change, kept here as the baseline: fp32 weights under bfloat16
-    autocast, windows sorted by length and cut into fixed batches of ``reader_batch_size``."""
+def fixed_batches(lengths: list[int], size: int) -> list[list[int]]:
+    """The batch planner before the cost model: longest first, cut every ``size`` windows."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i: i + size] for i in range(0, len(order), size)]
 
-    @staticmethod
-    def wrap(reader):  # type: ignore[no-untyped-def]
-        import numpy as np
-        import torch
 
-        from qa_system.reader.windows import pad_batch
+def previous_bf16_path(reader):  # type: ignore[no-untyped-def]
+    """``reader`` (loaded in fp32) reading as the bf16 path did before the reader-speed work, kept
+    as the baseline: fp32 weights under bfloat16 autocast, fixed batches of ``reader_batch_size``."""
+    import numpy as np
+    import torch
 
-        def infer(state, windows):  # type: ignore[no-untyped-def]
-            order = sorted(range(len(windows)), key=lambda i: (-windows[i].length, i))
-            size = state.params.batch_size
-            results = [None] * len(windows)
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-                for lo in range(0, len(order), size):
-                    batch = order[lo: lo + size]
-                    arrays = pad_batch([windows[i] for i in batch], state.tokenizer.pad_token_id)
-                    out = state.model(**{k: torch.from_numpy(v) for k, v in arrays.items()})
-                    starts, ends = out.start_logits.float().numpy(), out.end_logits.float().numpy()
-                    for row, i in enumerate(batch):
-                        n = windows[i].length
-                        results[i] = (np.array(starts[row, :n]), np.array(ends[row, :n]))
-            return results
+    from qa_system.reader.windows import pad_batch
 
-        reader._infer = infer
-        return reader
+    def infer(state, windows):  # type: ignore[no-untyped-def]
+        results = [None] * len(windows)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            for batch in fixed_batches([w.length for w in windows], state.params.batch_size):
+                arrays = pad_batch([windows[i] for i in batch], state.tokenizer.pad_token_id)
+                out = state.model(**{k: torch.from_numpy(v) for k, v in arrays.items()})
+                starts, ends = out.start_logits.float().numpy(), out.end_logits.float().numpy()
+                for row, i in enumerate(batch):
+                    n = windows[i].length
+                    results[i] = (np.array(starts[row, :n]), np.array(ends[row, :n]))
+        return results
+
+    reader._infer = infer
+    return reader
 
 
 def run_ours(model: str, jobs: list[dict], threads: int, per_call: int, warmup: int,
@@ -108,7 +108,7 @@ def run_ours(model: str, jobs: list[dict], threads: int, per_call: int, warmup: 
     reader = ExtractiveReader(model, settings=load_settings(torch_threads=threads, reader_first_passages=0),
                              precision="fp32" if previous_bf16 else precision).load()
     if previous_bf16:
-        reader = PreviousBf16Reader.wrap(reader)
+        reader = previous_bf16_path(reader)
 
     def passages(job: dict) -> list[Passage]:
         return [Passage(i, f"{job['id']}-{i}", "bench", None, t, 0, len(t), 1.0) for i, t in enumerate(job["passages"])]

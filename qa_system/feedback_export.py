@@ -41,20 +41,18 @@ def feedback_to_squad(records: Iterable[FeedbackRecord], *, unanswerable_from_wr
                       skip_stale: bool = False) -> tuple[dict[str, Any], ExportCounts]:
     """The SQuAD 2.0-format dataset (``{"version", "data"}``) built from ``records``, and counts."""
     ordered = sorted(records, key=lambda r: r.id)  # oldest first: a later verdict replaces an earlier one
-    stale = sum(r.stale for r in ordered)
     groups: dict[tuple[str, str, int, int], dict[tuple[int, int], FeedbackRecord]] = {}
-    passages: dict[tuple[str, str, int, int], FeedbackRecord] = {}
-    left_out = 0
+    skipped: set[tuple[str, str, int, int]] = set()
     for record in ordered:
-        if skip_stale and record.stale:
-            continue
         key = (record.question.strip(), record.document_id, record.passage_start, record.passage_end)
-        groups.setdefault(key, {})[(record.start, record.end)] = record
-        passages.setdefault(key, record)
+        if skip_stale and record.stale:
+            skipped.add(key)
+        else:
+            groups.setdefault(key, {})[(record.start, record.end)] = record
+    left_out = len(skipped - groups.keys())
     by_paragraph: dict[tuple[str, str], list[dict[str, Any]]] = {}
     answered = unanswerable = 0
     for key, spans in groups.items():
-        first = passages[key]
         right = [r for r in spans.values() if r.kind in ("right", "here")]
         if not right and not unanswerable_from_wrong:
             left_out += 1
@@ -63,14 +61,12 @@ def feedback_to_squad(records: Iterable[FeedbackRecord], *, unanswerable_from_wr
                    for r in sorted(right, key=lambda r: (r.start, r.end))]
         question = {"id": f"feedback-{min(r.id for r in spans.values())}", "question": key[0],
                     "answers": answers, "is_impossible": not answers}
-        by_paragraph.setdefault((first.source, first.passage_text), []).append(question)
+        shown = next(iter(spans.values()))  # every record of a group saw the same passage
+        by_paragraph.setdefault((shown.source, shown.passage_text), []).append(question)
         answered += bool(answers)
         unanswerable += not answers
-    if skip_stale:
-        left_out += len({(r.question.strip(), r.document_id, r.passage_start, r.passage_end)
-                         for r in ordered if r.stale} - set(groups))
     data = [{"title": source, "paragraphs": [{"context": context, "qas": qas}]}
             for (source, context), qas in by_paragraph.items()]
     counts = ExportCounts(feedback=len(ordered), answered=answered, unanswerable=unanswerable, left_out=left_out,
-                          stale=stale)
+                          stale=sum(r.stale for r in ordered))
     return {"version": FORMAT_VERSION, "data": data}, counts

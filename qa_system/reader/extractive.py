@@ -101,7 +101,7 @@ class ExtractiveReader:
             raise ConfigError(f"reader precision must be one of {', '.join(READER_PRECISIONS)}, got {requested!r}")
         self._requested_precision = requested
         self._quantize = requested == "int8"
-        self._bf16 = bf16 or requested == "bf16"
+        self._bf16 = requested == "bf16"
         self._state: _Loaded | None = None
         self._load_lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
@@ -264,8 +264,11 @@ class ExtractiveReader:
             return results
         more = self._tokenize(state, questions, passages_per_question,
                               [rest[q] if q in unsettled else [] for q in range(len(questions))])
-        windows, logits = [*windows, *more], [*logits, *self._infer(state, more)]
-        redone = self._decode(state, windows, logits, passages_per_question, top_n, max_answer_tokens)
+        # decode again only the unsettled questions: the settled ones' windows are left out
+        again = [(w, lg) for w, lg in zip(windows, logits, strict=True) if w.question_index in unsettled]
+        again += zip(more, self._infer(state, more), strict=True)
+        redone = self._decode(state, [w for w, _ in again], [lg for _, lg in again], passages_per_question,
+                              top_n, max_answer_tokens)
         return [redone[q] if q in unsettled else result for q, result in enumerate(results)]
 
     def _tokenize(
