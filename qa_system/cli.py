@@ -119,6 +119,7 @@ def _answer_json(result: Any, models: Any) -> dict[str, Any]:
     return {
         "question": result.question,
         "has_answer": result.has_answer,
+        "confidence_threshold": result.confidence_threshold,
         "no_answer_score": result.no_answer_score,
         "answers": [asdict(a) for a in result.answers],
         "timings": dict(result.timings),
@@ -211,6 +212,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         title = f" — {a.title}" if a.title else ""
         scores = (f"reader score {a.score:.2f}, retrieval {a.passage_score:.2f}"
                   if weighed and a.passage_score is not None else f"score {a.score:.2f}")
+        if a.confidence is not None:
+            scores = f"confidence {100 * a.confidence:.0f}%, {scores}"
         print(f"\n{rank}. {a.text}    ({scores})")
         print(f"   source: {a.source}{title}  [chars {a.start}-{a.end}]")
         print(f"   context: …{' '.join(a.context.split())}…")

@@ -48,6 +48,10 @@ class Settings:
     # answers are ranked by reader score + retrieval_weight x retrieval score (0..1), see
     # qa_system.reader.answers.decode_question; 0 ranks by the reader's score alone
     retrieval_weight: float = 10.0
+    # decide "no answer" with the answer confidence fitted for the reader (qa_system.confidence:
+    # the reader's margin and the retrieval scores together) when its folder has one for this
+    # embedder; off: the reader's margin rule alone
+    answer_confidence: bool = True
     # hybrid retrieval: a passage's retrieval score is (1 - w) x cosine + w x its full-text rank
     # divided by the question's best rank (qa_system.retrieval.fusion); 0 = dense retrieval alone
     lexical_weight: float = 0.3

@@ -19,16 +19,19 @@ within `refresh_interval_s` seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .confidence import ConfidenceModel, answer_features
 from .config import Settings, load_settings
 from .embedding import Embedder, SentenceTransformerEmbedder, tokenizer_copy
 from .errors import QuestionError
 from .ingestion import Chunker, Ingestor, IngestReport
+from .reader.model_config import load_confidence_model
 from .types import AskResult, Document, LoadedModel, LoadedModels, MetadataValue, Passage
 
 if TYPE_CHECKING:
@@ -79,6 +82,7 @@ class QASystem:
         self._write_lock = threading.Lock()
         self._refresh_interval_s = refresh_interval_s
         self._last_refresh = 0.0
+        self._confidence_models: dict[str, ConfidenceModel | None] = {}  # reader folder -> its fit
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -375,12 +379,43 @@ class QASystem:
         results = reader.read_batch(cleaned, passages, top_n=top_n)
         t2 = time.perf_counter()
         timings = {"retrieve_s": t1 - t0, "read_s": t2 - t1, "total_s": t2 - t0}
-        return [
-            AskResult(question=q, answers=r.answers, passages=tuple(p), no_answer_score=r.no_answer_score,
-                      has_answer=r.has_answer, timings=timings,
-                      no_answer_threshold=getattr(r, "no_answer_threshold", None))
-            for q, p, r in zip(cleaned, passages, results, strict=True)
-        ]
+        confidence = self.confidence_model()
+        return [self._ask_result(q, tuple(p), r, timings, confidence)
+                for q, p, r in zip(cleaned, passages, results, strict=True)]
+
+    def confidence_model(self) -> ConfidenceModel | None:
+        """The answer-confidence model fitted for the loaded reader and this system's embedder,
+        or None (none fitted, another embedder, or ``settings.answer_confidence`` off)."""
+        if not self.settings.answer_confidence:
+            return None
+        reader = self.load_reader()
+        name = getattr(reader, "model_name", None)
+        if name is None:
+            return None
+        if name not in self._confidence_models:
+            self._confidence_models[name] = load_confidence_model(name)
+        model = self._confidence_models[name]
+        if model is None or model.embedding_model != self.settings.embedding_model:
+            return None
+        return model
+
+    @staticmethod
+    def _ask_result(question: str, passages: tuple[Passage, ...], result: Any, timings: Mapping[str, float],
+                    confidence: ConfidenceModel | None) -> AskResult:
+        long_passage = bool(getattr(result, "long_passage", False))
+        answers = tuple(result.answers)
+        has_answer = result.has_answer
+        if confidence is not None and answers:
+            answers = tuple(
+                dataclasses.replace(a, confidence=confidence.probability(
+                    answer_features(question, a, passages, result.no_answer_score, long_passage)))
+                for a in answers)
+            has_answer = answers[0].confidence >= confidence.threshold
+        return AskResult(question=question, answers=answers, passages=passages,
+                         no_answer_score=result.no_answer_score, has_answer=has_answer, timings=timings,
+                         no_answer_threshold=getattr(result, "no_answer_threshold", None),
+                         long_passage=long_passage, margin_rule_answers=result.has_answer,
+                         confidence_threshold=None if confidence is None else confidence.threshold)
 
     def ask(self, question: str, *, top_k_retriever: int | None = None, top_k_reader: int | None = None,
             filters: Filters | None = None, lexical_weight: float | None = None) -> AskResult:

@@ -67,7 +67,11 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Passage:
-    """A retrieved chunk with its retrieval score and where it came from."""
+    """A retrieved chunk with its retrieval score and where it came from.
+
+    ``score`` ranks the passages (the cosine, or hybrid retrieval's fused score, whose lexical part
+    is relative to the question's best passage); ``dense_score`` is the cosine alone, an absolute
+    measure of how near the passage is to the question (None when the retriever does not say)."""
 
     chunk_id: int
     document_id: str
@@ -78,6 +82,7 @@ class Passage:
     end: int
     score: float
     metadata: Metadata = field(default_factory=lambda: _EMPTY)
+    dense_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ class Answer:
     context: str
     chunk_id: int | None = None
     passage_score: float | None = None
+    # the probability that the answer is right (qa_system.confidence); None without a fitted model
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,11 @@ class AskResult:
     has_answer: bool
     timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     no_answer_threshold: float | None = None
+    long_passage: bool = False
+    # what the reader's margin rule alone decided; ``has_answer`` is the confidence rule's decision
+    # (``answers[0].confidence >= confidence_threshold``) when a confidence model served
+    margin_rule_answers: bool | None = None
+    confidence_threshold: float | None = None
 
 
 @dataclass(frozen=True)

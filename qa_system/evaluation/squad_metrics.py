@@ -15,22 +15,11 @@
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-_PUNCTUATION = frozenset(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-
-
-def normalize_answer(text: str) -> str:
-    """Lower-case, remove punctuation, articles and extra whitespace (official SQuAD rules)."""
-    lowered = text.lower()
-    no_punctuation = "".join(ch for ch in lowered if ch not in _PUNCTUATION)
-    no_articles = _ARTICLES.sub(" ", no_punctuation)
-    return " ".join(no_articles.split())
+from ..answer_text import normalize_answer  # the official normalisation, shared with the reader
 
 
 def answer_tokens(text: str) -> list[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ..evaluation.squad_metrics import normalize_answer
+from ..answer_text import normalize_answer
 from ..types import Answer, Passage, ReaderResult
 from .decoding import no_answer_score, top_spans
 from .windows import Window

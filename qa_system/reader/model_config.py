@@ -3,8 +3,9 @@
 Training writes it next to the weights; the reader reads it at ``load()``. It holds the
 no-answer threshold fitted on development data, optionally a second one for answers from
 passages read in more than one window (``long_passage_no_answer_threshold``; absent: the first
-serves both), and, optionally, the window settings the model was trained with. Unknown keys are
-ignored so older readers can open newer files.
+serves both), optionally the window settings the model was trained with, and optionally the
+answer-confidence model fitted for it (key ``confidence``, ``qa_system.confidence``). Unknown keys
+are ignored so older readers can open newer files, and kept when the file is rewritten.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..confidence import ConfidenceModel
 from ..config import Settings, check_retrieval_weight
 from ..errors import ConfigError
 
@@ -86,22 +88,53 @@ def load_reader_config(model_dir: str | Path) -> ReaderModelConfig:
     path = reader_config_path(model_dir)
     if not path.is_file():
         return ReaderModelConfig()
+    return _from_mapping(_read_object(path), str(path))
+
+
+def _read_object(path: Path) -> dict[str, Any]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"cannot read reader config {path}: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a JSON object, got {type(raw).__name__}")
-    return _from_mapping(raw, str(path))
+    return raw
+
+
+def load_confidence_model(model_dir: str | Path) -> ConfidenceModel | None:
+    """The answer-confidence model in the folder's ``qa_system_reader.json``, or None (no file,
+    no ``confidence`` key, or a model name that is not a local folder)."""
+    path = reader_config_path(model_dir)
+    if not path.is_file():
+        return None
+    raw = _read_object(path).get("confidence")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: 'confidence' must be a JSON object")
+    return ConfidenceModel.from_dict(raw, f"{path}: confidence")
+
+
+def save_confidence_model(model_dir: str | Path, model: ConfidenceModel) -> Path:
+    """Store ``model`` under ``confidence`` in the folder's ``qa_system_reader.json`` (atomically,
+    the file's other keys kept)."""
+    return _write(Path(model_dir), {"confidence": model.to_dict()}, replace=())
 
 
 def save_reader_config(model_dir: str | Path, config: ReaderModelConfig) -> Path:
-    """Write ``qa_system_reader.json`` into ``model_dir`` atomically; returns the file's path."""
-    directory = Path(model_dir)
+    """Write ``qa_system_reader.json`` into ``model_dir`` atomically; returns the file's path.
+    Keys the config does not hold (the confidence model, newer keys) are kept."""
+    values = asdict(config)
+    return _write(Path(model_dir), {k: v for k, v in values.items() if v is not None}, replace=tuple(values))
+
+
+def _write(directory: Path, updates: Mapping[str, Any], replace: tuple[str, ...]) -> Path:
+    """Rewrite the folder's file with ``updates``; keys in ``replace`` not in ``updates`` go."""
     if not directory.is_dir():
         raise ConfigError(f"cannot write reader config: {directory} is not a folder")
-    payload = {k: v for k, v in asdict(config).items() if v is not None}
     path = reader_config_path(directory)
+    payload = {k: v for k, v in _read_object(path).items() if k not in replace} if path.is_file() else {}
+    payload.update(updates)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".qa_system_reader.", suffix=".json", dir=directory)
     except OSError as e:

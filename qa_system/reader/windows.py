@@ -49,13 +49,20 @@ def question_first(tokenizer: Any) -> bool:
     return getattr(tokenizer, "padding_side", "right") == "right"
 
 
+def truncate_questions(tokenizer: Any, questions: Sequence[str], max_tokens: int) -> list[str]:
+    """Each question stripped and cut after its first ``max_tokens`` tokens (at a token's end
+    character), so a window always keeps room for its passage."""
+    stripped = [q.strip() for q in questions]
+    if not stripped:
+        return []
+    encoded = tokenizer(stripped, add_special_tokens=False, return_offsets_mapping=True)
+    return [q[: offsets[max_tokens - 1][1]] if len(offsets) > max_tokens else q
+            for q, offsets in zip(stripped, encoded["offset_mapping"], strict=True)]
+
+
 def truncate_question(tokenizer: Any, question: str, max_tokens: int) -> str:
-    """Cut ``question`` after its first ``max_tokens`` tokens (at a token's end character)."""
-    encoded = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-    offsets = encoded["offset_mapping"]
-    if len(offsets) <= max_tokens:
-        return question
-    return question[: offsets[max_tokens - 1][1]]
+    """``truncate_questions`` for one question."""
+    return truncate_questions(tokenizer, [question], max_tokens)[0]
 
 
 def _cls_index(input_ids: Sequence[int], cls_token_id: int | None) -> int:
@@ -64,6 +71,90 @@ def _cls_index(input_ids: Sequence[int], cls_token_id: int | None) -> int:
             if token == cls_token_id:
                 return i
     return 0
+
+
+def encode_pairs(
+    tokenizer: Any,
+    questions: Sequence[str],
+    contexts: Sequence[str],
+    *,
+    question_indices: Sequence[int],
+    passage_indices: Sequence[int],
+    max_seq_length: int,
+    doc_stride: int,
+) -> list[Window]:
+    """Tokenise (question, context) pairs into windows of at most ``max_seq_length`` tokens: the
+    one windowing of this project, used by the reader at serving time and by training
+    (``qa_system.training.features``), so that what a model is trained and tuned on is what it
+    reads.
+
+    - The question is stripped and keeps at most half the window (``truncate_questions``).
+    - A context longer than a window is split into windows overlapping by ``doc_stride`` tokens;
+      when a long question leaves less room, the overlap shrinks to half the room left for the
+      context, so windows still advance.
+    - Models padded on the right read "question, context", the others "context, question"
+      (``question_first``).
+
+    Windows come in the order of the pairs, and a pair's windows in text order; each carries the
+    pair's entry of ``question_indices`` and ``passage_indices``."""
+    n = len(contexts)
+    if not (len(questions) == n == len(question_indices) == len(passage_indices)):
+        raise ValueError("questions, contexts, question_indices and passage_indices differ in length")
+    if n == 0:
+        return []
+    cut = truncate_questions(tokenizer, questions, max_seq_length // 2)
+    lengths = [len(ids) for ids in tokenizer(cut, add_special_tokens=False)["input_ids"]]
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    strides: list[int] = []
+    for length in lengths:
+        room = max_seq_length - length - specials
+        if room < MIN_CONTEXT_TOKENS:
+            raise ValueError(f"max_seq_length {max_seq_length} leaves {room} tokens for the passage")
+        strides.append(min(doc_stride, room // 2))
+    by_stride: dict[int, list[int]] = {}
+    for i, stride in enumerate(strides):
+        by_stride.setdefault(stride, []).append(i)
+    windows_of: list[list[Window]] = [[] for _ in range(n)]
+    for stride, items in by_stride.items():
+        for position, window in _encode(tokenizer, [cut[i] for i in items], [contexts[i] for i in items],
+                                        max_seq_length, stride, [question_indices[i] for i in items],
+                                        [passage_indices[i] for i in items]):
+            windows_of[items[position]].append(window)
+    return [w for per_pair in windows_of for w in per_pair]
+
+
+def _encode(tokenizer: Any, questions: Sequence[str], contexts: Sequence[str], max_seq_length: int, stride: int,
+            question_indices: Sequence[int], passage_indices: Sequence[int]) -> list[tuple[int, Window]]:
+    """Windows of pairs that share one stride, each with its pair's position in these lists."""
+    q_first = question_first(tokenizer)
+    encoded = tokenizer(
+        list(questions) if q_first else list(contexts),
+        list(contexts) if q_first else list(questions),
+        truncation="only_second" if q_first else "only_first",
+        max_length=max_seq_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
+    )
+    context_sequence = 1 if q_first else 0
+    input_names = set(getattr(tokenizer, "model_input_names", ("input_ids", "token_type_ids")))
+    with_types = "token_type_ids" in encoded and "token_type_ids" in input_names
+    cls_token_id = getattr(tokenizer, "cls_token_id", None)
+    out: list[tuple[int, Window]] = []
+    for w, pair in enumerate(encoded["overflow_to_sample_mapping"]):
+        ids = encoded["input_ids"][w]
+        sequence_ids = encoded.sequence_ids(w)
+        out.append((pair, Window(
+            question_index=question_indices[pair],
+            passage_index=passage_indices[pair],
+            input_ids=np.asarray(ids, dtype=np.int64),
+            token_type_ids=np.asarray(encoded["token_type_ids"][w], dtype=np.int64) if with_types else None,
+            offsets=np.asarray(encoded["offset_mapping"][w], dtype=np.int64).reshape(-1, 2),
+            context_mask=np.array([s == context_sequence for s in sequence_ids], dtype=bool),
+            cls_index=_cls_index(ids, cls_token_id),
+        )))
+    return out
 
 
 def encode_windows(
@@ -76,58 +167,12 @@ def encode_windows(
     max_seq_length: int,
     doc_stride: int,
 ) -> list[Window]:
-    """Tokenise one question with each context into windows of at most ``max_seq_length``.
-
-    Contexts longer than a window are split into windows that overlap by ``doc_stride`` tokens.
-    The question keeps at most half the window; when a long question leaves less room, the
-    overlap shrinks to half of the context room so windows still advance.
-    """
+    """The windows of one question with each of ``contexts`` (``encode_pairs``)."""
     if len(contexts) != len(passage_indices):
         raise ValueError("contexts and passage_indices differ in length")
-    if not contexts:
-        return []
-    question = truncate_question(tokenizer, question, max_seq_length // 2)
-    question_tokens = len(tokenizer(question, add_special_tokens=False)["input_ids"])
-    room = max_seq_length - question_tokens - tokenizer.num_special_tokens_to_add(pair=True)
-    if room < MIN_CONTEXT_TOKENS:
-        raise ValueError(f"max_seq_length {max_seq_length} leaves {room} tokens for the passage")
-    stride = min(doc_stride, room // 2)
-
-    q_first = question_first(tokenizer)
-    questions = [question] * len(contexts)
-    encoded = tokenizer(
-        questions if q_first else list(contexts),
-        list(contexts) if q_first else questions,
-        truncation="only_second" if q_first else "only_first",
-        max_length=max_seq_length,
-        stride=stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        padding=False,
-    )
-    context_sequence = 1 if q_first else 0
-    input_names = set(getattr(tokenizer, "model_input_names", ("input_ids", "token_type_ids")))
-    with_types = "token_type_ids" in encoded and "token_type_ids" in input_names
-    cls_token_id = getattr(tokenizer, "cls_token_id", None)
-
-    windows: list[Window] = []
-    for i, sample in enumerate(encoded["overflow_to_sample_mapping"]):
-        ids = encoded["input_ids"][i]
-        sequence_ids = encoded.sequence_ids(i)
-        windows.append(
-            Window(
-                question_index=question_index,
-                passage_index=passage_indices[sample],
-                input_ids=np.asarray(ids, dtype=np.int64),
-                token_type_ids=(
-                    np.asarray(encoded["token_type_ids"][i], dtype=np.int64) if with_types else None
-                ),
-                offsets=np.asarray(encoded["offset_mapping"][i], dtype=np.int64).reshape(-1, 2),
-                context_mask=np.array([s == context_sequence for s in sequence_ids], dtype=bool),
-                cls_index=_cls_index(ids, cls_token_id),
-            )
-        )
-    return windows
+    n = len(contexts)
+    return encode_pairs(tokenizer, [question] * n, contexts, question_indices=[question_index] * n,
+                        passage_indices=passage_indices, max_seq_length=max_seq_length, doc_stride=doc_stride)
 
 
 def long_passage_problem(tokenizer: Any, max_seq_length: int, doc_stride: int) -> str | None:

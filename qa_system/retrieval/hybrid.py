@@ -23,12 +23,13 @@ DenseSearch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 def hybrid_search(view: StoreView, dense: DenseSearch, queries: np.ndarray, questions: Sequence[str], k: int, *,
                   filters: Mapping[str, MetadataValue | Sequence[MetadataValue]] | None,
-                  weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (scores, ids) shaped like a vector search's (missing slots: id -1)."""
+                  weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (fused scores, ids, cosines) shaped like a vector search's (missing slots: id -1)."""
     pool = max(k, HYBRID_POOL)
     dense_scores, dense_ids = dense(queries, pool)
     scores = np.zeros((len(queries), k), dtype=np.float32)
     ids = np.full((len(queries), k), -1, dtype=np.int64)
+    cosines = np.zeros((len(queries), k), dtype=np.float32)
     for row, (query, question) in enumerate(zip(queries, questions, strict=True)):
         found = {int(i): float(s) for s, i in zip(dense_scores[row], dense_ids[row], strict=True) if i >= 0}
         terms = query_terms(question)
@@ -36,5 +37,5 @@ def hybrid_search(view: StoreView, dense: DenseSearch, queries: np.ndarray, ques
         found.update(view.vector_scores(query.reshape(1, -1), [i for i in ranks if i not in found]))
         ranks.update(view.text_ranks(terms, [i for i in found if i not in ranks]))
         for slot, (chunk_id, score) in enumerate(fuse(found, ranks, weight, k)):
-            ids[row, slot], scores[row, slot] = chunk_id, score
-    return scores, ids
+            ids[row, slot], scores[row, slot], cosines[row, slot] = chunk_id, score, found[chunk_id]
+    return scores, ids, cosines

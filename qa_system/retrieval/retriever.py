@@ -67,11 +67,11 @@ class StoreRetriever:
             with self._store.view() as view:
                 dense = dense_search(view, filters)
                 if hybrid and view.has_full_text:
-                    scores, ids = hybrid_search(view, dense, queries, query_texts, k, filters=filters,
-                                                weight=self.lexical_weight)
+                    scores, ids, cosines = hybrid_search(view, dense, queries, query_texts, k,
+                                                         filters=filters, weight=self.lexical_weight)
                 else:
-                    scores, ids = dense(queries, k)
-                passages, missing = view.passages(scores, ids)
+                    (scores, ids), cosines = dense(queries, k), None
+                passages, missing = view.passages(scores, ids, cosines)
             # A writer committed after the view's snapshot: read again on the one matching SQL.
             if not missing or attempt == RETRIES or not self._store.moved_on(view.generation):
                 return passages

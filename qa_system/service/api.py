@@ -62,6 +62,7 @@ def ask_response(result: Any) -> AskResponse:
         no_answer_score=_finite_or_none(result.no_answer_score),
         answers=[AnswerOut(text=a.text, score=_finite_or_none(a.score),
                            passage_score=_finite_or_none(a.passage_score),
+                           confidence=_finite_or_none(a.confidence),
                            source=a.source, document_id=a.document_id, title=a.title, start=a.start, end=a.end,
                            context=a.context) for a in result.answers],
         timings={k: float(v) for k, v in result.timings.items() if math.isfinite(v)},

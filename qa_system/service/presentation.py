@@ -15,6 +15,11 @@ exceeds its no-answer threshold. Here, for each answer:
 
 Answers after the first are the reader's other candidates: they are shown as "maybe right" at
 best, since the reader itself ranks the first above them.
+
+When the answer carries a fitted probability of being right (``Answer.confidence``, see
+``qa_system.confidence``), that decides instead: at least ``LIKELY`` (and the first answer):
+"likely right"; at least the system's answer threshold: "maybe right"; below it: "probably
+wrong". The words then carry the percentage.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from urllib.parse import urlencode
 from ..types import Answer, AskResult, MetadataValue, Passage
 
 SURE_MARGIN = 2.0
+#: A fitted probability from which the best answer reads "likely right".
+LIKELY = 0.75
 #: Characters of the passage shown on each side of an answer (cut at a space).
 CONTEXT_RADIUS = 240
 #: Passages listed when there is no answer.
@@ -105,9 +112,21 @@ def around(view: PassageView, radius: int = CONTEXT_RADIUS) -> PassageView:
                        Highlight(before, h.match, after), dropped > 0, len(after) < len(h.after))
 
 
+def probability_words(probability: float, threshold: float, *, first: bool = True) -> Confidence:
+    """A fitted probability of being right in words (module docstring)."""
+    if not (math.isfinite(probability) and math.isfinite(threshold)):
+        return Confidence("confidence unknown", "unknown")
+    percent = f"{100 * probability:.0f}%"
+    if probability >= max(LIKELY, threshold) and first:
+        return Confidence(f"likely right ({percent})", "high")
+    if probability >= threshold:
+        return Confidence(f"maybe right ({percent})", "medium")
+    return Confidence(f"probably wrong ({percent})", "low")
+
+
 def confidence(score: float, no_answer_score: float, threshold: float | None, *, first: bool = True) -> Confidence:
-    """An answer's confidence in words (the rule is in the module docstring); ``first``: the
-    reader's best answer."""
+    """An answer's confidence in words from the reader's margin (the rule is in the module
+    docstring); ``first``: the reader's best answer."""
     if threshold is None or not all(math.isfinite(x) for x in (score, no_answer_score, threshold)):
         return Confidence("confidence unknown", "unknown")
     margin = score - no_answer_score
@@ -157,8 +176,10 @@ def answer_views(result: AskResult) -> list[AnswerView]:
             answer=answer,
             passage=around(PassageView(shown.document_id, shown.title, shown.source, shown.start, shown.text,
                                        highlight)),
-            confidence=confidence(answer.score, result.no_answer_score, result.no_answer_threshold,
-                                  first=rank == 0),
+            confidence=(probability_words(answer.confidence, result.confidence_threshold, first=rank == 0)
+                        if answer.confidence is not None and result.confidence_threshold is not None
+                        else confidence(answer.score, result.no_answer_score, result.no_answer_threshold,
+                                        first=rank == 0)),
             link=document_link(answer.document_id, answer.start, answer.end, result.question),
         ))
     return views

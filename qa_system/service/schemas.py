@@ -122,6 +122,10 @@ class AnswerOut(BaseModel):
                           "retrieval (lexical_weight > 0, see /readyz, models.embedder) the fused score, "
                           "0 to 1 like a cosine. Answers come best first, "
                           "by score + retrieval_weight x passage_score (retrieval_weight: see /readyz, models.reader).")
+    confidence: float | None = Field(
+        None, description="The probability that the answer is right, fitted on development questions from the "
+                          "reader's margin and the retrieval scores (docs/reader.md); has_answer is true when the "
+                          "first answer's confidence reaches the reader's threshold. Null without a fitted model.")
     source: str
     document_id: str
     title: str | None

@@ -444,10 +444,13 @@ def metadata_choices(session: Session, filters: Filters | None, *, limit: int) -
     return [(key, decode_value(value_type, lookup)) for key, value_type, lookup in session.execute(query)]
 
 
-def to_passages(scores: np.ndarray, ids: np.ndarray, rows: Mapping[int, PassageRow]) -> list[Passage]:
-    """Passages for one query's hits, best first; ids without a row (or -1) are skipped."""
+def to_passages(scores: np.ndarray, ids: np.ndarray, rows: Mapping[int, PassageRow],
+                cosines: np.ndarray | None = None) -> list[Passage]:
+    """Passages for one query's hits, best first; ids without a row (or -1) are skipped.
+    ``cosines``: each hit's cosine when ``scores`` are not (hybrid retrieval); else the scores are."""
     passages: list[Passage] = []
-    for score, chunk_id in zip(scores.tolist(), ids.tolist(), strict=True):
+    dense = (scores if cosines is None else cosines).tolist()
+    for score, chunk_id, cosine in zip(scores.tolist(), ids.tolist(), dense, strict=True):
         row = rows.get(int(chunk_id)) if chunk_id >= 0 else None
         if row is None:
             continue
@@ -455,6 +458,6 @@ def to_passages(scores: np.ndarray, ids: np.ndarray, rows: Mapping[int, PassageR
         passages.append(Passage(
             chunk_id=int(chunk.id), document_id=chunk.document_id, source=source, title=title,
             text=chunk.text, start=chunk.start_char, end=chunk.end_char, score=float(score),
-            metadata=metadata,
+            metadata=metadata, dense_score=float(cosine),
         ))
     return passages

@@ -78,9 +78,12 @@ class StoreView:
 
     # ----------------------------------------------------------------------- passages
 
-    def passages(self, scores: np.ndarray, ids: np.ndarray) -> tuple[list[list[Passage]], bool]:
+    def passages(self, scores: np.ndarray, ids: np.ndarray, cosines: np.ndarray | None = None,
+                 ) -> tuple[list[list[Passage]], bool]:
         """Passages for each row of (scores, chunk ids), best first, and whether any id had no
-        row (a writer committed after this view's snapshot was taken)."""
+        row (a writer committed after this view's snapshot was taken). ``cosines``: the hits'
+        cosines, shaped like ``scores``, when the scores are not cosines."""
         rows = repo.passage_rows(self._session, (int(i) for i in ids.flat if i >= 0))
         missing = any(int(i) not in rows for i in ids.flat if i >= 0)
-        return [repo.to_passages(s, i, rows) for s, i in zip(scores, ids, strict=True)], missing
+        dense = scores if cosines is None else cosines
+        return [repo.to_passages(s, i, rows, c) for s, i, c in zip(scores, ids, dense, strict=True)], missing

@@ -65,7 +65,7 @@ def shared_norm_loss(start_logits: torch.Tensor, end_logits: torch.Tensor,
         by_group.setdefault(w.group, []).append(row)
     losses = []
     for rows in by_group.values():
-        gold_rows = [r for r in rows if windows[r].start > 0]
+        gold_rows = [r for r in rows if windows[r].has_span]
         if len(rows) < 2 or not gold_rows:
             continue
         for logits, gold_of in ((start_logits, lambda w: w.start), (end_logits, lambda w: w.end)):

@@ -17,8 +17,9 @@ from qa_system.evaluation.reader_eval import (
     score_run,
 )
 from qa_system.qa_datasets import GoldAnswer, QAExample, load_squad_json, load_subjqa_csv, merge_duplicates
+from qa_system.reader.windows import truncate_questions
 from qa_system.training.batching import grouped_batches, length_grouped_batches
-from qa_system.training.features import TrainWindow, build_windows, label_window, truncate_questions
+from qa_system.training.features import TrainWindow, build_windows, label_window
 from qa_system.training.run import windows_for
 from qa_system.training.trainer import shared_norm_loss
 from tests.support import DATA, first_two_windows_per_pair
@@ -54,7 +55,7 @@ def test_subjqa_loader_groups_annotations_and_strips_the_marker() -> None:
 
 def test_label_window_finds_the_answer_tokens_or_cls() -> None:
     offsets = [(0, 0), (0, 3), (0, 0), (0, 5), (6, 11), (12, 17), (0, 0)]
-    seq = [None, 0, None, 1, 1, 1, None]
+    seq = [False, False, False, True, True, True, False]  # the context tokens
     assert label_window(offsets, seq, 6, 11) == (4, 4)
     assert label_window(offsets, seq, 0, 11) == (3, 4)
     assert label_window(offsets, seq, 12, 20) == (0, 0)  # runs past the window
@@ -98,7 +99,7 @@ def test_a_window_with_another_annotators_span_does_not_learn_no_answer(tokenize
             assert w.start > 0, "a window that holds a gold span is labelled no answer"
 def test_overlong_questions_are_cut_to_leave_room_for_context(tokenizer) -> None:  # noqa: ANN001
     long_question = "why " * 300
-    [cut] = truncate_questions([long_question], tokenizer, 20)
+    [cut] = truncate_questions(tokenizer, [long_question], 20)
     assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == 20
     example = QAExample("q", "g", long_question, "short context here", ())
     assert build_windows([example], tokenizer, max_length=64, stride=16)
@@ -268,3 +269,18 @@ def test_copies_of_one_question_merge_into_one_example_with_all_their_gold_answe
     assert gold_answers(merged) == {"p1": ["lasts two days"], "p2": ["sharp"]}
     with pytest.raises(InputError, match="'p2' is used twice for different questions or contexts"):
         merge_duplicates([other, QAExample("p2", "item", "Is it heavy?", ctx, ())])
+
+
+def test_training_windows_are_the_readers_windows(tokenizer) -> None:  # noqa: ANN001
+    """One windowing: training cuts exactly the windows the reader reads at serving time, long
+    questions included (so a threshold fitted in training means the same when serving)."""
+    from qa_system.reader.windows import encode_windows
+
+    context = " ".join(f"word{i}" for i in range(400)) + " The answer is here."
+    for question in ("  Where is the answer?  ", "why " * 100 + "is it here?"):
+        example = QAExample("q", "g", question, context, (GoldAnswer("here", context.index("here")),))
+        trained = build_windows([example], tokenizer, max_length=128, stride=48)
+        served = encode_windows(tokenizer, question.strip(), [context], question_index=0, passage_indices=[0],
+                                max_seq_length=128, doc_stride=48)
+        assert [w.input_ids for w in trained] == [tuple(w.input_ids.tolist()) for w in served]
+        assert sum(w.has_span for w in trained) >= 1

@@ -72,6 +72,9 @@ class FakeTokenizer:
         **kwargs: Any,
     ) -> Any:
         if text_pair is None:
+            if isinstance(text, list):  # a batch of single texts
+                split = [self._split(t) for t in text]
+                return {"input_ids": [i for i, _ in split], "offset_mapping": [o for _, o in split]}
             ids, spans = self._split(text)
             return {"input_ids": ids, "offset_mapping": spans}
         assert kwargs["truncation"] == "only_second" and kwargs["return_overflowing_tokens"]

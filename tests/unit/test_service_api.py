@@ -164,8 +164,8 @@ def test_ask_returns_answers_with_sources() -> None:
     answer = body["answers"][0]
     assert answer["source"] == "api:plus" and answer["document_id"] == doc_id
     assert DOC["text"][answer["start"]:answer["end"]] == answer["text"]
-    assert set(answer) == {"text", "score", "passage_score", "source", "document_id", "title", "start", "end",
-                           "context"}
+    assert set(answer) == {"text", "score", "passage_score", "confidence", "source", "document_id", "title",
+                           "start", "end", "context"}
     assert answer["passage_score"] == 0.5
     assert set(body["timings"]) == {"retrieve_s", "read_s", "total_s"}
     assert fake.asked[-1] == {"question": "What does Plus cost?", "top_k_retriever": 5, "top_k_reader": 2,
