@@ -55,7 +55,8 @@ def _packed_batches(units: list[list[int]], lengths: Sequence[int], batch_size: 
 
 def collate(windows: Sequence[TrainWindow], pad_id: int,
             device: torch.device | None = None) -> dict[str, torch.Tensor]:
-    """A padded batch of ``windows``, on ``device`` (default: the CPU)."""
+    """A padded batch of ``windows``, on ``device`` (default: the CPU); with the teacher's scores
+    (``teacher_start``, ``teacher_end``, padded with ``distill.MASKED``) when every window has them."""
     width = max(len(w.input_ids) for w in windows)
     ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
     types = torch.zeros((len(windows), width), dtype=torch.long)
@@ -72,6 +73,15 @@ def collate(windows: Sequence[TrainWindow], pad_id: int,
         "start_positions": torch.tensor([w.start for w in windows]),
         "end_positions": torch.tensor([w.end for w in windows]),
     }
+    if all(w.teacher_start is not None and w.teacher_end is not None for w in windows):
+        from .distill import MASKED
+
+        for name in ("teacher_start", "teacher_end"):
+            scores = torch.full((len(windows), width), MASKED, dtype=torch.float32)
+            for row, w in enumerate(windows):
+                values = getattr(w, name)
+                scores[row, : len(values)] = torch.from_numpy(values.astype("float32"))
+            batch[name] = scores
     if device is None or device.type == "cpu":
         return batch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import DEFAULT_EMBEDDING_MODEL
 from ..errors import ConfigError
 from ..hardware import READER_PRECISIONS, allocator_hint, resolve_precision
-from .folders import check_model_output, check_run_output
+from .folders import TEACHER_CACHE, check_model_output, check_run_output
 from .recipe import RECIPES
 
 if TYPE_CHECKING:
@@ -59,6 +59,16 @@ def add_train_reader_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shared-norm", type=float, default=0.0, metavar="WEIGHT",
                    help="weight of a second loss that scores the answer against all windows of a long context "
                         "at once (keeps them in one batch); 0 turns it off")
+    p.add_argument("--teacher", metavar="MODEL",
+                   help="distil from this QA model (name or folder; any tokenizer): the student also learns the "
+                        "teacher's start/end distributions. Its scores are cached (--teacher-cache), so a resumed "
+                        "run needs no teacher")
+    p.add_argument("--teacher-cache", type=Path, metavar="DIR",
+                   help="folder of cached teacher scores (default: OUTPUT/teacher-cache); alone, without "
+                        "--teacher, trains from a cache computed elsewhere (e.g. on a GPU)")
+    p.add_argument("--distill-weight", type=float, default=0.5,
+                   help="with a teacher: share of the loss that follows the teacher (the rest: the gold labels)")
+    p.add_argument("--temperature", type=float, default=2.0, help="with a teacher: softmax temperature")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
     p.add_argument("--seed", type=int, default=13, help="random seed (held-out split, windows kept, batch order)")
     p.add_argument("--checkpoint-every", type=int, default=50,
@@ -151,7 +161,10 @@ def train_reader_command(args: argparse.Namespace) -> int:
     check_run_output(args.output)
     if args.export_fp16:
         check_model_output(args.export_fp16, args.overwrite_export, flag="--overwrite-export")
+    if not (0 < args.distill_weight <= 1 and args.temperature > 0):
+        raise ConfigError("--distill-weight must be in (0, 1] and --temperature positive")
     device = _training_device(args.device)
+    teacher = _teacher(args, device)
     hint = allocator_hint("training") if device == "cpu" else None
     if hint:
         print(hint, file=sys.stderr)
@@ -167,11 +180,23 @@ def train_reader_command(args: argparse.Namespace) -> int:
         seed=args.seed, bf16=_use_bf16(args.precision, device), checkpoint_every_steps=args.checkpoint_every,
         torch_threads=args.threads, max_steps=args.max_steps, device=device,
         time_budget_s=None if args.time_budget is None else 60.0 * args.time_budget, shared_norm=args.shared_norm,
+        distill_weight=args.distill_weight if teacher is not None else 0.0, distill_temperature=args.temperature,
     )
-    model_dir = run_training(config, data, negative_keep=args.negative_keep)
+    model_dir = run_training(config, data, negative_keep=args.negative_keep, teacher=teacher)
     finish_training(model_dir, data, dev_files=args.dev, export_fp16=args.export_fp16, device=device,
                     overwrite_export=args.overwrite_export, score_tests=not args.skip_tests)
     return 0
+
+
+def _teacher(args: argparse.Namespace, device: str):  # noqa: ANN202 - a distill.Teacher or None
+    if args.teacher is None and args.teacher_cache is None:
+        return None
+    from .distill import Teacher, TeacherCache
+
+    model = _base_model_path(args.teacher) if args.teacher else None
+    cache = TeacherCache(args.teacher_cache or Path(args.output) / TEACHER_CACHE,
+                         None if model is None else Path(model).name)
+    return Teacher(model, cache, device=device)
 
 
 def finish_training(model_dir: Path, data: TrainingData, *, dev_files: list[str], export_fp16: Path | None,

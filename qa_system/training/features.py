@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..qa_datasets import QAExample
-from ..reader.windows import encode_pairs
+from ..reader.windows import encode_pairs, truncate_questions
+
+if TYPE_CHECKING:
+    from .distill import Teacher
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,9 @@ class TrainWindow:
     group: int  # the (question, gold span) it was cut from: a long context's windows share one
     context_first: int  # token positions of the window's first and last context token
     context_last: int
+    # a teacher's start/end scores at this window's positions (training.distill), when distilling
+    teacher_start: np.ndarray | None = field(default=None, compare=False)
+    teacher_end: np.ndarray | None = field(default=None, compare=False)
 
     @property
     def has_span(self) -> bool:
@@ -79,6 +87,7 @@ def build_windows(
     seed: int = 0,
     batch: int = 512,
     first_group: int = 0,
+    teacher: Teacher | None = None,
 ) -> list[TrainWindow]:
     """Windows for training, cut by the reader's own windowing (``reader.windows.encode_pairs``:
     the same question truncation, stride and question/context order as at serving time). Each
@@ -89,7 +98,8 @@ def build_windows(
     Windows of answerable questions that miss the answer are kept with probability
     ``negative_keep``; every window of an unanswerable question is kept. Each (question, gold
     span) gets its own group number, counting up from ``first_group``, shared by its windows.
-    The no-answer label is the window's [CLS] position (``Window.cls_index``)."""
+    The no-answer label is the window's [CLS] position (``Window.cls_index``). With a
+    ``teacher`` (``training.distill``), every window kept also carries the teacher's scores."""
     rng = random.Random(seed)
     # (example, its gold spans with the one this job trains on first); () for no answer
     jobs: list[tuple[QAExample, tuple[tuple[int, int], ...]]] = []
@@ -107,6 +117,8 @@ def build_windows(
         encoded = encode_pairs(tokenizer, [j[0].question for j in chunk], [j[0].context for j in chunk],
                                question_indices=positions, passage_indices=positions,
                                max_seq_length=max_length, doc_stride=stride)
+        built: list[TrainWindow] = []
+        kept = []
         for window in encoded:
             example, spans = chunk[window.question_index]
             offsets = window.offsets.tolist()
@@ -120,5 +132,21 @@ def build_windows(
             type_ids = window.token_type_ids.tolist() if window.token_type_ids is not None else [0] * len(ids)
             inside = [i for i, c in enumerate(context) if c] or [0, -1]
             group = first_group + lo + window.question_index
-            windows.append(TrainWindow(tuple(ids), tuple(type_ids), start, end, group, inside[0], inside[-1]))
+            built.append(TrainWindow(tuple(ids), tuple(type_ids), start, end, group, inside[0], inside[-1]))
+            kept.append(window)
+        if teacher is not None and built:
+            built = _with_teacher(teacher, chunk, tokenizer, max_length, kept, built)
+        windows.extend(built)
     return windows
+
+
+def _with_teacher(teacher: Teacher, chunk: Sequence[tuple[QAExample, Any]], tokenizer: Any, max_length: int,
+                  encoded: Sequence[Any], built: Sequence[TrainWindow]) -> list[TrainWindow]:
+    from dataclasses import replace
+
+    from .distill import TeacherRequest
+
+    cut = truncate_questions(tokenizer, [j[0].question for j in chunk], max_length // 2)
+    requests = [TeacherRequest(cut[w.question_index], chunk[w.question_index][0].context, w) for w in encoded]
+    return [replace(t, teacher_start=start, teacher_end=end)
+            for t, (start, end) in zip(built, teacher.scores(requests), strict=True)]

@@ -31,14 +31,19 @@ def check_model_output(out: str | Path, overwrite: bool, flag: str = "--overwrit
     return folder
 
 
+#: Where a run keeps its teacher's scores unless told otherwise (training.distill).
+TEACHER_CACHE = "teacher-cache"
+
+
 def check_run_output(out: str | Path) -> Path:
     """``out`` as a ``train-reader`` run folder: new, empty, or an earlier run's (to resume it).
     A folder of other things is refused, since a run writes ``model/``, ``checkpoint/`` and
-    ``history.jsonl`` into it."""
+    ``history.jsonl`` into it (its own ``teacher-cache/`` of distillation targets may come first)."""
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / "train_config.json").is_file():
+    others = [p for p in folder.iterdir() if p.name != TEACHER_CACHE] if folder.is_dir() else []
+    if others and not (folder / "train_config.json").is_file():
         raise ConfigError(f"{folder} is not empty and is not a train-reader run folder (no train_config.json): "
                           "choose a new or empty --output")
     return folder

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..qa_datasets import QAExample, load_examples, merge_duplicates
 from ..reader.windows import check_tokenizer_windows
+from .distill import Teacher
 from .features import TrainWindow, build_windows
 from .folders import check_run_output
 from .recipe import load_recipe_data
@@ -48,7 +49,7 @@ def data_from_files(train_files: Sequence[str], eval_files: Sequence[str], eval_
 
 def windows_for(
     data: Sequence[tuple[QAExample, int]], tokenizer: object, max_length: int, stride: int, negative_keep: float,
-    seed: int,
+    seed: int, teacher: Teacher | None = None,
 ) -> list[TrainWindow]:
     by_answers: dict[int, list[QAExample]] = {}
     for example, n in data:
@@ -57,7 +58,9 @@ def windows_for(
     for n, examples in sorted(by_answers.items()):
         windows.extend(build_windows(examples, tokenizer, max_length=max_length, stride=stride,
                                      negative_keep=negative_keep, max_answers=n, seed=seed,
-                                     first_group=windows[-1].group + 1 if windows else 0))
+                                     first_group=windows[-1].group + 1 if windows else 0, teacher=teacher))
+    if teacher is not None:
+        teacher.cache.flush()
     return windows
 
 
@@ -68,6 +71,7 @@ def run_training(
     negative_keep: float = 0.5,
     eval_loss_examples: int = 300,
     log: Callable[[str], None] = print,
+    teacher: Teacher | None = None,
 ) -> Path:
     from transformers import AutoTokenizer
 
@@ -75,7 +79,11 @@ def run_training(
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     check_tokenizer_windows(tokenizer, config.max_length, config.stride)  # before minutes of tokenising
     began = time.perf_counter()
-    windows = windows_for(data.train, tokenizer, config.max_length, config.stride, negative_keep, config.seed)
+    windows = windows_for(data.train, tokenizer, config.max_length, config.stride, negative_keep, config.seed,
+                          teacher)
+    if teacher is not None:
+        log(f"teacher scores: {teacher.computed} windows computed, {len(windows) - teacher.computed} from the "
+            f"cache {teacher.cache.folder}")
     eval_examples = random.Random(config.seed).sample(data.eval, min(eval_loss_examples, len(data.eval)))
     eval_windows = build_windows(eval_examples, tokenizer, max_length=config.max_length, stride=config.stride)
     log(f"{len(data.train)} training examples -> {len(windows)} windows; {len(eval_windows)} held-out windows "

@@ -52,6 +52,10 @@ class TrainConfig:
     # tokens of all those windows at once: raw span scores then compare across windows, as
     # inference compares them (the per-window loss alone never asks for that).
     shared_norm: float = 0.0
+    # Distillation (training.distill): the loss is (1 - w) x the gold-label loss + w x the KL
+    # divergence from the teacher's start/end distributions at this temperature; 0: no teacher.
+    distill_weight: float = 0.0
+    distill_temperature: float = 2.0
 
 
 def shared_norm_loss(start_logits: torch.Tensor, end_logits: torch.Tensor,
@@ -154,9 +158,18 @@ class _Run:
         """One optimiser step on one batch; its loss."""
         config = self.config
         batch = collate(windows, pad_id, self.device)
+        teacher = (batch.pop("teacher_start", None), batch.pop("teacher_end", None))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.bf16):
             output = self.model(**batch)
             loss = output.loss
+            if config.distill_weight:
+                if teacher[0] is None:
+                    raise ConfigError("distillation asked for, but the batch's windows have no teacher scores")
+                from .distill import distillation_loss
+
+                soft = (distillation_loss(output.start_logits, teacher[0], config.distill_temperature)
+                        + distillation_loss(output.end_logits, teacher[1], config.distill_temperature)) / 2
+                loss = (1 - config.distill_weight) * loss + config.distill_weight * soft
             if config.shared_norm:
                 shared = shared_norm_loss(output.start_logits, output.end_logits, windows)
                 if shared is not None:

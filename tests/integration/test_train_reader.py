@@ -252,3 +252,32 @@ def test_export_never_replaces_a_folder_unasked(tmp_path: Path, capsys: pytest.C
     replaced = load_file(export / "model.safetensors")["qa_outputs.weight"]
     assert torch.equal(replaced, second.half()) and not torch.equal(replaced, first)
     assert (export / "qa_system_reader.json").is_file()
+
+
+def test_distillation_caches_the_teachers_scores_and_trains_from_the_cache_alone(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qa_system.config import Settings
+    from qa_system.errors import ConfigError
+    from qa_system.training.distill import TeacherCache
+
+    teacher = Settings().resolved_reader_model  # the shipped reader teaches a fresh head on the encoder
+
+    def run(out: Path, *extra: str) -> list[dict]:
+        assert cli_main(["train-reader", "--train", TINY, "--eval", TINY, "--output", str(out), "--max-length", "96",
+                         "--stride", "32", "--batch-size", "4", "--max-steps", "2", "--threads", "1",
+                         "--skip-tests", *extra]) == 0
+        return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+
+    plain = run(tmp_path / "plain")
+    distilled = run(tmp_path / "distilled", "--teacher", teacher, "--distill-weight", "0.9")
+    printed = capsys.readouterr().out
+    cache = tmp_path / "distilled" / "teacher-cache"
+    assert len(TeacherCache(cache)) > 0 and "windows computed" in printed
+    assert distilled[0]["loss"] != plain[0]["loss"]  # the teacher's targets are in the loss
+    # another run, from the cache alone: nothing computed, and the same loss as with the teacher
+    again = run(tmp_path / "from-cache", "--teacher-cache", str(cache), "--distill-weight", "0.9")
+    assert "teacher scores: 0 windows computed" in capsys.readouterr().out
+    assert again[0]["loss"] == pytest.approx(distilled[0]["loss"], rel=1e-3)
+    assert json.loads((tmp_path / "from-cache" / "train_config.json").read_text())["distill_weight"] == 0.9
+    with pytest.raises(ConfigError, match="holds the scores of teacher"):
+        TeacherCache(cache, "another-teacher")
