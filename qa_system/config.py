@@ -52,6 +52,9 @@ class Settings:
     # the reader's margin and the retrieval scores together) when its folder has one for this
     # embedder; off: the reader's margin rule alone
     answer_confidence: bool = True
+    # None: the fitted model's threshold; a probability in [0, 1] moves along its trade-off curve
+    # (lower: more answers, more of them wrong; the curve is in the reader's model card)
+    answer_confidence_threshold: float | None = None
     # hybrid retrieval: a passage's retrieval score is (1 - w) x cosine + w x its full-text rank
     # divided by the question's best rank (qa_system.retrieval.fusion); 0 = dense retrieval alone
     lexical_weight: float = 0.3
@@ -128,6 +131,10 @@ def _validated(settings: Settings) -> Settings:
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not math.isfinite(threshold)):
         raise ConfigError(f"no_answer_threshold must be a finite number, got {threshold!r}")
+    level = settings.answer_confidence_threshold
+    if level is not None and (isinstance(level, bool) or not isinstance(level, (int, float))
+                              or not 0.0 <= level <= 1.0):
+        raise ConfigError(f"answer_confidence_threshold must be a probability in [0, 1], got {level!r}")
     interval = settings.commit_interval_s
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval < math.inf:
         raise ConfigError(f"commit_interval_s must be a finite number >= 0, got {interval!r}")

@@ -397,7 +397,8 @@ class QASystem:
         model = self._confidence_models[name]
         if model is None or model.embedding_model != self.settings.embedding_model:
             return None
-        return model
+        level = self.settings.answer_confidence_threshold
+        return model if level is None else dataclasses.replace(model, threshold=float(level))
 
     @staticmethod
     def _ask_result(question: str, passages: tuple[Passage, ...], result: Any, timings: Mapping[str, float],
