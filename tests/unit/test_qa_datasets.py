@@ -284,3 +284,22 @@ def test_training_windows_are_the_readers_windows(tokenizer) -> None:  # noqa: A
                                 max_seq_length=128, doc_stride=48)
         assert [w.input_ids for w in trained] == [tuple(w.input_ids.tolist()) for w in served]
         assert sum(w.has_span for w in trained) >= 1
+
+
+def test_synthetic_no_answer_pairs_a_question_with_a_paragraph_of_its_article_without_the_answer() -> None:
+    import random
+
+    from qa_system.training.recipe import synthetic_no_answer
+
+    paragraphs = ["Paris is in France.", "The Seine flows through Paris.", "France makes wine."]
+    examples = [QAExample(f"q{i}", "France", "Where is Paris?", paragraphs[0], (GoldAnswer("France", 9),))
+                for i in range(50)]
+    # the article's other paragraphs are known from their own questions
+    examples += [QAExample("s", "France", "What flows?", paragraphs[1], (GoldAnswer("The Seine", 0),)),
+                 QAExample("w", "France", "What is made?", paragraphs[2], (GoldAnswer("wine", 13),))]
+    made = [e for e in synthetic_no_answer(examples, 0.5, random.Random(0)) if e.question == "Where is Paris?"]
+    assert 10 < len(made) < 40  # about half
+    for e in made:
+        assert e.is_impossible and e.group == "France" and e.question == "Where is Paris?"
+        assert e.context == "The Seine flows through Paris."  # the only paragraph without "France"
+    assert synthetic_no_answer(examples, 0.0, random.Random(0)) == []
