@@ -380,7 +380,9 @@ class QASystem:
         t2 = time.perf_counter()
         timings = {"retrieve_s": t1 - t0, "read_s": t2 - t1, "total_s": t2 - t0}
         confidence = self.confidence_model()
-        return [self._ask_result(q, tuple(p), r, timings, confidence)
+        # a no-answer threshold set for this system asks for the reader's margin rule to decide
+        decide = confidence is not None and self.settings.no_answer_threshold is None
+        return [self._ask_result(q, tuple(p), r, timings, confidence, decide)
                 for q, p, r in zip(cleaned, passages, results, strict=True)]
 
     def confidence_model(self) -> ConfidenceModel | None:
@@ -402,7 +404,7 @@ class QASystem:
 
     @staticmethod
     def _ask_result(question: str, passages: tuple[Passage, ...], result: Any, timings: Mapping[str, float],
-                    confidence: ConfidenceModel | None) -> AskResult:
+                    confidence: ConfidenceModel | None, decide: bool) -> AskResult:
         long_passage = bool(getattr(result, "long_passage", False))
         answers = tuple(result.answers)
         has_answer = result.has_answer
@@ -411,12 +413,13 @@ class QASystem:
                 dataclasses.replace(a, confidence=confidence.probability(
                     answer_features(question, a, passages, result.no_answer_score, long_passage)))
                 for a in answers)
-            has_answer = answers[0].confidence >= confidence.threshold
+            if decide:
+                has_answer = answers[0].confidence >= confidence.threshold
         return AskResult(question=question, answers=answers, passages=passages,
                          no_answer_score=result.no_answer_score, has_answer=has_answer, timings=timings,
                          no_answer_threshold=getattr(result, "no_answer_threshold", None),
                          long_passage=long_passage, margin_rule_answers=result.has_answer,
-                         confidence_threshold=None if confidence is None else confidence.threshold)
+                         confidence_threshold=confidence.threshold if confidence is not None and decide else None)
 
     def ask(self, question: str, *, top_k_retriever: int | None = None, top_k_reader: int | None = None,
             filters: Filters | None = None, lexical_weight: float | None = None) -> AskResult:
