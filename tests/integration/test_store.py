@@ -48,3 +48,19 @@ class TestPostgresStore(StoreContract, LexicalSearchContract):
 def test_redact_url_hides_passwords() -> None:
     assert redact_url("postgresql+psycopg://qa:s3cret@db:5432/qa") == "postgresql+psycopg://qa:***@db:5432/qa"
     assert redact_url("sqlite:////tmp/x.sqlite3") == "sqlite:////tmp/x.sqlite3"
+
+
+PGVECTOR_URL_VARIABLE = "QA_SYSTEM_TEST_PGVECTOR_URL"
+
+
+@pytest.mark.skipif(not os.environ.get(PGVECTOR_URL_VARIABLE),
+                    reason=f"set {PGVECTOR_URL_VARIABLE} (scripts/start_pgvector.sh) to run the store suite on pgvector")
+class TestPgVectorStore(StoreContract, LexicalSearchContract):
+    """The same contract with the vectors in PostgreSQL (pgvector) instead of segment files."""
+
+    @pytest.fixture
+    def store_env(self, tmp_path: Path) -> Iterator[StoreEnv]:
+        url = os.environ[PGVECTOR_URL_VARIABLE]
+        reset_database(url)
+        yield StoreEnv(directory=tmp_path / "store", db_url=f"{url}?vector_backend=pgvector")
+        reset_database(url)
