@@ -105,6 +105,5 @@ def _run(engine: Engine, step: Callable[[Config], None], what: str, chain: str =
                 connection.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
             step(alembic_config(connection, chain=chain))
     except (SQLAlchemyError, CommandError) as e:
-        raise StoreError(
-            f"database migration ({what}{'' if chain == MAIN else ', ' + chain + ' chain'}) failed for {redact_url(str(engine.url))}: {e}"
-        ) from e
+        which = what if chain == MAIN else f"{what}, {chain} chain"
+        raise StoreError(f"database migration ({which}) failed for {redact_url(str(engine.url))}: {e}") from e

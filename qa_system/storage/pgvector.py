@@ -51,7 +51,7 @@ from .engine import redact_url
 from .models import ChunkRow, DocumentRow
 from .opening import REPAIR_HINT, check_embedding, sql_errors, utcnow
 from .records import ConsistencyReport, StoreStats
-from .reindex import DEFAULT_BATCH_SIZE, ProgressCallback, ReindexResult
+from .reindex import DEFAULT_BATCH_SIZE, ProgressCallback, ReindexProgress, ReindexResult
 from .repository import Filters, batched
 from .segments import normalised
 from .store import Store
@@ -251,7 +251,8 @@ class PgVectorView(StoreView):
             statement = statement.where(_VECTORS.c.chunk_id == any_(bindparam("allowed", type_=ARRAY(BigInteger()))))
             params["allowed"] = [int(i) for i in allowed]
         statement = statement.order_by(distance + literal(0.0) if exact else distance).limit(k)
-        return [(int(i), float(s)) for i, s in self._session.execute(statement, params)]
+        rows = [(int(i), float(s)) for i, s in self._session.execute(statement, params)]
+        return sorted(rows, key=lambda row: (-row[1], row[0]))  # equal scores: by chunk id
 
     def vector_scores(self, query: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
         wanted = sorted({int(i) for i in ids})
@@ -376,6 +377,7 @@ class PgVectorStore(Store):
             self._usable()
             with sql_errors("checking the store"), self._writes() as session:
                 state = repo.state(session, lock=True)
+                generation = int(state.generation)
                 chunks = repo.count_chunks(session)
                 vectors = _count_vectors(session)
                 missing = tuple(int(i) for i in session.scalars(text(
@@ -391,8 +393,8 @@ class PgVectorStore(Store):
                         f"store_state.chunk_count is {state.chunk_count}, but there are {chunks} chunk rows")
                 session.rollback()
         return ConsistencyReport(sql_chunks=chunks, index_vectors=vectors, missing_vectors=missing,
-                                 manifest_problems=tuple(problems), sql_generation=int(state.generation),
-                                 index_generation=int(state.generation))
+                                 manifest_problems=tuple(problems), sql_generation=generation,
+                                 index_generation=generation)
 
     def quick_check(self) -> ConsistencyReport:
         self._usable()
@@ -445,7 +447,7 @@ class PgVectorStore(Store):
                 ids, vectors = _embed(session, embedder, batch, dimension, encode_batch_size)
             embedded.update(zip((int(i) for i in ids), vectors, strict=True))
             if progress is not None:
-                progress(min(start + batch_size, len(all_ids)), len(all_ids))
+                progress(ReindexProgress("embedding", min(start + batch_size, len(all_ids)), len(all_ids)))
         with self._write_lock:
             self._usable()
             session = self._writes()
@@ -458,6 +460,8 @@ class PgVectorStore(Store):
                     ids, vectors = _embed(session, embedder, late, dimension, encode_batch_size)
                     embedded.update(zip((int(i) for i in ids), vectors, strict=True))
                 dropped = len(set(embedded) - set(current))
+                if progress is not None:
+                    progress(ReindexProgress("swapping", len(current), len(current)))
                 session.execute(text("DROP INDEX IF EXISTS " + INDEX_NAME))
                 session.execute(text("DELETE FROM chunk_vectors"))
                 session.execute(text(f"ALTER TABLE chunk_vectors ALTER COLUMN embedding TYPE vector({dimension})"))
