@@ -33,6 +33,10 @@ def _store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db-url", metavar="URL",
                    help="SQLAlchemy URL of the SQL database, e.g. postgresql+psycopg://... "
                         + _setting_default("db_url", "SQLite in the store directory"))
+    p.add_argument("--vector-backend", choices=("faiss", "pgvector"), default=None,
+                   help="where the vectors live: faiss (index files in the store directory) or pgvector (in "
+                        "the PostgreSQL database, so that several machines serve one store) "
+                        + _setting_default("vector_backend", "what the store uses; a new one: faiss"))
 
 
 def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence[tuple[str, str]] = (),
@@ -44,7 +48,8 @@ def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence
     from .errors import QuestionError
     from .system import QASystem
 
-    settings = load_settings(store_dir=args.store, db_url=args.db_url, **extra)
+    settings = load_settings(store_dir=args.store, db_url=args.db_url,
+                             vector_backend=getattr(args, "vector_backend", None), **extra)
     system = QASystem(settings)
     for where, question in questions:
         try:
@@ -253,7 +258,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise QASystemError(f"--batch-size must be positive, got {args.batch_size}")
-    settings = load_settings(store_dir=args.store, db_url=args.db_url)
+    settings = load_settings(store_dir=args.store, db_url=args.db_url,
+                             vector_backend=getattr(args, "vector_backend", None))
     _check_store(settings, create=False)
     bars: list[Any] = []  # made at the first report, once the model has loaded: its rate is the embedding's
 

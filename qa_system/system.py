@@ -102,7 +102,7 @@ class QASystem:
                     embedding_model=given.model_name if given is not None else self.settings.embedding_model,
                     dimension=given.dimension if _is_loaded(given) else lambda: self.load_embedder().dimension,
                     db_url=self.settings.db_url, verify=verify, nprobe=self.settings.search_nprobe,
-                    auto_compact=self.settings.auto_compact,
+                    auto_compact=self.settings.auto_compact, vector_backend=self.settings.vector_backend,
                 )
                 # compared by Store.open when it was loaded (or made the new store's dimension)
                 self._embedder_checked = _is_loaded(self._embedder)
@@ -240,7 +240,7 @@ class QASystem:
                 if self._store is None:
                     self._store = open_recorded(
                         self.settings.store_dir, db_url=self.settings.db_url, nprobe=self.settings.search_nprobe,
-                        auto_compact=self.settings.auto_compact)
+                        auto_compact=self.settings.auto_compact, vector_backend=self.settings.vector_backend)
                 store = self._store
             if isinstance(model, str):
                 model = SentenceTransformerEmbedder(model, device=self.settings.device,
