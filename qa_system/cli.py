@@ -322,7 +322,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if hint:
         print(hint, file=sys.stderr)
     run_server(host=args.host, port=args.port, workers=args.workers, store_dir=args.store, db_url=args.db_url,
-               log_level=args.log_level)
+               log_level=args.log_level, vector_backend=args.vector_backend)
     return EXIT_OK
 
 
