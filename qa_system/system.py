@@ -191,6 +191,22 @@ class QASystem:
                 paths, progress=progress, csv_text_column=csv_text_column, csv_title_column=csv_title_column
             )
 
+    def ingest_on_ray(self, paths: str | Path | Sequence[str | Path], *, address: str, workers: int | None = None,
+                      progress: bool = False, csv_text_column: str = "text",
+                      csv_title_column: str | None = None) -> IngestReport:
+        """Ingest files and folders with Ray workers parsing, chunking and embedding
+        (``qa_system.ray_ingest``; ``address``: auto, local or a cluster's); this process writes."""
+        from .ray_ingest import import_ray, ray_ingest
+
+        import_ray()  # before a model loads: say how to install the extra
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        with self._write_lock:
+            self.load()
+            return ray_ingest(self.store, self.settings, paths, address=address, workers=workers,
+                              progress=progress, csv_text_column=csv_text_column,
+                              csv_title_column=csv_title_column)
+
     def ingest_documents(self, documents: Iterable[Document]) -> IngestReport:
         with self._write_lock:
             return self._ingestor().ingest_documents(documents)
