@@ -65,10 +65,14 @@ def connect(address: str, *, workers: int | None = None) -> Any:
     if ray.is_initialized():
         return ray
     options: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
-    if address == "local":
-        ray.init(num_cpus=workers or os.cpu_count() or 1, **options)
-    else:
-        ray.init(address=address, **options)
+    try:
+        if address == "local":
+            ray.init(num_cpus=workers or os.cpu_count() or 1, **options)
+        else:
+            ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise QASystemError(f"cannot connect to Ray at {address!r}: {e} (start a cluster with `ray start --head`, "
+                            "or use --ray local for a Ray started for this ingest)") from e
     return ray
 
 
