@@ -25,6 +25,8 @@ def _configure_and_run(connection: Connection) -> None:
         render_as_batch=True,  # SQLite ALTER support through table copies
         compare_type=True,
         include_name=include_name,  # the full-text objects of migration 0002 have no models
+        # the pgvector chain (migrations/pgvector) keeps its own version table
+        version_table=config.attributes.get("version_table", "alembic_version"),
     )
     with context.begin_transaction():
         context.run_migrations()

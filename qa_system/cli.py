@@ -33,6 +33,10 @@ def _store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db-url", metavar="URL",
                    help="SQLAlchemy URL of the SQL database, e.g. postgresql+psycopg://... "
                         + _setting_default("db_url", "SQLite in the store directory"))
+    p.add_argument("--vector-backend", choices=("faiss", "pgvector"), default=None,
+                   help="where the vectors live: faiss (index files in the store directory) or pgvector (in "
+                        "the PostgreSQL database, so that several machines serve one store) "
+                        + _setting_default("vector_backend", "what the store uses; a new one: faiss"))
 
 
 def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence[tuple[str, str]] = (),
@@ -44,7 +48,8 @@ def _open(args: argparse.Namespace, *, create: bool = False, questions: Sequence
     from .errors import QuestionError
     from .system import QASystem
 
-    settings = load_settings(store_dir=args.store, db_url=args.db_url, **extra)
+    settings = load_settings(store_dir=args.store, db_url=args.db_url,
+                             vector_backend=getattr(args, "vector_backend", None), **extra)
     system = QASystem(settings)
     for where, question in questions:
         try:
@@ -84,10 +89,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     scan = scan_input_files(args.paths)
     if not any(is_supported(path) for path in scan.files):  # say so before a store is made or a model loads
         return _print_ingest_report(args, scan_report(scan))
+    if args.ray is not None:
+        from .ray_ingest import import_ray
+
+        import_ray()  # without the extra: say how to install it, before a store is made
+        if args.ray_workers is not None and args.ray_workers < 1:
+            raise QASystemError(f"--ray-workers must be at least 1, got {args.ray_workers}")
+    elif args.ray_workers is not None:
+        raise QASystemError("--ray-workers needs --ray")
     qa = _open(args, create=True)
     with qa:
-        report = qa.ingest(args.paths, progress=not args.no_progress, csv_text_column=args.csv_text_column,
-                           csv_title_column=args.csv_title_column)
+        if args.ray is not None:
+            report = qa.ingest_on_ray(args.paths, address=args.ray, workers=args.ray_workers,
+                                      progress=not args.no_progress, csv_text_column=args.csv_text_column,
+                                      csv_title_column=args.csv_title_column)
+        else:
+            report = qa.ingest(args.paths, progress=not args.no_progress, csv_text_column=args.csv_text_column,
+                               csv_title_column=args.csv_title_column)
     return _print_ingest_report(args, report)
 
 
@@ -256,7 +274,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise QASystemError(f"--batch-size must be positive, got {args.batch_size}")
-    settings = load_settings(store_dir=args.store, db_url=args.db_url)
+    settings = load_settings(store_dir=args.store, db_url=args.db_url,
+                             vector_backend=getattr(args, "vector_backend", None))
     _check_store(settings, create=False)
     bars: list[Any] = []  # made at the first report, once the model has loaded: its rate is the embedding's
 
@@ -319,7 +338,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if hint:
         print(hint, file=sys.stderr)
     run_server(host=args.host, port=args.port, workers=args.workers, store_dir=args.store, db_url=args.db_url,
-               log_level=args.log_level)
+               log_level=args.log_level, vector_backend=args.vector_backend)
     return EXIT_OK
 
 
@@ -446,6 +465,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv-title-column", metavar="NAME",
                    help="the column of a CSV file that holds each document's title (default: none, no titles)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on standard error")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="parse, chunk and embed on a Ray cluster (needs the 'ray' extra): auto (the cluster "
+                        "`ray start` made here, or $RAY_ADDRESS), local (a Ray started for this ingest), or the "
+                        "cluster's address (ray://HOST:10001); this process writes to the store")
+    p.add_argument("--ray-workers", type=int, metavar="N",
+                   help="Ray worker actors, each with its own embedder (default: the cluster's CPUs)")
     p.add_argument("--strict", action="store_true", help=f"exit {EXIT_PARTIAL} if any file failed (default: exit 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
     p.add_argument("--verbose", "-v", action="store_true",

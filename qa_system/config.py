@@ -23,6 +23,10 @@ REINDEX_BATCH_SIZE = 1024
 class Settings:
     store_dir: Path = DEFAULT_STORE_DIR
     db_url: str | None = None  # default: sqlite:///<store_dir>/qa.sqlite3
+    # where the vectors live: "faiss" (segment files in store_dir) or "pgvector" (in the PostgreSQL
+    # database; qa_system/storage/pgvector.py); None: what the store uses (a new store: faiss). The
+    # database URL may also say it: ...?vector_backend=pgvector
+    vector_backend: str | None = None
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     reader_model: str | None = None  # default: the packaged reader
     chunk_tokens: int = 192  # hard cap in embedder tokens (<= embedder max_seq_length - 2)
@@ -143,6 +147,8 @@ def _validated(settings: Settings) -> Settings:
     lead = settings.reader_settled_lead
     if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not math.isfinite(lead):
         raise ConfigError(f"reader_settled_lead must be a finite number, got {lead!r}")
+    if settings.vector_backend not in (None, "faiss", "pgvector"):
+        raise ConfigError(f"vector_backend must be faiss or pgvector, got {settings.vector_backend!r}")
     check_retrieval_weight(settings.retrieval_weight)
     check_lexical_weight(settings.lexical_weight)
     for name, allowed in (("reader_precision", READER_PRECISIONS), ("embedding_precision", EMBEDDING_PRECISIONS)):

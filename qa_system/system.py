@@ -106,7 +106,7 @@ class QASystem:
                     embedding_model=given.model_name if given is not None else self.settings.embedding_model,
                     dimension=given.dimension if _is_loaded(given) else lambda: self.load_embedder().dimension,
                     db_url=self.settings.db_url, verify=verify, nprobe=self.settings.search_nprobe,
-                    auto_compact=self.settings.auto_compact,
+                    auto_compact=self.settings.auto_compact, vector_backend=self.settings.vector_backend,
                 )
                 # compared by Store.open when it was loaded (or made the new store's dimension)
                 self._embedder_checked = _is_loaded(self._embedder)
@@ -195,6 +195,22 @@ class QASystem:
                 paths, progress=progress, csv_text_column=csv_text_column, csv_title_column=csv_title_column
             )
 
+    def ingest_on_ray(self, paths: str | Path | Sequence[str | Path], *, address: str, workers: int | None = None,
+                      progress: bool = False, csv_text_column: str = "text",
+                      csv_title_column: str | None = None) -> IngestReport:
+        """Ingest files and folders with Ray workers parsing, chunking and embedding
+        (``qa_system.ray_ingest``; ``address``: auto, local or a cluster's); this process writes."""
+        from .ray_ingest import import_ray, ray_ingest
+
+        import_ray()  # before a model loads: say how to install the extra
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        with self._write_lock:
+            self.load()
+            return ray_ingest(self.store, self.settings, paths, address=address, workers=workers,
+                              progress=progress, csv_text_column=csv_text_column,
+                              csv_title_column=csv_title_column)
+
     def ingest_documents(self, documents: Iterable[Document]) -> IngestReport:
         with self._write_lock:
             return self._ingestor().ingest_documents(documents)
@@ -244,7 +260,7 @@ class QASystem:
                 if self._store is None:
                     self._store = open_recorded(
                         self.settings.store_dir, db_url=self.settings.db_url, nprobe=self.settings.search_nprobe,
-                        auto_compact=self.settings.auto_compact)
+                        auto_compact=self.settings.auto_compact, vector_backend=self.settings.vector_backend)
                 store = self._store
             if isinstance(model, str):
                 model = SentenceTransformerEmbedder(model, device=self.settings.device,

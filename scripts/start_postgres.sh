@@ -4,8 +4,12 @@
 #   eval "$(scripts/start_postgres.sh)"      # sets QA_SYSTEM_TEST_POSTGRES_URL
 #   scripts/start_postgres.sh stop           # stops it
 #
-# Uses the PostgreSQL server binaries under /usr/lib/postgresql/*/bin (the newest version
-# found); installs Debian's `postgresql` package when there are none (needs root and apt).
+# Uses the PostgreSQL server binaries in $QA_PG_BIN when set (scripts/start_pgvector.sh sets it),
+# else under /usr/lib/postgresql/*/bin (the newest version found); installs Debian's `postgresql`
+# package when there are none (needs root and apt). $QA_PG_EXTENSIONS: extensions to create in
+# the test database as the superuser (e.g. "vector"); $QA_PG_URL_VARIABLE: the variable the
+# export line sets (default QA_SYSTEM_TEST_POSTGRES_URL); $QA_PG_CREATEDB=1 lets the user qa
+# create databases (tests that need a database without an extension make one).
 # The cluster lives in $QA_PG_DIR (default /tmp/qa_system_pg), listens on $QA_PG_PORT (default
 # 55432), trusts local connections (a test server: never expose it) and holds the database
 # qa_test owned by the user qa (password qa). The server runs as the `postgres` system user
@@ -31,7 +35,12 @@ find_bin() {
     fi
 }
 
-BIN=$(find_bin)
+URL_VARIABLE="${QA_PG_URL_VARIABLE:-QA_SYSTEM_TEST_POSTGRES_URL}"
+BIN="${QA_PG_BIN:-$(find_bin)}"
+if [ -n "${QA_PG_BIN:-}" ] && [ ! -x "$BIN/pg_ctl" ]; then
+    say "no pg_ctl in QA_PG_BIN=$BIN"
+    exit 1
+fi
 if [ -z "$BIN" ]; then
     if [ "$(id -u)" -ne 0 ]; then
         say "no PostgreSQL server binaries under /usr/lib/postgresql and not root: install 'postgresql'"
@@ -90,4 +99,12 @@ if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 
     psql_admin -c "CREATE DATABASE $PG_DB OWNER $PG_USER" >&2
 fi
 
-echo "export QA_SYSTEM_TEST_POSTGRES_URL=postgresql+psycopg://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
+for extension in ${QA_PG_EXTENSIONS:-}; do
+    as_pg "$BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$PG_DB" -v ON_ERROR_STOP=1 -qtA \
+        -c "CREATE EXTENSION IF NOT EXISTS $extension" >&2
+done
+if [ "${QA_PG_CREATEDB:-0}" = 1 ]; then
+    psql_admin -c "ALTER ROLE $PG_USER CREATEDB" >&2
+fi
+
+echo "export $URL_VARIABLE=postgresql+psycopg://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"

@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 -e '.[test,postgres,service,eval,browser]'
+.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 -e '.[test,postgres,service,eval,browser,ray]'
 .venv/bin/ruff check --quiet . || { echo "lint failed: see above (.venv/bin/ruff check --fix . fixes some)" >&2; exit 1; }
 exec .venv/bin/python -m pytest "$@"

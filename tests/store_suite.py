@@ -163,8 +163,15 @@ class StoreEnv:
         options = {"embedding_model": MODEL, "dimension": DIM, "db_url": self.db_url, **kwargs}
         return Store.open(self.directory, **options)
 
+    @property
+    def pgvector(self) -> bool:
+        """Whether the store keeps its vectors in PostgreSQL (the URL option ``vector_backend``)."""
+        return "vector_backend=pgvector" in (self.db_url or "")
+
     def engine(self) -> Engine:
-        url = self.db_url or f"sqlite:///{self.directory / 'qa.sqlite3'}"
+        from qa_system.storage.pgvector import split_backend_option
+
+        url = split_backend_option(self.db_url)[0] or f"sqlite:///{self.directory / 'qa.sqlite3'}"
         self.directory.mkdir(parents=True, exist_ok=True)
         return create_store_engine(url)
 

@@ -41,6 +41,8 @@ def dense_search(view: StoreView, filters: Filters | None):  # noqa: ANN201 - a 
     """A function (normalised queries, k) -> (scores, ids) over ``view`` honouring ``filters``."""
     if not filters:
         return lambda queries, k: view.vector_search(queries, k)
+    if view.filters_in_query:  # pgvector: the filter is a WHERE of the vector query itself
+        return lambda queries, k: view.vector_search(queries, k, filters=filters)  # type: ignore[call-arg]
     return lambda queries, k: filtered_search(view, queries, k, filters)
 
 

@@ -45,8 +45,10 @@ def export_settings(settings: Settings) -> None:
 
 def run_server(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
                store_dir: str | Path | None = None, db_url: str | None = None,
-               settings: Settings | None = None, log_level: str = "info") -> None:
-    """Serve until interrupted. ``store_dir``/``db_url`` override the environment's settings."""
+               settings: Settings | None = None, log_level: str = "info",
+               vector_backend: str | None = None) -> None:
+    """Serve until interrupted. ``store_dir``/``db_url``/``vector_backend`` override the
+    environment's settings."""
     import uvicorn
 
     if workers < 1:
@@ -55,7 +57,8 @@ def run_server(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         raise ConfigError(f"port must be between 0 and 65535, got {port}")
     service = load_service_settings()  # fail early on bad QA_SYSTEM_* service variables
     if settings is None:
-        settings = load_settings(store_dir=Path(store_dir) if store_dir is not None else None, db_url=db_url)
+        settings = load_settings(store_dir=Path(store_dir) if store_dir is not None else None, db_url=db_url,
+                                 vector_backend=vector_backend)
     if workers == 1:
         from .app import create_app
 

@@ -30,6 +30,8 @@ def create_store_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as e:
         raise ConfigError(f"invalid database URL {redact_url(url)!r}") from e
+    # the store's own option (``pgvector.URL_OPTION``), read by Store.open, is no driver option
+    parsed = parsed.difference_update_query(["vector_backend"])
     is_sqlite = parsed.get_backend_name() == "sqlite"
     kwargs: dict[str, Any] = {}
     if is_sqlite:

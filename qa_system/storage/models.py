@@ -160,8 +160,11 @@ class FeedbackRow(Base):
 #: Schema objects made by raw SQL in migration 0002 (full-text search: SQLite's FTS5 table and its
 #: shadow tables, PostgreSQL's expression index), not by these models.
 FULL_TEXT_OBJECTS = ("chunks_fts", "ix_chunks_text_fts")
+#: Schema objects of the pgvector chain (``migrations/pgvector``): the ``vector(dim)`` column's
+#: dimension is the store's, so they have no model here (``qa_system.storage.pgvector``).
+PGVECTOR_OBJECTS = ("chunk_vectors", "alembic_version_pgvector")
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    """Alembic's ``include_name`` hook: compare everything except the full-text objects."""
-    return not (name or "").startswith(FULL_TEXT_OBJECTS)
+    """Alembic's ``include_name`` hook: compare everything except the full-text and pgvector objects."""
+    return not (name or "").startswith(FULL_TEXT_OBJECTS + PGVECTOR_OBJECTS)

@@ -102,7 +102,8 @@ class Store:
     @classmethod
     def open(cls, directory: str | Path, *, embedding_model: str, dimension: int | Callable[[], int],
              db_url: str | None = None, create: bool = True, verify: bool = True,
-             nprobe: int = DEFAULT_NPROBE, auto_compact: bool = True) -> Store:
+             nprobe: int = DEFAULT_NPROBE, auto_compact: bool = True,
+             vector_backend: str | None = None) -> Store:
         """Open the store in ``directory`` (its SQL database is ``db_url``, by default SQLite in
         that folder); with ``create``, make a new one where there is none (else StoreError).
 
@@ -117,7 +118,19 @@ class Store:
         the chunk rows; ``check()`` compares every id and every file's digest. ``nprobe``: IVF
         lists each approximate search scans; ``auto_compact``: merge segments in the background
         after writes (``compaction.py``).
+
+        ``vector_backend``: ``"faiss"`` (segment files in ``directory``) or ``"pgvector"`` (the
+        vectors in the PostgreSQL database, ``pgvector.py``), also given as the URL option
+        ``?vector_backend=``; None: what the store uses (a new store: faiss).
         """
+        from . import pgvector
+
+        db_url, url_backend = pgvector.split_backend_option(db_url)
+        vector_backend = pgvector.check_backend(vector_backend)
+        url_backend = pgvector.check_backend(url_backend)
+        if vector_backend is not None and url_backend is not None and vector_backend != url_backend:
+            raise InputError(f"the vector backend is {vector_backend!r}, but the database URL says {url_backend!r}")
+        vector_backend = vector_backend or url_backend
         directory = Path(directory)
         check_store_path(directory)
         if not create and not directory.is_dir():
@@ -137,10 +150,20 @@ class Store:
             migrate.upgrade(engine)
             if wanted is None and callable(dimension) and create and recorded_embedding(engine) is None:
                 wanted = dimension()  # a new store in another database: ask the model
-            _, stored = claim_store(engine, directory, embedding_model, wanted, create=create)
-            snapshot = load_snapshot(engine, directory, stored)
-            store = cls(directory=directory, engine=engine, embedding_model=embedding_model,
-                        dimension=stored, snapshot=snapshot, nprobe=nprobe, auto_compact=auto_compact)
+            backend = pgvector.choose_backend(engine, vector_backend, directory)
+            generation, stored = claim_store(engine, directory, embedding_model, wanted, create=create)
+            if backend == pgvector.PGVECTOR:
+                pgvector.ensure_schema(engine)
+                store = pgvector.PgVectorStore(
+                    directory=directory, engine=engine, embedding_model=embedding_model, dimension=stored,
+                    snapshot=pgvector.PgSnapshot(generation), nprobe=nprobe,  # type: ignore[arg-type]
+                    auto_compact=False)
+                store.refresh()
+                snapshot = store._snapshot()
+            else:
+                snapshot = load_snapshot(engine, directory, stored)
+                store = cls(directory=directory, engine=engine, embedding_model=embedding_model,
+                            dimension=stored, snapshot=snapshot, nprobe=nprobe, auto_compact=auto_compact)
             if verify:
                 problems = store._quick_problems(snapshot)
                 if problems:
@@ -169,6 +192,9 @@ class Store:
             raise StoreError("the store is closed")
 
     # ------------------------------------------------------------------------ properties
+
+    #: Where the vectors live: "faiss" (segment files) or "pgvector" (``pgvector.PgVectorStore``).
+    vector_backend = "faiss"
 
     @property
     def directory(self) -> Path:

@@ -21,6 +21,10 @@ from .segment_set import VectorSnapshot
 
 
 class StoreView:
+    #: Whether ``vector_search`` takes ``filters`` itself, inside its one query (pgvector), rather
+    #: than the retriever planning pre- or post-filtering around it (``retrieval.filtered``).
+    filters_in_query = False
+
     def __init__(self, session: Session, snapshot: VectorSnapshot, nprobe: int) -> None:
         self._session = session
         self._snapshot = snapshot
