@@ -40,8 +40,8 @@ def add_train_retriever_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (warm-up, then linear decay to 0)")
     p.add_argument("--epochs", type=float, default=1.0, help="passes over the sampled pairs")
     p.add_argument("--max-steps", type=int, help="stop after this many steps (default: as --epochs asks)")
-    p.add_argument("--max-pairs", type=int, help="train on at most this many pairs (whole articles/products "
-                                                 "drawn at random; default: all)")
+    p.add_argument("--max-pairs", type=int, help="train on at most this many pairs of each --train file "
+                                                 "(articles/products drawn at random; default: all)")
     p.add_argument("--per-group", type=int, help="at most this many pairs of one article/product")
     p.add_argument("--no-hard-negatives", dest="hard_negatives", action="store_false",
                    help="in-batch negatives only (no mining)")
@@ -151,16 +151,17 @@ def train_retriever_command(args: argparse.Namespace) -> int:
     model = model.float()
     prompts = model_prompts(getattr(model, "prompts", None), query_prompt=args.query_prompt,
                             passage_prompt=args.passage_prompt)
-    all_pairs, heldout = load_retriever_data(train_files, dev_files, heldout_percent=args.heldout_percent)
+    by_file, heldout = load_retriever_data(train_files, dev_files, heldout_percent=args.heldout_percent)
     sets = ", ".join(f"{h.name} ({len(h.pairs)} pairs, searched {'by group' if h.scope == 'group' else 'open'})"
                      for h in heldout)
     shown = f"; prompts: query {prompts[0]!r}, passage {prompts[1]!r}" if any(prompts) else ""
+    all_pairs = [p for pairs in by_file.values() for p in pairs]
     print(f"{len(all_pairs)} training pairs; held out: {sets or 'none'}{shown}", file=sys.stderr)
     pairs_path = folder / PAIRS_FILE
     if pairs_path.is_file():
         pairs = read_pairs(pairs_path)
     else:
-        pairs = sample_pairs(all_pairs, max_pairs=args.max_pairs, per_group=args.per_group, seed=args.seed)
+        pairs = sample_pairs(by_file, max_pairs=args.max_pairs, per_group=args.per_group, seed=args.seed)
         if args.hard_negatives:
             from tqdm.auto import tqdm
 

@@ -65,16 +65,27 @@ def holds_answer(passage: str, answers: Iterable[str]) -> bool:
     return any(a and a.lower() in low for a in answers)
 
 
-def to_pairs(examples: Iterable[QAExample]) -> list[Pair]:
-    """One pair per answerable question (duplicates of one question on one passage merged)."""
+def to_pairs(examples: Iterable[QAExample], *, unanswerable: bool = False) -> list[Pair]:
+    """One pair per question and passage (duplicates merged); a question its passage does not
+    answer only with ``unanswerable`` (SubjQA: the review the question was asked about is still
+    its gold review; SQuAD 2.0's are adversarial, so left out)."""
     seen: set[tuple[str, str]] = set()
     pairs = []
     for e in examples:
-        if e.is_impossible or not e.context.strip() or (e.question, e.context) in seen:
+        if (e.is_impossible and not unanswerable) or not e.context.strip() or (e.question, e.context) in seen:
             continue
         seen.add((e.question, e.context))
         pairs.append(Pair(e.question, e.context, e.group, tuple(dict.fromkeys(a.text for a in e.answers))))
     return pairs
+
+
+def _name(path: str | Path) -> str:
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}"
+
+
+def _load(path: str | Path) -> list[Pair]:
+    return to_pairs(load_examples(path), unanswerable=scope_of(path) == "group")
 
 
 def scope_of(path: str | Path) -> str:
@@ -83,7 +94,7 @@ def scope_of(path: str | Path) -> str:
 
 
 def load_retriever_data(train_files: Sequence[str | Path], dev_files: Sequence[str | Path], *,
-                        heldout_percent: float) -> tuple[list[Pair], list[HeldOutSet]]:
+                        heldout_percent: float) -> tuple[dict[str, list[Pair]], list[HeldOutSet]]:
     """Training pairs and held-out sets: per training file, the groups whose hash bucket is below
     ``heldout_percent`` (a set named ``heldout:<file name>`` if any); every dev file whole, its
     groups removed from the training pairs of every file."""
@@ -94,27 +105,37 @@ def load_retriever_data(train_files: Sequence[str | Path], dev_files: Sequence[s
     heldout: list[HeldOutSet] = []
     dev_groups: set[str] = set()
     for path in dev_files:
-        pairs = to_pairs(load_examples(path))
+        pairs = _load(path)
         if not pairs:
-            raise InputError(f"{path}: no answerable question to evaluate on")
-        heldout.append(HeldOutSet(f"dev:{Path(path).name}", scope_of(path), tuple(pairs)))
+            raise InputError(f"{path}: no question to evaluate on")
+        heldout.append(HeldOutSet(f"dev:{_name(path)}", scope_of(path), tuple(pairs)))
         dev_groups.update(p.group for p in pairs)
-    train: list[Pair] = []
+    train: dict[str, list[Pair]] = {}
     for path in train_files:
-        pairs = [p for p in to_pairs(load_examples(path)) if p.group not in dev_groups]
+        pairs = [p for p in _load(path) if p.group not in dev_groups]
         held = [p for p in pairs if group_bucket(p.group) < heldout_percent]
         held_groups = {p.group for p in held}
-        train.extend(p for p in pairs if p.group not in held_groups)
+        train.setdefault(str(path), []).extend(p for p in pairs if p.group not in held_groups)
         if held:
-            heldout.append(HeldOutSet(f"heldout:{Path(path).name}", scope_of(path), tuple(held)))
-    if not train:
+            heldout.append(HeldOutSet(f"heldout:{_name(path)}", scope_of(path), tuple(held)))
+    if not any(train.values()):
         raise InputError("no training pair left after holding out the dev groups")
     return train, heldout
 
 
-def sample_pairs(pairs: Sequence[Pair], *, max_pairs: int | None, per_group: int | None, seed: int) -> list[Pair]:
-    """At most ``per_group`` pairs of each group, then at most ``max_pairs`` in all (whole groups
-    at random first, so that mining encodes as few groups' passages as it can), shuffled."""
+def sample_pairs(by_file: dict[str, list[Pair]], *, max_pairs: int | None, per_group: int | None,
+                 seed: int) -> list[Pair]:
+    """Of each file: at most ``per_group`` pairs of each group, then at most ``max_pairs`` pairs
+    (groups drawn at random, so that mining encodes as few groups' passages as it can); all files'
+    pairs together, shuffled."""
+    chosen: list[Pair] = []
+    for n, pairs in enumerate(by_file.values()):
+        chosen.extend(_sample_file(pairs, max_pairs=max_pairs, per_group=per_group, seed=seed + n))
+    random.Random(seed).shuffle(chosen)
+    return chosen
+
+
+def _sample_file(pairs: Sequence[Pair], *, max_pairs: int | None, per_group: int | None, seed: int) -> list[Pair]:
     rng = random.Random(seed)
     by_group: dict[str, list[Pair]] = {}
     for p in pairs:
@@ -129,9 +150,7 @@ def sample_pairs(pairs: Sequence[Pair], *, max_pairs: int | None, per_group: int
         chosen.extend(members)
         if max_pairs is not None and len(chosen) >= max_pairs:
             break
-    chosen = chosen[:max_pairs] if max_pairs is not None else chosen
-    rng.shuffle(chosen)
-    return chosen
+    return chosen[:max_pairs] if max_pairs is not None else chosen
 
 
 Encode = Callable[[Sequence[str], str], np.ndarray]  # (texts, "query" | "passage") -> unit vectors
@@ -155,7 +174,7 @@ def mine_hard_negatives(pairs: Sequence[Pair], all_pairs: Sequence[Pair], encode
     out = list(pairs)
     for group, positions in by_group.items():
         texts = passages[group]
-        if len(texts) > 1:
+        if len(texts) > 1:  # (a pair without answers: any other passage of its group)
             pv = encode(texts, "passage")
             qv = encode([pairs[i].question for i in positions], "query")
             order = np.argsort(-(qv @ pv.T), axis=1)
