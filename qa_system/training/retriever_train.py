@@ -163,7 +163,7 @@ def _log(folder: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _save_checkpoint(folder: Path, model: Any, optimizer: Any, schedule: Any, step: int) -> None:
+def _save_checkpoint(folder: Path, model: Any, optimizer: Any, schedule: Any, step: int, planned: int) -> None:
     import torch
 
     tmp = folder / (CHECKPOINT + ".tmp")
@@ -171,7 +171,7 @@ def _save_checkpoint(folder: Path, model: Any, optimizer: Any, schedule: Any, st
         shutil.rmtree(tmp)
     tmp.mkdir()
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state(),
-                "step": step}, tmp / "state.pt")
+                "step": step, "planned": planned}, tmp / "state.pt")
     target = folder / CHECKPOINT
     old = folder / (CHECKPOINT + ".old")
     if target.exists():
@@ -215,6 +215,8 @@ def train(folder: Path, model: Any, pairs: Sequence[Pair], heldout: Sequence[Hel
         optimizer.load_state_dict(state["optimizer"])
         schedule.restore(state["schedule"])
         step = int(state["step"])
+        if int(state.get("planned", planned)) != planned:  # a changed --max-steps / --epochs: plan afresh
+            schedule.move(max(planned, step), step)
         print(f"resuming at step {step} of {schedule.total}", file=sys.stderr)
     encode = Encoder(model, prompts)
     if step == 0 and heldout:
@@ -249,11 +251,10 @@ def train(folder: Path, model: Any, pairs: Sequence[Pair], heldout: Sequence[Hel
         losses.append(float(loss.detach()))
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        if step % 10 == 0 or step == schedule.total:
-            _log(folder, {"step": step, "loss": round(float(np.mean(losses[-10:])), 4),
-                          "lr": optimizer.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - began, 1)})
+        _log(folder, {"step": step, "loss": round(losses[-1], 4),
+                      "lr": optimizer.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - began, 1)})
         if step % opts.checkpoint_every == 0 or step == schedule.total:
-            _save_checkpoint(folder, model, optimizer, schedule, step)
+            _save_checkpoint(folder, model, optimizer, schedule, step, planned)
         if heldout and opts.eval_every and step % opts.eval_every == 0 and step < schedule.total:
             scores = evaluate_heldout(encode, heldout, opts.eval_questions)
             _log(folder, {"step": step, "heldout": scores, "elapsed_s": round(time.perf_counter() - began, 1)})
