@@ -36,9 +36,11 @@ def add_train_retriever_arguments(p: argparse.ArgumentParser) -> None:
                    help="sentence-transformers model name or folder to start from (default: the product's "
                         "embedder)")
     p.add_argument("--output", required=True, type=Path, help="run folder: pairs, checkpoint, history, model/")
-    p.add_argument("--batch-size", type=int, default=32, help="pairs per step (in-batch negatives: the others')")
-    p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (warm-up, then linear decay to 0)")
-    p.add_argument("--epochs", type=float, default=1.0, help="passes over the sampled pairs")
+    p.add_argument("--batch-size", type=int, default=32, help="pairs per step; each question's negatives are the "
+                                                                 "others' passages (default: 32)")
+    p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate, after a warm-up, decaying to 0 "
+                                                                 "(default: 5e-5)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the sampled pairs (default: 1)")
     p.add_argument("--max-steps", type=int, help="stop after this many steps (default: as --epochs asks)")
     p.add_argument("--max-pairs", type=int, help="train on at most this many pairs of each --train file "
                                                  "(articles/products drawn at random; default: all)")
@@ -46,9 +48,9 @@ def add_train_retriever_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-hard-negatives", dest="hard_negatives", action="store_false",
                    help="in-batch negatives only (no mining)")
     p.add_argument("--scale", type=float, default=20.0, help="cosine scale of the ranking loss (default: 20)")
-    p.add_argument("--max-query-tokens", type=int, default=64)
-    p.add_argument("--max-passage-tokens", type=int, default=192, help="passages are cut here (the product's "
-                                                                       "chunks are at most 192 tokens)")
+    p.add_argument("--max-query-tokens", type=int, default=64, help="questions are cut here (default: 64)")
+    p.add_argument("--max-passage-tokens", type=int, default=192, help="passages are cut here (default: 192, "
+                                                                       "the product's longest chunk)")
     p.add_argument("--query-prompt", help="text before each question (default: the model's own prompt)")
     p.add_argument("--passage-prompt", help="text before each passage (default: the model's own prompt)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
@@ -59,12 +61,13 @@ def add_train_retriever_arguments(p: argparse.ArgumentParser) -> None:
                    help="end the training steps within this many minutes of the command's start (mining "
                         "and the first evaluation included): the pace sets how many steps fit and the "
                         "learning-rate schedule follows without jumps")
-    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
-    p.add_argument("--eval-every", type=int, default=200, help="steps between held-out evaluations (0: "
-                                                               "before and after only)")
+    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default: 50)")
+    p.add_argument("--eval-every", type=int, default=200, help="steps between held-out evaluations (default: "
+                                                               "200; 0: before and after only)")
     p.add_argument("--eval-questions", type=int, default=1000,
-                   help="questions of each held-out set scored (a fixed sample; all of its passages stay)")
-    p.add_argument("--seed", type=int, default=13)
+                   help="questions of each held-out set scored: a fixed sample, all of its passages searched "
+                        "(default: 1000)")
+    p.add_argument("--seed", type=int, default=13, help="random seed: sample, batch order (default: 13)")
     p.add_argument("--export-fp16", type=Path, help="also write the final model with half-precision weights here")
     p.add_argument("--overwrite-export", action="store_true", help="let --export-fp16 replace a model there")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
