@@ -32,8 +32,9 @@ def test_train_checkpoint_resume_and_model(tmp_path: Path, capsys: pytest.Captur
     from qa_system.embedding import SentenceTransformerEmbedder
 
     out = tmp_path / "run"
-    assert train(out, "--max-steps", "2") == 0
+    assert train(out, "--max-steps", "2", "--eval-every", "1") == 0
     first = capsys.readouterr()
+    assert [h["step"] for h in history(out) if "heldout" in h] == [0, 1, 2]  # before, during, after
     assert "held out, before training: heldout:eval/tiny_squad_v2.json: R@1" in first.err
     results = json.loads((out / "results.json").read_text())
     assert results["steps"] == 2 and set(results["heldout"]) == {"heldout:eval/tiny_squad_v2.json"}
