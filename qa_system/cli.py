@@ -348,6 +348,12 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     return train_reader_command(args)
 
 
+def cmd_train_retriever(args: argparse.Namespace) -> int:
+    from .training.retriever_commands import train_retriever_command
+
+    return train_retriever_command(args)
+
+
 def cmd_eval_reader(args: argparse.Namespace) -> int:
     from .training.commands import eval_reader_command
 
@@ -611,6 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["fit-threshold"].set_defaults(func=cmd_fit_threshold)
     add_average_readers_arguments(sub.add_parser("average-readers", help="average the weights of readers of one base"))
     sub.choices["average-readers"].set_defaults(func=cmd_average_readers)
+    from .training.retriever_commands import add_train_retriever_arguments
+
+    add_train_retriever_arguments(sub.add_parser(
+        "train-retriever", help="fine-tune the embedder on (question, passage) pairs",
+        description="Fine-tune a sentence-transformers embedder with in-batch and mined hard negatives "
+                    "(docs/retrieval-training.md)."))
+    sub.choices["train-retriever"].set_defaults(func=cmd_train_retriever)
     from .evaluation.commands import add_eval_arguments, eval_command
 
     add_eval_arguments(sub.add_parser("eval", help="retriever recall@k and QA EM/F1 benchmarks (SubjQA, open SQuAD)"))

