@@ -342,8 +342,7 @@ class PgVectorStore(Store):
         went with their rows) and commit the next generation, all in one transaction."""
         with self._write_lock:
             self._usable()
-            session = self._writes()
-            try:
+            with _write_transaction(self._writes(), "writing to the store failed") as session:
                 state = repo.state(session, lock=True)
                 check_embedding(self._directory, state, self._model, self._dimension)
                 change = step(session, self._snapshot())
@@ -369,14 +368,6 @@ class PgVectorStore(Store):
                 state.updated_at = utcnow()
                 chunk_count = int(state.chunk_count)
                 session.commit()
-            except SQLAlchemyError as e:
-                _rollback(session)
-                raise StoreError(f"writing to the store failed: {e}") from e
-            except BaseException:
-                _rollback(session)
-                raise
-            finally:
-                session.close()
             self._publish(PgSnapshot(generation, chunk_count))  # type: ignore[arg-type]
         return change, generation
 
@@ -468,8 +459,7 @@ class PgVectorStore(Store):
                 progress(ReindexProgress("embedding", min(start + batch_size, len(all_ids)), len(all_ids)))
         with self._write_lock:
             self._usable()
-            session = self._writes()
-            try:
+            with _write_transaction(self._writes(), "re-embedding the store failed") as session:
                 state = repo.state(session, lock=True)
                 check_embedding(self._directory, state, self._model, self._dimension)
                 current = [int(i) for i in session.scalars(select(ChunkRow.id).order_by(ChunkRow.id))]
@@ -492,14 +482,6 @@ class PgVectorStore(Store):
                 state.embedding_model, state.dimension = embedder.model_name, dimension
                 state.generation, state.chunk_count, state.updated_at = generation, len(current), utcnow()
                 session.commit()
-            except SQLAlchemyError as e:
-                _rollback(session)
-                raise StoreError(f"re-embedding the store failed: {e}") from e
-            except BaseException:
-                _rollback(session)
-                raise
-            finally:
-                session.close()
             self._model, self._dimension = embedder.model_name, dimension
             self._publish(PgSnapshot(generation, len(current)))  # type: ignore[arg-type]
         return ReindexResult(model=embedder.model_name, dimension=dimension, previous_model=previous[0],
@@ -538,6 +520,22 @@ def _embed(session: Session, embedder: Embedder, ids: Sequence[int], dimension: 
         raise IndexMismatchError(f"the embedder returned vectors of shape {vectors.shape}, "
                                  f"expected ({len(present)}, {dimension})")
     return np.asarray(present, dtype=np.int64), vectors
+
+
+@contextmanager
+def _write_transaction(session: Session, failure: str) -> Iterator[Session]:
+    """``session`` for one write: any error rolls it back (a database error becomes a ``StoreError``
+    starting with ``failure``), and it is closed either way."""
+    try:
+        yield session
+    except SQLAlchemyError as e:
+        _rollback(session)
+        raise StoreError(f"{failure}: {e}") from e
+    except BaseException:
+        _rollback(session)
+        raise
+    finally:
+        session.close()
 
 
 def _rollback(session: Session) -> None:
