@@ -13,7 +13,9 @@ each, over the same queries, one question at a time, k = 10:
 * filtered search on one tenant (~1% of the passages): p50 / p95 and recall@10 against the exact
   top-10 among that tenant's passages (pgvector: the filter is a WHERE in the vector query, with
   iterative index scans; FAISS: the store's pre-/post-filter planner);
-* a write of 1,000 one-chunk documents (one ``Store.apply``, one transaction).
+* a write of 1,000 one-chunk documents (one ``Store.apply``, one transaction);
+* with ``--ef-search 40 100 200 400``: pgvector's unfiltered p50 / p95 and recall@10 at each
+  ``hnsw.ef_search`` (the setting ``QA_SYSTEM_SEARCH_EF``; the main table uses the default, 100).
 
 The machine is shared and small (2 cores here): compare the two columns of one run, not the
 absolute numbers across runs. FAISS uses one thread (OMP_NUM_THREADS=1); PostgreSQL is one
@@ -73,7 +75,8 @@ def fill(store, corpus: Corpus) -> float:  # noqa: ANN001
 
 
 def passage_numbers(store) -> dict[int, int]:  # noqa: ANN001
-    """chunk id -> the synthetic passage number (document * 3 + chunk index)."""
+    """chunk id -> the synthetic passage number (document * 3 + chunk index); the write
+    benchmark's notes have none (-1: never a true neighbour)."""
     from sqlalchemy import select
 
     from qa_system.storage.models import ChunkRow, DocumentRow
@@ -81,7 +84,8 @@ def passage_numbers(store) -> dict[int, int]:  # noqa: ANN001
     with store._reads() as session:  # noqa: SLF001 - a benchmark reads the rows directly
         rows = session.execute(select(ChunkRow.id, DocumentRow.source, ChunkRow.idx)
                                .join(DocumentRow, DocumentRow.id == ChunkRow.document_id))
-        return {int(i): document_of_source(s) * 3 + int(idx) for i, s, idx in rows}
+        return {int(i): -1 if s.startswith("write/") else document_of_source(s) * 3 + int(idx)
+                for i, s, idx in rows}
 
 
 def timed_searches(store, queries, numbers: dict[int, int], *, tenant: bool) -> tuple[list[float], list[list[int]]]:  # noqa: ANN001
@@ -112,11 +116,29 @@ def timed_write(store, corpus: Corpus) -> float:  # noqa: ANN001
     return seconds
 
 
-def measure(store, corpus: Corpus, queries, truth) -> dict[str, float]:  # noqa: ANN001
+def ef_search_sweep(store, values: list[int], queries, truth) -> list[list[str]]:  # noqa: ANN001
+    """pgvector's search at each ``ef_search`` (what ``Store.open(ef_search=...)`` sets), on the
+    loaded passages before the write benchmark adds its notes."""
+    numbers, default = passage_numbers(store), store._ef_search  # noqa: SLF001
+    rows = []
+    for value in values:
+        store._ef_search = value  # noqa: SLF001
+        timed_searches(store, queries, numbers, tenant=False)  # warm
+        times, found = timed_searches(store, queries, numbers, tenant=False)
+        rows.append([str(value), f"{np.percentile(times, 50):.2f}", f"{np.percentile(times, 95):.2f}",
+                     f"{recall_at(found, truth.neighbours['all'], 10):.3f}"])
+    store._ef_search = default  # noqa: SLF001
+    return rows
+
+
+def measure(store, corpus: Corpus, queries, truth, sweep: list[list[str]],  # noqa: ANN001
+            ef_values: list[int]) -> dict[str, float]:
     numbers = passage_numbers(store)
     timed_searches(store, queries, numbers, tenant=False)  # warm caches (both sides)
     times, found = timed_searches(store, queries, numbers, tenant=False)
     f_times, f_found = timed_searches(store, queries, numbers, tenant=True)
+    if store.vector_backend == "pgvector" and ef_values:
+        sweep += ef_search_sweep(store, ef_values, queries, truth)
     return {
         "search p50 (ms)": float(np.percentile(times, 50)), "search p95 (ms)": float(np.percentile(times, 95)),
         "recall@10": recall_at(found, truth.neighbours["all"], 10),
@@ -133,6 +155,8 @@ def main() -> int:
     ap.add_argument("--db-url", required=True, help="a PostgreSQL database with pgvector available (emptied!)")
     ap.add_argument("--passages", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--ef-search", type=int, nargs="*", default=[],
+                    help="also time pgvector's unfiltered search at each of these hnsw.ef_search values")
     args = ap.parse_args()
     if args.passages < 3_000 or args.queries < 1:
         ap.error("--passages must be at least 3000 and --queries at least 1")
@@ -148,6 +172,7 @@ def main() -> int:
     print(f"exact neighbours of {args.queries} queries over {args.passages:,} passages ...", file=sys.stderr)
     truth = exact_neighbours(corpus, queries, 10)
     results: dict[str, dict[str, float]] = {}
+    sweep: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="pgv-bench-") as folder:
         for backend in ("faiss", "pgvector"):
             options = {"db_url": args.db_url, "vector_backend": "pgvector"} if backend == "pgvector" else {}
@@ -162,7 +187,7 @@ def main() -> int:
                 store.wait_for_compaction()
                 store.compact(force=True)  # FAISS: one IVF segment, as a settled store; pgvector: nothing
                 results[backend] = {"load (s)": load, "index settle (s)": time.perf_counter() - began,
-                                    **measure(store, corpus, queries, truth)}
+                                    **measure(store, corpus, queries, truth, sweep, args.ef_search)}
             finally:
                 store.close()
     engine = create_store_engine(args.db_url)
@@ -176,6 +201,13 @@ def main() -> int:
         a, b = results["faiss"][metric], results["pgvector"][metric]
         ratio = f"{b / a:.2f}x" if a else "-"
         print(f"{metric:32} {a:15.3f} {b:12.3f} {ratio:>15}")
+    if sweep:
+        from _common import table
+
+        faiss = results["faiss"]
+        print(f"\npgvector search by hnsw.ef_search (k = 10; FAISS above: p50 {faiss['search p50 (ms)']:.2f} ms, "
+              f"recall@10 {faiss['recall@10']:.3f})")
+        print(table(["ef_search", "p50 (ms)", "p95 (ms)", "recall@10"], sweep))
     return 0
 
 

@@ -13,6 +13,12 @@ libjemalloc2``) and skipped otherwise.
     .venv/bin/python benchmarks/training_speed.py            # 3 warm-up + 20 timed steps per allocator
     .venv/bin/python benchmarks/training_speed.py --quick    # smoke test: batches of 8, 2 + 3 steps
 
+``--precisions fp32 bf16`` also times fp32 against bf16 autocast (AMX where the CPU has it) under
+each allocator; ``--repeats 2`` runs every configuration twice, alternating, so a shared machine's
+load falls on both sides:
+
+    .venv/bin/python benchmarks/training_speed.py --allocators tcmalloc --precisions fp32 bf16 --repeats 2
+
 Memory: "RSS after" is what the process holds once training is over; "peak RSS" its high-water
 mark. A 20-step run shows how much each allocator keeps, not the slow growth that glibc shows over
 hundreds of steps of many shapes (docs/memory.md).
@@ -25,6 +31,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,7 +66,7 @@ def child(args: argparse.Namespace) -> dict:
     random.Random(13).shuffle(examples)
     windows = windows_for([(e, 1) for e in examples[: 2 * steps * args.batch_size]], tokenizer,
                           args.max_length, args.stride, 0.4, 13)
-    bf16 = resolve_precision("auto", "cpu") == "bf16"
+    bf16 = resolve_precision(args.precision, "cpu") == "bf16"
     with tempfile.TemporaryDirectory(prefix="qa-train-bench-") as folder:
         config = TrainConfig(output_dir=str(Path(folder) / "run"), base_model=encoder, max_length=args.max_length,
                              stride=args.stride, batch_size=args.batch_size, learning_rate=1e-4, seed=13, bf16=bf16,
@@ -84,6 +91,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     ap.add_argument("--allocators", nargs="+", choices=ALLOCATORS, default=list(ALLOCATORS))
+    ap.add_argument("--precisions", nargs="+", choices=("auto", "fp32", "bf16"), default=["auto"],
+                    help="training precision: auto = bf16 autocast where the CPU computes it natively")
+    ap.add_argument("--repeats", type=int, default=1, help="run every configuration this many times, alternating")
+    ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)  # the child's one precision
     ap.add_argument("--steps", type=int, default=20, help="timed steps per allocator")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -102,36 +113,49 @@ def main() -> None:
     if not (args.datasets / "squad" / "dev-v2.0.json").is_file():
         raise SystemExit(f"{args.datasets / 'squad' / 'dev-v2.0.json'} is missing (pass --datasets)")
 
-    results = []
+    configurations = []
     for name in args.allocators:
         library = None if name == "glibc" else find_allocator(name)
         if name != "glibc" and library is None:
             print(f"{name}: not installed here ({' or '.join(ALLOCATOR_LIBRARIES[name])}); skipped", file=sys.stderr)
             continue
-        print(f"{name}: {args.warmup} + {args.steps} steps in a fresh process ...", flush=True)
-        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-        if library:
-            env["LD_PRELOAD"] = str(library)
-        command = [sys.executable, __file__, "--child", "--datasets", str(args.datasets), "--steps", str(args.steps),
-                   "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--max-length",
-                   str(args.max_length), "--stride", str(args.stride)]
-        if args.threads:
-            command += ["--threads", str(args.threads)]
-        done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        if result["loaded"] != (None if name == "glibc" else name):
-            raise SystemExit(f"{name}: the process ran with {result['loaded'] or 'glibc'}'s malloc instead")
-        results.append({"allocator": name, **result})
+        configurations += [(name, library, precision) for precision in args.precisions]
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for repeat in range(args.repeats):
+        for name, library, precision in configurations:
+            print(f"{name}, {precision} (run {repeat + 1}/{args.repeats}): {args.warmup} + {args.steps} steps "
+                  "in a fresh process ...", flush=True)
+            env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+            if library:
+                env["LD_PRELOAD"] = str(library)
+            command = [sys.executable, __file__, "--child", "--datasets", str(args.datasets), "--steps",
+                       str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+                       "--max-length", str(args.max_length), "--stride", str(args.stride), "--precision", precision]
+            if args.threads:
+                command += ["--threads", str(args.threads)]
+            done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            if result["loaded"] != (None if name == "glibc" else name):
+                raise SystemExit(f"{name}: the process ran with {result['loaded'] or 'glibc'}'s malloc instead")
+            runs.setdefault((name, precision), []).append(result)
+    # the median run of each configuration (of two runs: their mean)
+    results = []
+    for (name, _), measured in runs.items():
+        middle = statistics.median(r["windows_per_s"] for r in measured)
+        results.append({"allocator": name, "precision": "bf16" if measured[0]["bf16"] else "fp32",
+                        **measured[0], "windows_per_s": middle, "s_per_step": args.batch_size / middle,
+                        "runs_windows_per_s": [r["windows_per_s"] for r in measured]})
     if not results:
         raise SystemExit("nothing measured")
     base = results[0]
-    rows = [[r["allocator"], f"{r['s_per_step']:.2f}", f"{r['windows_per_s']:.1f}",
+    rows = [[r["allocator"], r["precision"], f"{r['s_per_step']:.2f}", f"{r['windows_per_s']:.1f}",
              f"{r['windows_per_s'] / base['windows_per_s']:.2f}x", f"{r['rss_after_mib']:.0f}",
              f"{r['peak_rss_mib']:.0f}"] for r in results]
     print(f"\nreader training steps (train_reader; batch {args.batch_size}, windows of up to {args.max_length} "
-          f"tokens, {'bf16 autocast' if base['bf16'] else 'fp32'}, {base['threads']} threads; {args.steps} steps "
-          f"timed after {args.warmup}), one fresh process per allocator")
-    print(table(["allocator", "s/step", "windows/s", f"speed vs {base['allocator']}", "RSS after MiB",
+          f"tokens, {base['threads']} threads; {args.steps} steps timed after {args.warmup}; "
+          f"{args.repeats} run(s) each, alternating: the median), one fresh process per run")
+    print(table(["allocator", "precision", "s/step", "windows/s", f"speed vs {base['allocator']} {base['precision']}",
+                 "RSS after MiB",
                  "peak RSS MiB"], rows))
     info = machine_info()
     print(format_machine(info))

@@ -66,6 +66,9 @@ class Settings:
     # approximate vector search: IVF lists scanned in each segment built as IVF (large merged
     # ones); more lists, better recall and slower (benchmarks/scale_nprobe.py; docs/scale.md)
     search_nprobe: int = 64
+    # the pgvector backend's approximate search: candidates its HNSW walk keeps (hnsw.ef_search,
+    # 1..1000, at least k); more, better recall and slower (docs/distributed.md)
+    search_ef: int = 100
     # merge index segments in the background after writes (qa_system/storage/compaction.py);
     # off: only `qa-system compact` merges
     auto_compact: bool = True
@@ -127,10 +130,13 @@ def _coerce(name: str, raw: str, template: Any) -> Any:
 def _validated(settings: Settings) -> Settings:
     positive = ("chunk_tokens", "top_k_retriever", "top_k_reader", "max_answer_tokens",
                 "reader_max_seq_length", "reader_doc_stride", "reader_batch_size",
-                "embed_batch_size", "max_question_chars", "max_file_bytes", "search_nprobe")
+                "embed_batch_size", "max_question_chars", "max_file_bytes", "search_nprobe",
+                "search_ef")
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(settings, name)}")
+    if settings.search_ef > 1000:
+        raise ConfigError(f"search_ef must be at most 1000 (pgvector's limit), got {settings.search_ef}")
     if not 0 <= settings.chunk_overlap_tokens < settings.chunk_tokens:
         raise ConfigError("chunk_overlap_tokens must be >= 0 and smaller than chunk_tokens")
     if settings.reader_doc_stride >= settings.reader_max_seq_length:

@@ -107,6 +107,7 @@ class QASystem:
                     dimension=given.dimension if _is_loaded(given) else lambda: self.load_embedder().dimension,
                     db_url=self.settings.db_url, verify=verify, nprobe=self.settings.search_nprobe,
                     auto_compact=self.settings.auto_compact, vector_backend=self.settings.vector_backend,
+                    ef_search=self.settings.search_ef,
                 )
                 # compared by Store.open when it was loaded (or made the new store's dimension)
                 self._embedder_checked = _is_loaded(self._embedder)
@@ -261,7 +262,8 @@ class QASystem:
                 if self._store is None:
                     self._store = open_recorded(
                         self.settings.store_dir, db_url=self.settings.db_url, nprobe=self.settings.search_nprobe,
-                        auto_compact=self.settings.auto_compact, vector_backend=self.settings.vector_backend)
+                        auto_compact=self.settings.auto_compact, vector_backend=self.settings.vector_backend,
+                        ef_search=self.settings.search_ef)
                 store = self._store
             if isinstance(model, str):
                 model = SentenceTransformerEmbedder(model, device=self.settings.device,

@@ -67,7 +67,8 @@ URL_OPTION = "vector_backend"
 INDEX_NAME = "ix_chunk_vectors_hnsw"
 #: As in migrations/pgvector: inner product, which on unit vectors is the cosine.
 INDEX_DDL = f"CREATE INDEX {INDEX_NAME} ON chunk_vectors USING hnsw (embedding vector_ip_ops)"
-#: Candidates the HNSW search keeps (``hnsw.ef_search``); at least ``k``.
+#: Candidates the HNSW search keeps (``hnsw.ef_search``; the setting ``search_ef``), at least ``k``:
+#: more, better recall and slower (benchmarks/pgvector_vs_faiss.py --ef-search; docs/distributed.md).
 EF_SEARCH = 100
 #: Index tuples an iterative scan may visit for one filtered query before giving up
 #: (``hnsw.max_scan_tuples``); past it the query runs exactly.
@@ -227,8 +228,9 @@ class PgVectorView(StoreView):
     #: Filters go into the vector query itself (``qa_system.retrieval.filtered``).
     filters_in_query = True
 
-    def __init__(self, session: Session, generation: int, vectors: int) -> None:
+    def __init__(self, session: Session, generation: int, vectors: int, ef_search: int = EF_SEARCH) -> None:
         super().__init__(session, PgSnapshot(generation, vectors), nprobe=1)  # type: ignore[arg-type]
+        self.ef_search = ef_search
 
     def vector_search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
                       filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +245,7 @@ class PgVectorView(StoreView):
         if allowed is not None and not len(allowed):
             return scores, ids
         session = self._session
-        session.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, min(k, 1000))}"))
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {min(max(self.ef_search, k), 1000)}"))
         if conditions is not None or allowed is not None:
             session.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
             session.execute(text(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"))
@@ -293,6 +295,10 @@ class PgVectorStore(Store):
 
     vector_backend = PGVECTOR
 
+    def __init__(self, *, ef_search: int = EF_SEARCH, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ef_search = ef_search
+
     def _quick_problems(self, snapshot: Any) -> list[str]:
         with sql_errors("checking the store"), self._reads() as session:
             state = repo.state(session)
@@ -324,7 +330,7 @@ class PgVectorStore(Store):
             state = repo.state(session)
             check_embedding(self._directory, state, self._model, self._dimension)
             self._publish(PgSnapshot(int(state.generation), int(state.chunk_count)))  # type: ignore[arg-type]
-            yield PgVectorView(session, int(state.generation), int(state.chunk_count))
+            yield PgVectorView(session, int(state.generation), int(state.chunk_count), self._ef_search)
 
     def refresh(self) -> bool:
         self._usable()

@@ -103,7 +103,7 @@ class Store:
     def open(cls, directory: str | Path, *, embedding_model: str, dimension: int | Callable[[], int],
              db_url: str | None = None, create: bool = True, verify: bool = True,
              nprobe: int = DEFAULT_NPROBE, auto_compact: bool = True,
-             vector_backend: str | None = None) -> Store:
+             vector_backend: str | None = None, ef_search: int | None = None) -> Store:
         """Open the store in ``directory`` (its SQL database is ``db_url``, by default SQLite in
         that folder); with ``create``, make a new one where there is none (else StoreError).
 
@@ -121,7 +121,8 @@ class Store:
 
         ``vector_backend``: ``"faiss"`` (segment files in ``directory``) or ``"pgvector"`` (the
         vectors in the PostgreSQL database, ``pgvector.py``), also given as the URL option
-        ``?vector_backend=``; None: what the store uses (a new store: faiss).
+        ``?vector_backend=``; None: what the store uses (a new store: faiss). ``ef_search``: with
+        pgvector, the candidates its HNSW search keeps (None: ``pgvector.EF_SEARCH``).
         """
         from . import pgvector
 
@@ -140,6 +141,8 @@ class Store:
             raise StoreError(f"no store at {directory} ({DB_FILE} is missing)")
         if nprobe < 1:
             raise InputError(f"nprobe must be at least 1, got {nprobe}")
+        if ef_search is not None and not 1 <= ef_search <= 1000:
+            raise InputError(f"ef_search must be between 1 and 1000 (pgvector's range), got {ef_search}")
         # an existing store records its dimension: ask the model only for a new one
         wanted = (dimension() if new else None) if callable(dimension) else dimension
         if wanted is not None and wanted <= 0:
@@ -157,7 +160,7 @@ class Store:
                 store = pgvector.PgVectorStore(
                     directory=directory, engine=engine, embedding_model=embedding_model, dimension=stored,
                     snapshot=pgvector.PgSnapshot(generation), nprobe=nprobe,  # type: ignore[arg-type]
-                    auto_compact=False)
+                    auto_compact=False, ef_search=ef_search or pgvector.EF_SEARCH)
                 store.refresh()
                 snapshot = store._snapshot()
             else:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from qa_system.errors import ConfigError, IndexMismatchError, StoreError, StoreInconsistentError
+from qa_system.errors import ConfigError, IndexMismatchError, InputError, StoreError, StoreInconsistentError
 from qa_system.storage import Store
 from qa_system.storage.engine import create_store_engine, redact_url
 from qa_system.types import Passage
@@ -207,6 +207,22 @@ class TestPgVectorStore(StoreContract, LexicalSearchContract):
             store_env.open()
         with store_env.open(embedding_model=OTHER_MODEL, dimension=OTHER_DIM) as reopened:
             assert reopened.check().ok and reopened.stats().vectors == chunks
+
+    def test_ef_search_is_the_hnsw_walks_breadth_and_never_below_k(self, filled: Store,
+                                                                   store_env: StoreEnv) -> None:
+        filled.close()
+        query = np.vstack([corpus(6)[1].vectors[0]])
+        with store_env.open(ef_search=40) as store:
+            for k, expected in ((10, "40"), (60, "60")):
+                with store.view() as view:
+                    hits = view.vector_search(query, k)[1][0]
+                    assert view._session.scalar(text("SHOW hnsw.ef_search")) == expected
+                    assert hits[0] == store.search(query, 1)[0][0].chunk_id
+        with store_env.open() as store, store.view() as view:  # the default
+            view.vector_search(query, 10)
+            assert view._session.scalar(text("SHOW hnsw.ef_search")) == "100"
+        with pytest.raises(InputError, match="ef_search must be between 1 and 1000"):
+            store_env.open(ef_search=1001)
 
     def test_a_selective_filter_returns_a_full_k_past_the_scan_budget(self, store: Store,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:

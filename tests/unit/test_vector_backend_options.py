@@ -37,6 +37,15 @@ def test_bad_backends_are_clear_errors(tmp_path, monkeypatch: pytest.MonkeyPatch
                    db_url=f"sqlite:///{tmp_path / 'x.sqlite3'}?vector_backend=faiss")
 
 
+def test_search_ef_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().search_ef == 100
+    monkeypatch.setenv("QA_SYSTEM_SEARCH_EF", "250")
+    assert load_settings().search_ef == 250
+    for bad, message in ((0, "search_ef must be positive"), (1001, "at most 1000")):
+        with pytest.raises(ConfigError, match=message):
+            load_settings(search_ef=bad)
+
+
 def test_a_sqlite_store_says_faiss(tmp_path) -> None:  # noqa: ANN001
     with Store.open(tmp_path / "s", embedding_model="m", dimension=4, vector_backend="faiss") as store:
         assert store.vector_backend == "faiss"
