@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import Engine, inspect
+from sqlalchemy import text as sql
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -124,7 +125,14 @@ class Killed(FakeEmbedder):
             os.kill(os.getpid(), signal.SIGKILL)
         return super().encode(texts, **options)
 
-if when == "swap":
+if when == "swap" and "vector_backend=pgvector" in (db_url or ""):
+    from qa_system.storage import pgvector
+    insert = pgvector.insert_vectors
+    def insert_then_die(*args):  # inside the swap's transaction, before its commit
+        insert(*args)
+        os.kill(os.getpid(), signal.SIGKILL)
+    pgvector.insert_vectors = insert_then_die
+elif when == "swap":
     place = reindex.Reindexer._place
     def place_then_die(self, *args):
         place(self, *args)
@@ -134,6 +142,16 @@ if when == "swap":
 store = StoreEnv(Path(directory), db_url).open(auto_compact=False)
 store.reindex(Killed(OTHER_MODEL, OTHER_DIM), batch_size=5)
 """
+
+
+def saved_reindex_vectors(store_env: StoreEnv) -> int:
+    """The re-embedded vectors a pgvector reindex has saved so far (``reindex_vectors``)."""
+    engine = store_env.engine()
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(sql("SELECT count(*) FROM reindex_vectors")))
+    finally:
+        engine.dispose()
 
 
 def reembedded(write: DocumentWrite, embedder: FakeEmbedder) -> DocumentWrite:
@@ -849,8 +867,11 @@ class StoreContract:
         assert store.stats() == before
         with store_env.open() as other:
             assert other.check().ok and result_ids(other.search(queries, 5)) == result_ids(results)
-        work = segment_set.index_directory(store_env.directory) / reindex.WORK_DIR
-        assert len(list(work.glob(f"{reindex.PART_PREFIX}*"))) == 2
+        if store_env.pgvector:  # two batches saved in the database
+            assert saved_reindex_vectors(store_env) == 10
+        else:  # two parts saved in the work folder
+            work = segment_set.index_directory(store_env.directory) / reindex.WORK_DIR
+            assert len(list(work.glob(f"{reindex.PART_PREFIX}*"))) == 2
         # writes and deletes meanwhile: a document re-embedded before the interruption, one not
         deleted = [writes[0], writes[-1]]
         added = corpus(3, prefix="added")
@@ -877,7 +898,7 @@ class StoreContract:
                                store_env.db_url or "", when], capture_output=True, text=True, timeout=120,
                               cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         assert done.returncode == -9, done.stderr
-        if when == "swap":  # its new segment file is in place, but not committed
+        if when == "swap" and not store_env.pgvector:  # its new segment file is in place, but not committed
             assert len(store_env.segment_files()) == len(names) + 1
         filled.close()
         with store_env.open() as reopened:  # the old model; the left-over file is swept

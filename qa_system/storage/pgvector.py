@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
 
 from ..embedding import Embedder
-from ..errors import ConfigError, IndexMismatchError, StoreError
+from ..errors import ConfigError, IndexMismatchError, StoreError, StoreInconsistentError
 from . import migrate
 from . import repository as repo
 from .compaction import CompactionResult
@@ -446,54 +446,129 @@ class PgVectorStore(Store):
 
     def reindex(self, embedder: Embedder, *, batch_size: int = DEFAULT_BATCH_SIZE, encode_batch_size: int = 64,
                 progress: ProgressCallback | None = None, work_dir: str | Path | None = None) -> ReindexResult:
-        """Re-embed every chunk with ``embedder`` outside the write lock, then, in one transaction
-        under it, embed the chunks written meanwhile, change the column to the new dimension,
-        put the new vectors in, rebuild the HNSW index and record the new model. A run that dies
-        before that commit leaves the old store as it was (a rerun starts over)."""
+        """Re-embed every chunk with ``embedder`` outside the write lock, committing each batch's
+        vectors to ``reindex_vectors`` while the store serves the old ones; then, in one
+        transaction under the write lock, embed the chunks written meanwhile, change the column
+        to the new dimension, put the new vectors in, rebuild the HNSW index, record the new
+        model and empty ``reindex_vectors``. A run that dies before that commit leaves the old
+        store as it was, and a rerun with the same model embeds only what is not saved yet
+        (another model's saved vectors are thrown away). One reindex per database at a time
+        (a PostgreSQL advisory lock); ``work_dir`` is not used (nothing is kept in files)."""
         started = time.monotonic()
         previous = (self._model, self._dimension)
-        dimension = int(embedder.dimension)
-        with sql_errors("reading the chunks"), self._reads() as session:
-            all_ids = [int(i) for i in session.scalars(select(ChunkRow.id).order_by(ChunkRow.id))]
-        embedded: dict[int, np.ndarray] = {}
-        for start in range(0, len(all_ids), batch_size):
-            batch = all_ids[start:start + batch_size]
-            with sql_errors("reading the chunks"), self._reads() as session:
-                ids, vectors = _embed(session, embedder, batch, dimension, encode_batch_size)
-            embedded.update(zip((int(i) for i in ids), vectors, strict=True))
-            if progress is not None:
-                progress(ReindexProgress("embedding", min(start + batch_size, len(all_ids)), len(all_ids)))
-        with self._write_lock:
-            self._usable()
-            with _write_transaction(self._writes(), "re-embedding the store failed") as session:
-                state = repo.state(session, lock=True)
-                check_embedding(self._directory, state, self._model, self._dimension)
-                current = [int(i) for i in session.scalars(select(ChunkRow.id).order_by(ChunkRow.id))]
-                late = [i for i in current if i not in embedded]
-                if late:
-                    ids, vectors = _embed(session, embedder, late, dimension, encode_batch_size)
-                    embedded.update(zip((int(i) for i in ids), vectors, strict=True))
-                dropped = len(set(embedded) - set(current))
-                if progress is not None:
-                    progress(ReindexProgress("swapping", len(current), len(current)))
-                session.execute(text("DROP INDEX IF EXISTS " + INDEX_NAME))
-                session.execute(text("DELETE FROM chunk_vectors"))
-                session.execute(text(f"ALTER TABLE chunk_vectors ALTER COLUMN embedding TYPE vector({dimension})"))
-                ordered = np.asarray(current, dtype=np.int64)
-                matrix = (np.vstack([embedded[i] for i in current]) if current
-                          else np.zeros((0, dimension), dtype=np.float32))
-                insert_vectors(session, ordered, normalised(matrix, dimension, "vectors"))
-                session.execute(text(INDEX_DDL))
-                generation = int(state.generation) + 1
-                state.embedding_model, state.dimension = embedder.model_name, dimension
-                state.generation, state.chunk_count, state.updated_at = generation, len(current), utcnow()
+        model, dimension = embedder.model_name, int(embedder.dimension)
+        with _reindex_lock(self._engine):
+            with _write_transaction(self._writes(), "starting the reindex failed") as session:
+                discarded = session.scalar(text(
+                    "SELECT model FROM reindex_vectors WHERE model <> :model OR dimension <> :dimension LIMIT 1"),
+                    {"model": model, "dimension": dimension})
+                if discarded is not None:
+                    session.execute(text("DELETE FROM reindex_vectors"))
                 session.commit()
-            self._model, self._dimension = embedder.model_name, dimension
-            self._publish(PgSnapshot(generation, len(current)))  # type: ignore[arg-type]
-        return ReindexResult(model=embedder.model_name, dimension=dimension, previous_model=previous[0],
-                             previous_dimension=previous[1], chunks=len(current), embedded=len(embedded),
-                             resumed=0, dropped=dropped, segments=0, generation=generation,
-                             seconds=time.monotonic() - started)
+            with sql_errors("reading the chunks"), self._reads() as session:
+                all_ids = [int(i) for i in session.scalars(select(ChunkRow.id).order_by(ChunkRow.id))]
+                saved = {int(i) for i in session.scalars(text("SELECT chunk_id FROM reindex_vectors"))}
+            resumed = len(saved)
+            todo = [i for i in all_ids if i not in saved]
+            embedded = 0
+            if progress is not None:
+                progress(ReindexProgress("embedding", len(all_ids) - len(todo), len(all_ids), resumed))
+            for start in range(0, len(todo), batch_size):
+                with sql_errors("reading the chunks"), self._reads() as session:
+                    ids, vectors = _embed(session, embedder, todo[start:start + batch_size], dimension,
+                                          encode_batch_size)
+                with _write_transaction(self._writes(), "saving re-embedded vectors failed") as session:
+                    _save_reindexed(session, ids, vectors, model)
+                    session.commit()
+                embedded += len(ids)
+                if progress is not None:
+                    progress(ReindexProgress("embedding", len(all_ids) - len(todo) + min(start + batch_size, len(todo)),
+                                             len(all_ids), resumed))
+            with self._write_lock:
+                self._usable()
+                with _write_transaction(self._writes(), "re-embedding the store failed") as session:
+                    state = repo.state(session, lock=True)
+                    check_embedding(self._directory, state, self._model, self._dimension)
+                    current = [int(i) for i in session.scalars(select(ChunkRow.id).order_by(ChunkRow.id))]
+                    ready = _load_reindexed(session, dimension)
+                    late = [i for i in current if i not in ready]
+                    if late:
+                        ids, vectors = _embed(session, embedder, late, dimension, encode_batch_size)
+                        ready.update(zip((int(i) for i in ids), vectors, strict=True))
+                        embedded += len(ids)
+                    dropped = len(set(ready) - set(current))
+                    if progress is not None:
+                        progress(ReindexProgress("swapping", len(current), len(current), resumed))
+                    session.execute(text("DROP INDEX IF EXISTS " + INDEX_NAME))
+                    session.execute(text("DELETE FROM chunk_vectors"))
+                    session.execute(text(f"ALTER TABLE chunk_vectors ALTER COLUMN embedding TYPE vector({dimension})"))
+                    ordered = np.asarray(current, dtype=np.int64)
+                    matrix = (np.vstack([ready[i] for i in current]) if current
+                              else np.zeros((0, dimension), dtype=np.float32))
+                    insert_vectors(session, ordered, normalised(matrix, dimension, "vectors"))
+                    session.execute(text(INDEX_DDL))
+                    session.execute(text("DELETE FROM reindex_vectors"))
+                    generation = int(state.generation) + 1
+                    state.embedding_model, state.dimension = model, dimension
+                    state.generation, state.chunk_count, state.updated_at = generation, len(current), utcnow()
+                    session.commit()
+                self._model, self._dimension = model, dimension
+                self._publish(PgSnapshot(generation, len(current)))  # type: ignore[arg-type]
+        return ReindexResult(model=model, dimension=dimension, previous_model=previous[0],
+                             previous_dimension=previous[1], chunks=len(current), embedded=embedded,
+                             resumed=resumed, dropped=dropped, segments=0, generation=generation,
+                             seconds=time.monotonic() - started, discarded=discarded)
+
+
+#: The advisory lock key (``pg_try_advisory_lock``) a pgvector reindex holds: one per database.
+REINDEX_LOCK_KEY = 0x71615F7265696478  # "qa_reidx"
+
+
+@contextmanager
+def _reindex_lock(engine: Engine) -> Iterator[None]:
+    """Hold the database's reindex advisory lock on a connection of its own for the block (a
+    StoreError when another process or thread holds it); released even when the block fails."""
+    with sql_errors("locking the store for a reindex"):
+        connection = engine.connect()
+    try:
+        with sql_errors("locking the store for a reindex"):
+            taken = connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": REINDEX_LOCK_KEY})
+            connection.commit()
+        if not taken:
+            raise StoreError(f"another reindex of the store in {redact_url(str(engine.url))} is running")
+        try:
+            yield
+        finally:
+            with suppress(SQLAlchemyError):
+                connection.scalar(text("SELECT pg_advisory_unlock(:key)"), {"key": REINDEX_LOCK_KEY})
+                connection.commit()
+    finally:
+        connection.close()
+
+
+def _save_reindexed(session: Session, ids: np.ndarray, vectors: np.ndarray, model: str) -> None:
+    """Save one batch of re-embedded vectors (float32 bytes) in ``reindex_vectors``."""
+    if not len(ids):
+        return
+    dimension = int(vectors.shape[1])
+    session.execute(
+        text("INSERT INTO reindex_vectors (chunk_id, model, dimension, embedding) "
+             "VALUES (:chunk_id, :model, :dimension, :embedding) ON CONFLICT (chunk_id) DO UPDATE SET "
+             "model = EXCLUDED.model, dimension = EXCLUDED.dimension, embedding = EXCLUDED.embedding"),
+        [{"chunk_id": int(i), "model": model, "dimension": dimension,
+          "embedding": np.asarray(v, dtype="<f4").tobytes()} for i, v in zip(ids, vectors, strict=True)])
+
+
+def _load_reindexed(session: Session, dimension: int) -> dict[int, np.ndarray]:
+    """The saved re-embedded vectors by chunk id (all of the target model: the start of the
+    reindex threw away any other)."""
+    rows = session.execute(text("SELECT chunk_id, embedding FROM reindex_vectors"))
+    loaded = {int(i): np.frombuffer(bytes(raw), dtype="<f4") for i, raw in rows}
+    wrong = [i for i, v in loaded.items() if v.shape != (dimension,)]
+    if wrong:
+        raise StoreInconsistentError(f"reindex_vectors holds {len(wrong)} vectors of another dimension than "
+                                     f"{dimension} (chunk {wrong[0]}, ...): run the reindex again")
+    return loaded
 
 
 def _count_vectors(session: Session) -> int:

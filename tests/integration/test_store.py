@@ -23,6 +23,7 @@ from tests.store_suite import (  # needs the repository root on sys.path
     OTHER,
     OTHER_DIM,
     OTHER_MODEL,
+    FailingEmbedder,
     FakeEmbedder,
     StoreContract,
     StoreEnv,
@@ -90,13 +91,11 @@ FAISS_FILE_TESTS = {
     "test_a_store_from_before_full_text_search_is_indexed_on_open": "pgvector stores postdate full-text search",
     "test_failed_commit_leaves_the_previous_generation": NO_SEGMENT_FILES + " (pgvector: see below)",
     "test_reindex_changes_the_model_and_dimension": "segment counts (pgvector: see below)",
-    "test_an_interrupted_reindex_leaves_the_old_store_and_resumes": "pgvector's reindex swaps in one "
-                                                                    "transaction and starts over",
-    "test_a_killed_reindex_leaves_the_old_store_and_resumes": "pgvector's reindex starts over",
-    "test_a_reindex_with_another_model_starts_over": "no saved steps in pgvector's reindex",
     "test_writes_during_the_build_and_before_the_swap_are_honoured": "the FAISS reindex's build events",
-    "test_a_failed_swap_leaves_the_old_store_and_a_rerun_finishes": "the FAISS reindex's segment swap",
-    "test_one_reindex_at_a_time_and_stale_instances_are_refused": "the FAISS reindex's work folder",
+    "test_a_failed_swap_leaves_the_old_store_and_a_rerun_finishes": "the FAISS reindex's segment swap (pgvector: "
+                                                                    "the killed swap above)",
+    "test_one_reindex_at_a_time_and_stale_instances_are_refused": "the FAISS reindex's work folder (pgvector: "
+                                                                  "see below)",
 }
 
 
@@ -207,6 +206,27 @@ class TestPgVectorStore(StoreContract, LexicalSearchContract):
             store_env.open()
         with store_env.open(embedding_model=OTHER_MODEL, dimension=OTHER_DIM) as reopened:
             assert reopened.check().ok and reopened.stats().vectors == chunks
+
+    def test_one_reindex_per_database_at_a_time(self, filled: Store, store_env: StoreEnv) -> None:
+        from qa_system.storage import pgvector
+
+        engine = store_env.engine()
+        try:
+            with engine.connect() as holder:  # another process's reindex holds the lock
+                assert holder.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": pgvector.REINDEX_LOCK_KEY})
+                with pytest.raises(StoreError, match="another reindex of the store"):
+                    filled.reindex(FakeEmbedder(OTHER_MODEL, OTHER_DIM), batch_size=4)
+                assert filled.embedding_model == MODEL and filled.check().ok
+                holder.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": pgvector.REINDEX_LOCK_KEY})
+            # released after a run, a failed one included
+            with pytest.raises(RuntimeError, match="the embedder broke"):
+                filled.reindex(FailingEmbedder(after_calls=1), batch_size=4)
+            result = filled.reindex(FakeEmbedder(OTHER_MODEL, OTHER_DIM), batch_size=4)
+            assert (result.resumed, result.chunks) == (4, filled.stats().chunks)
+            with engine.connect() as connection:
+                assert connection.scalar(text("SELECT count(*) FROM reindex_vectors")) == 0
+        finally:
+            engine.dispose()
 
     def test_ef_search_is_the_hnsw_walks_breadth_and_never_below_k(self, filled: Store,
                                                                    store_env: StoreEnv) -> None:
