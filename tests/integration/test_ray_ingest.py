@@ -1,11 +1,14 @@
 """Ingestion on Ray (qa_system.ray_ingest): a local Ray with two worker processes ingests the
 sample corpus into a store equal to a local ingest's -- the same documents, chunks and vectors --
-re-running adds nothing, a changed file replaces its chunks, a broken file is reported by name.
+re-running adds nothing, a changed file replaces its chunks, a broken file is reported by name;
+a driver killed after its first commit leaves a consistent store that a re-run completes.
 Real MiniLM embedder in the driver and in each Ray worker."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 
 from qa_system import QASystem, load_settings
 from qa_system.errors import QASystemError
-from tests.support import SAMPLE_CORPUS
+from tests.support import REPO, SAMPLE_CORPUS
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +81,44 @@ def test_a_ray_ingest_equals_a_local_one_and_is_idempotent(tmp_path: Path) -> No
         assert on_ray.check().ok and on_ray.stats().documents == expected.added
         hits = on_ray.retrieve("When does the gateway restart?", top_k=1)
         assert "03:00" in hits[0].text
+
+
+KILLED_AFTER_FIRST_COMMIT = """
+import os, signal, sys
+from qa_system import QASystem, load_settings, ray_ingest
+
+write = ray_ingest._Driver._write
+def write_then_die(self, *args):
+    write(self, *args)
+    os.kill(os.getpid(), signal.SIGKILL)  # the driver dies: no cleanup, no second commit
+ray_ingest._Driver._write = write_then_die
+# small commit batches (embed_batch_size x 16 chunks): the sample corpus takes several commits
+settings = load_settings(store_dir=sys.argv[1], embedding_precision="fp32", embed_batch_size=1)
+with QASystem(settings) as system:
+    system.ingest_on_ray([sys.argv[2]], address="local", workers=2)
+"""
+
+
+def test_a_killed_ray_ingest_leaves_a_consistent_store_that_a_rerun_completes(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    done = subprocess.run([sys.executable, "-c", KILLED_AFTER_FIRST_COMMIT, str(tmp_path / "ray"),
+                           str(SAMPLE_CORPUS)], capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == -9, done.stderr[-2000:]
+    local = QASystem(load_settings(store_dir=tmp_path / "local", embedding_precision="fp32"))
+    on_ray = QASystem(load_settings(store_dir=tmp_path / "ray", embedding_precision="fp32"))
+    with local, on_ray:
+        expected = local.ingest([SAMPLE_CORPUS])
+        first = on_ray.stats().documents
+        assert on_ray.check().ok and 0 < first < expected.added  # one commit landed, whole documents only
+        rerun = on_ray.ingest_on_ray([SAMPLE_CORPUS], address="local", workers=2)
+        assert rerun.failed == () and (rerun.added, rerun.unchanged) == (expected.added - first, first)
+        docs, chunks, vectors = contents(on_ray)
+        want_docs, want_chunks, want_vectors = contents(local)
+        assert docs == want_docs and chunks == want_chunks and vectors.keys() == want_vectors.keys()
+        for key, vector in vectors.items():
+            np.testing.assert_allclose(vector, want_vectors[key], atol=1e-5)
+        assert on_ray.check().ok
 
 
 def test_without_ray_the_error_says_how_to_install_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
