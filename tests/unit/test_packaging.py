@@ -8,8 +8,9 @@ the test suite still work, but `pip install .` or the Docker image fails with Mo
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 
