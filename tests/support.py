@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,13 @@ def packaged_reader_present() -> bool:
 
 def sample_questions() -> list[dict[str, Any]]:
     return [json.loads(line) for line in (DATA / "sample_questions.jsonl").read_text().splitlines() if line.strip()]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def reset_database(url: str) -> None:

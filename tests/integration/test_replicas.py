@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, reset_database
+from tests.support import REPO, free_port, reset_database
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
@@ -33,13 +33,6 @@ pytestmark = [
 #: The bounded load: requests per thread, threads.
 REQUESTS_PER_THREAD, THREADS = 12, 4
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_replica(store: Path, db_url: str, reader_model_dir: Path) -> tuple[subprocess.Popen, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ from tests.support import (
     POSTGRES_URL_VARIABLE,
     REPO,
     SAMPLE_CORPUS,
+    free_port,
     packaged_reader_present,
     reset_database,
     sample_questions,
@@ -345,11 +345,6 @@ def test_metrics(client: Any) -> None:
 
 
 # ------------------------------------------------------------------- the CLI, two workers
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_cli_serve_with_two_workers_shares_one_store(tmp_path: Path, reader_model_dir: Path) -> None:
