@@ -65,6 +65,6 @@ fi
 
 start=$SECONDS
 echo "docker build --network none -> $image"
-docker build --network none --build-arg BASE_IMAGE="$QA_BASE_IMAGE" --build-arg OFFLINE_WHEELS=1 \
+docker build --network none --force-rm --build-arg BASE_IMAGE="$QA_BASE_IMAGE" --build-arg OFFLINE_WHEELS=1 \
   -f docker/Dockerfile -t "$image" .
 echo "built $image in $((SECONDS - start)) s ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
