@@ -38,23 +38,17 @@ scripts/docker_base_image.sh "${force[@]}"
 
 wheels=docker/wheels
 stamp="$wheels/.complete"
-if [ ${#force[@]} -gt 0 ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ${#force[@]} -gt 0 ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+    || [ docker/requirements.py -nt "$stamp" ]; then
   start=$SECONDS
   # the base's Python decides what fits (bookworm's 3.11.2 is older than some wheels ask for)
   base_python="$(docker run --rm --network none "$QA_BASE_IMAGE" python3 -c 'import platform; print(platform.python_version())')"
   echo "wheelhouse for Python $base_python -> $wheels"
   rm -f "$stamp" "$wheels"/*.whl
-  # The project's dependencies with the postgres and service extras, as binary wheels only (the
+  # the project's dependencies with the postgres and service extras, as binary wheels only (the
   # image installs the project itself from the sources in the build context)
-  mapfile -t requirements < <("$python" - <<'PY'
-import tomllib
-
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-for requirement in project["dependencies"] + [r for extra in ("postgres", "service")
-                                              for r in project["optional-dependencies"][extra]]:
-    print(requirement)
-PY
-  )
+  listed="$("$python" docker/requirements.py pyproject.toml postgres service)"
+  mapfile -t requirements <<<"$listed"
   "$python" -m pip download -q --disable-pip-version-check --only-binary=:all: --python-version "$base_python" \
     -d "$wheels" torch==2.13.0 "${requirements[@]}" "setuptools>=68" wheel
   touch "$stamp"
