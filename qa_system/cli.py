@@ -354,6 +354,12 @@ def cmd_train_retriever(args: argparse.Namespace) -> int:
     return train_retriever_command(args)
 
 
+def cmd_train_reranker(args: argparse.Namespace) -> int:
+    from .training.reranker_commands import train_reranker_command
+
+    return train_reranker_command(args)
+
+
 def cmd_eval_reader(args: argparse.Namespace) -> int:
     from .training.commands import eval_reader_command
 
@@ -624,6 +630,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a sentence-transformers embedder with in-batch and mined hard negatives "
                     "(docs/retrieval-training.md)."))
     sub.choices["train-retriever"].set_defaults(func=cmd_train_retriever)
+    from .training.reranker_commands import add_train_reranker_arguments
+
+    add_train_reranker_arguments(sub.add_parser(
+        "train-reranker", help="train a cross-encoder that re-ranks the retrieved passages",
+        description="Train a cross-encoder from the product's MiniLM on the pairs of train-retriever, with "
+                    "mined hard negatives (docs/retrieval-training.md#re-ranker)."))
+    sub.choices["train-reranker"].set_defaults(func=cmd_train_reranker)
     from .evaluation.commands import add_eval_arguments, eval_command
 
     add_eval_arguments(sub.add_parser("eval", help="retriever recall@k and QA EM/F1 benchmarks (SubjQA, open SQuAD)"))
