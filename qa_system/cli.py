@@ -206,7 +206,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         checks = [("", args.question)]
     qa = _open(args, questions=checks, reader_model=args.reader_model,
                no_answer_threshold=args.no_answer_threshold, retrieval_weight=args.retrieval_weight,
-               lexical_weight=args.lexical_weight, reader_precision=args.reader_precision)
+               lexical_weight=args.lexical_weight, reader_precision=args.reader_precision,
+               reranker=args.reranker, rerank_top_n=args.rerank_top_n)
     if args.questions is not None:
         return _ask_file(args, qa, questions, filters)
     with qa:
@@ -521,6 +522,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrieval-weight", type=float, metavar="W",
                    help="rank answers by reader score + W x retrieval score (W >= 0); 0: reader score alone "
                         + _setting_default("retrieval_weight"))
+    p.add_argument("--reranker", metavar="DIR",
+                   help="re-rank the retrieved passages with this cross-encoder folder (qa-system train-reranker) "
+                        + _setting_default("reranker", "off"))
+    p.add_argument("--rerank-top-n", type=int, metavar="N",
+                   help=f"passages the re-ranker re-scores {_setting_default('rerank_top_n')}")
     p.add_argument("--lexical-weight", type=float, metavar="W",
                    help="hybrid retrieval: passages rank by (1 - W) x cosine + W x full-text rank / best "
                         f"rank; 0: dense alone {_setting_default('lexical_weight')}")

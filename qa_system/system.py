@@ -100,6 +100,8 @@ class QASystem:
         from .storage import Store
 
         with self._lock:
+            if self.settings.reranker is not None and self._reranker is None:
+                self._reranker = self._new_reranker()  # a missing or foreign folder is refused now
             if self._store is None:
                 given = self._embedder
                 self._store = Store.open(
@@ -112,8 +114,6 @@ class QASystem:
                 )
                 # compared by Store.open when it was loaded (or made the new store's dimension)
                 self._embedder_checked = _is_loaded(self._embedder)
-            if self.settings.reranker is not None and self._reranker is None:
-                self._reranker = self._new_reranker()  # a missing or foreign folder is refused now
         return self
 
     def _new_reranker(self) -> Any:
