@@ -7,11 +7,16 @@ import argparse
 import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 from ..config import DEFAULT_EMBEDDING_MODEL
 from ..errors import ConfigError
-from .retriever_commands import add_pair_training_arguments, prepare_pairs, train_files_of
+from .retriever_commands import (
+    add_pair_training_arguments,
+    load_sentence_transformer,
+    prepare_pairs,
+    start_run,
+    train_files_of,
+)
 
 
 def add_train_reranker_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +38,7 @@ def add_train_reranker_arguments(p: argparse.ArgumentParser) -> None:
 
 def train_reranker_command(args: argparse.Namespace) -> int:
     began = time.perf_counter()
-    from .pair_loop import CONFIG_FILE, check_positive, check_run_folder, pick_device
+    from .pair_loop import check_positive, pick_device
     from .reranker_train import RESUME_KEYS, RerankOptions
 
     check_positive(args, ("batch_size", "epochs", "max_steps", "max_pairs", "per_group", "checkpoint_every",
@@ -51,28 +56,12 @@ def train_reranker_command(args: argparse.Namespace) -> int:
     )
     config = {**asdict(opts), "train": train_files, "dev": dev_files, "heldout_percent": args.heldout_percent,
               "max_pairs": args.max_pairs, "per_group": args.per_group, "embedding_model": args.embedding_model}
-    folder: Path = args.output
-    check_run_folder(folder, config, RESUME_KEYS, "train-reranker")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-
-    import torch
-
-    from ..embedding import model_prompts, resolve_embedding_model
-    from ..quiet import quiet_model_loading
+    folder = start_run(args, config, RESUME_KEYS, "train-reranker")
+    from ..embedding import model_prompts
     from .reranker_train import HeldOutReranking, load_base, save_model, train
     from .retriever_train import Encoder
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    with quiet_model_loading():
-        from sentence_transformers import SentenceTransformer
-
-        try:
-            embedder = SentenceTransformer(resolve_embedding_model(args.embedding_model), device=device)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot load {args.embedding_model!r}: {e}") from e
+    embedder = load_sentence_transformer(args.embedding_model, device)
     encode = Encoder(embedder.float().eval(), model_prompts(getattr(embedder, "prompts", None)))
     pairs, heldout = prepare_pairs(args, folder, encode)
     candidates = HeldOutReranking(heldout, encode, opts) if heldout else None

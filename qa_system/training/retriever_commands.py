@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,7 +109,7 @@ def train_retriever_command(args: argparse.Namespace) -> int:
     train_files, dev_files = train_files_of(args)
     if args.export_fp16 is not None:
         check_model_output(args.export_fp16, args.overwrite_export, "--overwrite-export")
-    from .pair_loop import CONFIG_FILE, check_run_folder, pick_device
+    from .pair_loop import pick_device
     from .retriever_train import RESUME_KEYS, TrainOptions
 
     device = pick_device(args.device)
@@ -122,28 +123,11 @@ def train_retriever_command(args: argparse.Namespace) -> int:
     config = {**asdict(opts), "train": train_files, "dev": dev_files, "heldout_percent": args.heldout_percent,
               "max_pairs": args.max_pairs, "per_group": args.per_group, "query_prompt": args.query_prompt,
               "passage_prompt": args.passage_prompt}
-    folder: Path = args.output
-    check_run_folder(folder, config, RESUME_KEYS, "train-retriever")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-
-    import torch
-
-    from ..embedding import model_prompts, resolve_embedding_model
-    from ..quiet import quiet_model_loading
+    folder = start_run(args, config, RESUME_KEYS, "train-retriever")
+    from ..embedding import model_prompts
     from .retriever_train import Encoder, export_fp16, train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    with quiet_model_loading():
-        from sentence_transformers import SentenceTransformer
-
-        try:
-            model = SentenceTransformer(resolve_embedding_model(args.base_model), device=device)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot load {args.base_model!r}: {e}") from e
-    model = model.float()
+    model = load_sentence_transformer(args.base_model, device).float()
     prompts = model_prompts(getattr(model, "prompts", None), query_prompt=args.query_prompt,
                             passage_prompt=args.passage_prompt)
     pairs, heldout = prepare_pairs(args, folder, Encoder(model, prompts), prompts)
@@ -192,3 +176,33 @@ def prepare_pairs(args: argparse.Namespace, folder: Path, encode: Any,
               file=sys.stderr)
     write_pairs(pairs, pairs_path)
     return pairs, heldout
+
+
+def start_run(args: argparse.Namespace, config: dict[str, Any], resume_keys: Sequence[str], command: str) -> Path:
+    """The run folder ``args.output`` (a new one, or a run of ``command`` with the same options,
+    resumed) with ``config`` saved in it; torch's threads and seed set."""
+    import torch
+
+    from .pair_loop import CONFIG_FILE, check_run_folder
+
+    folder: Path = args.output
+    check_run_folder(folder, config, resume_keys, command)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    return folder
+
+
+def load_sentence_transformer(name: str, device: str) -> Any:
+    from ..embedding import resolve_embedding_model
+    from ..quiet import quiet_model_loading
+
+    with quiet_model_loading():
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            return SentenceTransformer(resolve_embedding_model(name), device=device)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot load {name!r}: {e}") from e
