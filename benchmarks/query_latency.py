@@ -12,6 +12,12 @@ vector search + SQL), then read them all (top 3 answers).
 Each top-k runs once per ``--lexical-weights`` value (default: 0, dense alone, and the setting's
 hybrid weight), so hybrid retrieval's cost shows as a ratio against dense retrieval in the same run,
 and once per ``--first-passages`` value (reading the best passages first; 0: all at once).
+``--reranker DIR`` adds, for each of those, a row with the passages re-ranked by that cross-encoder
+(``qa-system train-reranker``; its first ``--rerank-top-n`` re-scored), so that the re-ranker's cost
+shows against the same store and questions in the same run:
+
+    .venv/bin/python benchmarks/query_latency.py --top-k 10 --lexical-weights 0.3 --first-passages 5 \
+        --reranker RUN_DIR/model
 """
 
 from __future__ import annotations
@@ -99,6 +105,8 @@ def main() -> None:
     ap.add_argument("--first-passages", type=int, nargs="+",
                     help="reader_first_passages values to compare (0: every passage at once; default: 0 and the "
                          "setting's, when it is not 0)")
+    ap.add_argument("--reranker", help="also time every row with this cross-encoder re-ranking the passages")
+    ap.add_argument("--rerank-top-n", type=int, help="passages the re-ranker re-scores (default: the setting's)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     if args.quick:
@@ -119,12 +127,22 @@ def main() -> None:
     readers = {f: None if args.retrieval_only else
                ExtractiveReader(model, settings=replace(qa.settings, reader_first_passages=f)).load() for f in firsts}
     questions = sample(all_questions, args.questions)
-    rows = [measure(qa, readers[f], questions, k, args.top_n, args.warmup, w) | {"first_passages": f}
-            for k in args.top_k for w in weights for f in firsts]
-    qa.close()
+    systems = {"off": qa}
+    if args.reranker:  # the same store and embedder, its passages re-ranked
+        from qa_system.system import QASystem
+
+        reranked = replace(qa.settings, reranker=args.reranker,
+                           rerank_top_n=args.rerank_top_n or qa.settings.rerank_top_n)
+        systems[f"top {reranked.rerank_top_n}"] = QASystem(reranked, embedder=qa.embedder).load()
+        systems[f"top {reranked.rerank_top_n}"].load_reranker()
+    rows = [measure(system, readers[f], questions, k, args.top_n, args.warmup, w)
+            | {"first_passages": f, "reranker": name}
+            for k in args.top_k for w in weights for f in firsts for name, system in systems.items()]
+    for system in systems.values():
+        system.close()
 
     base = rows[0]["total_p50_ms"]
-    first_weight = {r["top_k"]: r for r in rows if r["lexical_weight"] == weights[0]}
+    first_weight = {r["top_k"]: r for r in rows if r["lexical_weight"] == weights[0] and r["reranker"] == "off"}
     reader = readers[firsts[0]]
     print(f"\nquery latency, one question at a time: {stats.documents} documents, {stats.chunks} passages "
           f"(embedder {stats.embedding_model}); "
@@ -132,10 +150,10 @@ def main() -> None:
              f"reader {model}{'' if trained else ' (random QA head)'}, top {args.top_n} answers")
           + f"; {len(questions)} questions, {args.warmup} warm-up; lexical weight 0 = dense retrieval alone")
     print(table(
-        ["top-k", "lexical w", "first passages", "retrieve p50", "p95", f"retrieve p50 vs w={weights[0]:g}",
-         "read p50", "p95",
+        ["top-k", "lexical w", "first passages", "re-ranker", "retrieve p50", "p95",
+         f"retrieve p50 vs w={weights[0]:g}", "read p50", "p95",
          "total p50", "p95", "total p50 vs first row", "gold in top-k"],
-        [[r["top_k"], f"{r['lexical_weight']:g}", r["first_passages"] or "all",
+        [[r["top_k"], f"{r['lexical_weight']:g}", r["first_passages"] or "all", r["reranker"],
           f"{r['retrieve_p50_ms']:.1f} ms", f"{r['retrieve_p95_ms']:.1f} ms",
           f"{r['retrieve_p50_ms'] / first_weight[r['top_k']]['retrieve_p50_ms']:.2f}x",
           f"{r['read_p50_ms']:.0f} ms", f"{r['read_p95_ms']:.0f} ms", f"{r['total_p50_ms']:.0f} ms",

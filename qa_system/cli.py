@@ -206,7 +206,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         checks = [("", args.question)]
     qa = _open(args, questions=checks, reader_model=args.reader_model,
                no_answer_threshold=args.no_answer_threshold, retrieval_weight=args.retrieval_weight,
-               lexical_weight=args.lexical_weight, reader_precision=args.reader_precision)
+               lexical_weight=args.lexical_weight, reader_precision=args.reader_precision,
+               reranker=args.reranker, rerank_top_n=args.rerank_top_n)
     if args.questions is not None:
         return _ask_file(args, qa, questions, filters)
     with qa:
@@ -352,6 +353,12 @@ def cmd_train_retriever(args: argparse.Namespace) -> int:
     from .training.retriever_commands import train_retriever_command
 
     return train_retriever_command(args)
+
+
+def cmd_train_reranker(args: argparse.Namespace) -> int:
+    from .training.reranker_commands import train_reranker_command
+
+    return train_reranker_command(args)
 
 
 def cmd_eval_reader(args: argparse.Namespace) -> int:
@@ -515,6 +522,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrieval-weight", type=float, metavar="W",
                    help="rank answers by reader score + W x retrieval score (W >= 0); 0: reader score alone "
                         + _setting_default("retrieval_weight"))
+    p.add_argument("--reranker", metavar="DIR",
+                   help="re-rank the retrieved passages with this cross-encoder folder (qa-system train-reranker) "
+                        + _setting_default("reranker", "off"))
+    p.add_argument("--rerank-top-n", type=int, metavar="N",
+                   help=f"passages the re-ranker re-scores {_setting_default('rerank_top_n')}")
     p.add_argument("--lexical-weight", type=float, metavar="W",
                    help="hybrid retrieval: passages rank by (1 - W) x cosine + W x full-text rank / best "
                         f"rank; 0: dense alone {_setting_default('lexical_weight')}")
@@ -624,6 +636,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a sentence-transformers embedder with in-batch and mined hard negatives "
                     "(docs/retrieval-training.md)."))
     sub.choices["train-retriever"].set_defaults(func=cmd_train_retriever)
+    from .training.reranker_commands import add_train_reranker_arguments
+
+    add_train_reranker_arguments(sub.add_parser(
+        "train-reranker", help="train a cross-encoder that re-ranks the retrieved passages",
+        description="Train a cross-encoder from the product's MiniLM on the pairs of train-retriever, with "
+                    "mined hard negatives (docs/retrieval-training.md#re-ranker)."))
+    sub.choices["train-reranker"].set_defaults(func=cmd_train_reranker)
     from .evaluation.commands import add_eval_arguments, eval_command
 
     add_eval_arguments(sub.add_parser("eval", help="retriever recall@k and QA EM/F1 benchmarks (SubjQA, open SQuAD)"))

@@ -89,6 +89,11 @@ class Settings:
     # the "prompts" of its sentence-transformers configuration (e5, bge; qa_system.embedding.model_prompts)
     query_prompt: str | None = None
     passage_prompt: str | None = None
+    # a cross-encoder model folder (qa-system train-reranker) that re-scores the first rerank_top_n
+    # retrieved passages before the reader reads them (qa_system.retrieval.rerank); None: off. Off by
+    # default: on dev it did not pay for its time (docs/retrieval-training.md#re-ranker)
+    reranker: str | None = None
+    rerank_top_n: int = 10
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -131,7 +136,7 @@ def _validated(settings: Settings) -> Settings:
     positive = ("chunk_tokens", "top_k_retriever", "top_k_reader", "max_answer_tokens",
                 "reader_max_seq_length", "reader_doc_stride", "reader_batch_size",
                 "embed_batch_size", "max_question_chars", "max_file_bytes", "search_nprobe",
-                "search_ef")
+                "search_ef", "rerank_top_n")
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(settings, name)}")
@@ -159,6 +164,9 @@ def _validated(settings: Settings) -> Settings:
         raise ConfigError(f"reader_settled_lead must be a finite number, got {lead!r}")
     if settings.vector_backend not in (None, "faiss", "pgvector"):
         raise ConfigError(f"vector_backend must be faiss or pgvector, got {settings.vector_backend!r}")
+    if settings.reranker is not None and (not isinstance(settings.reranker, (str, Path))
+                                          or not str(settings.reranker).strip()):
+        raise ConfigError(f"reranker must be a model folder, got {settings.reranker!r}")
     check_retrieval_weight(settings.retrieval_weight)
     check_lexical_weight(settings.lexical_weight)
     for name, allowed in (("reader_precision", READER_PRECISIONS), ("embedding_precision", EMBEDDING_PRECISIONS)):

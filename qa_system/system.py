@@ -83,6 +83,7 @@ class QASystem:
         self._refresh_interval_s = refresh_interval_s
         self._last_refresh = 0.0
         self._confidence_models: dict[str, ConfidenceModel | None] = {}  # reader folder -> its fit
+        self._reranker: Any = None  # qa_system.retrieval.rerank.CrossEncoder when settings.reranker is set
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -99,6 +100,8 @@ class QASystem:
         from .storage import Store
 
         with self._lock:
+            if self.settings.reranker is not None and self._reranker is None:
+                self._reranker = self._new_reranker()  # a missing or foreign folder is refused now
             if self._store is None:
                 given = self._embedder
                 self._store = Store.open(
@@ -112,6 +115,27 @@ class QASystem:
                 # compared by Store.open when it was loaded (or made the new store's dimension)
                 self._embedder_checked = _is_loaded(self._embedder)
         return self
+
+    def _new_reranker(self) -> Any:
+        from .errors import ConfigError
+        from .retrieval.rerank import CrossEncoder
+
+        folder = Path(str(self.settings.reranker))
+        if not folder.is_dir() or not (folder / "config.json").is_file():
+            raise ConfigError(f"reranker {folder}: not a model folder (make one with qa-system train-reranker)")
+        precision = self.settings.embedding_precision
+        return CrossEncoder(folder, device=self.settings.device,
+                            precision=precision if precision in ("fp32", "bf16") else "auto")
+
+    def load_reranker(self) -> Any:
+        """The re-ranking cross-encoder (``settings.reranker``), loaded now if it is not yet;
+        None when re-ranking is off."""
+        with self._lock:
+            if self.settings.reranker is None:
+                return None
+            if self._reranker is None:
+                self._reranker = self._new_reranker()
+            return self._reranker.load()
 
     def load_embedder(self) -> Embedder:
         """The embedder, loaded now if it is not yet (``settings.embedding_model``), and checked
@@ -372,13 +396,20 @@ class QASystem:
         return retriever.retrieve(vectors, k, query_texts=cleaned, filters=filters)
 
     def retriever(self, lexical_weight: float | None = None) -> Retriever:
-        """The retriever over this system's store (``settings.lexical_weight`` unless given)."""
+        """The retriever over this system's store (``settings.lexical_weight`` unless given),
+        re-ranked by ``settings.reranker`` when one is set."""
         from .retrieval import StoreRetriever
 
         weight = self.settings.lexical_weight if lexical_weight is None else lexical_weight
         if self._make_retriever is not None:
             return self._make_retriever(self.store, weight)
-        return StoreRetriever(self.store, lexical_weight=weight)
+        retriever = StoreRetriever(self.store, lexical_weight=weight)
+        reranker = self.load_reranker()
+        if reranker is None:
+            return retriever
+        from .retrieval.rerank import RerankingRetriever
+
+        return RerankingRetriever(retriever, reranker, top_n=self.settings.rerank_top_n)
 
     def retrieve(self, question: str, *, top_k: int | None = None, filters: Filters | None = None,
                  lexical_weight: float | None = None) -> list[Passage]:

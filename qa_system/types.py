@@ -71,7 +71,9 @@ class Passage:
 
     ``score`` ranks the passages (the cosine, or hybrid retrieval's fused score, whose lexical part
     is relative to the question's best passage); ``dense_score`` is the cosine alone, an absolute
-    measure of how near the passage is to the question (None when the retriever does not say)."""
+    measure of how near the passage is to the question (None when the retriever does not say);
+    ``rerank_score`` is a re-ranker's score of the (question, passage) pair, the passage's order
+    after re-ranking (``qa_system.retrieval.rerank``; None when no re-ranker scored it)."""
 
     chunk_id: int
     document_id: str
@@ -83,6 +85,7 @@ class Passage:
     score: float
     metadata: Metadata = field(default_factory=lambda: _EMPTY)
     dense_score: float | None = None
+    rerank_score: float | None = None
 
 
 @dataclass(frozen=True)

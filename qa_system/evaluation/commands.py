@@ -34,6 +34,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db-url", help="an empty database to index the corpus into, e.g. PostgreSQL to measure "
                                     "its full-text ranking (default: a temporary SQLite file); refused if it "
                                     "holds a qa_system schema; the schema made there is dropped afterwards")
+    p.add_argument("--reranker", metavar="DIR",
+                   help="re-rank the retrieved passages with this cross-encoder (qa-system train-reranker; "
+                        "default: the setting, QA_SYSTEM_RERANKER, off unless set)")
+    p.add_argument("--rerank-top-n", type=int, metavar="N",
+                   help="passages the re-ranker re-scores (default: the setting, QA_SYSTEM_RERANK_TOP_N, 10)")
     p.add_argument("--retrieval-only", action="store_true", help="skip the reader and the pipeline")
     p.add_argument("--always-answer", action="store_true",
                    help="score the best span even where the reader says 'no answer' (for data without "
@@ -63,7 +68,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("limit", "top_k_retriever", "top_k_reader", "read_limit"):
+    for name in ("limit", "top_k_retriever", "top_k_reader", "read_limit", "rerank_top_n"):
         value = getattr(args, name, None)
         if value is not None and value <= 0:
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -84,7 +89,8 @@ def eval_command(args: argparse.Namespace) -> int:
         reader_model=args.reader_model, retrieval_only=args.retrieval_only,
         top_k_retriever=args.top_k_retriever, top_k_reader=args.top_k_reader,
         embedding_model=args.embedding_model, progress=not args.no_progress, always_answer=args.always_answer,
-        lexical_weight=args.lexical_weight, db_url=args.db_url,
+        lexical_weight=args.lexical_weight, db_url=args.db_url, reranker=args.reranker,
+        rerank_top_n=args.rerank_top_n,
     )
     if args.eval_target == "subjqa":
         from .subjqa import evaluate_subjqa, load_subjqa_benchmark, subjqa_csv_path
@@ -107,6 +113,7 @@ def eval_command(args: argparse.Namespace) -> int:
     stem = result.slug + (f"-limit{args.limit}" if args.limit else "")
     stem += f"-read{args.read_limit}" if getattr(args, "read_limit", None) else ""
     stem += "-always-answer" if args.always_answer else ""
+    stem += f"-rerank{args.rerank_top_n or ''}" if args.reranker else ""
     print(f"\nresults: {write_json(result, args.out / f'{stem}.json')}")
     chart = write_chart(result, args.out / f"{stem}.png")
     print(f"chart: {chart}" if chart else "chart: skipped (matplotlib is not installed: pip install 'qa_system[eval]')")

@@ -98,14 +98,16 @@ def text_key(text: str) -> str:
 # -- the store ----------------------------------------------------------------------------------
 
 @contextmanager
-def temporary_system(*, db_url: str | None = None, **overrides: Any) -> Iterator[Any]:
+def temporary_system(*, db_url: str | None = None, retriever: Callable[[Any, float], Any] | None = None,
+                     **overrides: Any) -> Iterator[Any]:
     """A `QASystem` on a new store in a temporary folder, removed afterwards.
 
     The SQL database is a temporary SQLite file, so a ``QA_SYSTEM_DB_URL`` in the environment can
     never send evaluation documents into a real database. ``db_url`` names another database to
     evaluate on (e.g. PostgreSQL, whose full-text ranking differs from SQLite's): it must hold no
     qa_system schema (never migrated, or migrated down to nothing), else `InputError` before
-    anything is written; the schema is created there and dropped again afterwards.
+    anything is written; the schema is created there and dropped again afterwards. ``retriever``:
+    as `QASystem`'s (builds the retriever from the store and the lexical weight).
     """
     from ..config import load_settings
     from ..system import QASystem
@@ -116,7 +118,7 @@ def temporary_system(*, db_url: str | None = None, **overrides: Any) -> Iterator
             db_url = f"sqlite:///{store_dir / 'qa.sqlite3'}"
         else:
             scratch.enter_context(_scratch_database(db_url))  # exits after the system closes
-        qa = QASystem(load_settings(store_dir=store_dir, db_url=db_url, **overrides))
+        qa = QASystem(load_settings(store_dir=store_dir, db_url=db_url, **overrides), retriever=retriever)
         try:
             qa.load(verify=False)
             yield qa
@@ -287,14 +289,17 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
                   reader_model: str | None, retrieval_only: bool, top_k_retriever: int = 10,
                   top_k_reader: int = 4, ks: Sequence[int] = DEFAULT_KS, embedding_model: str | None = None,
                   progress: bool = False, always_answer: bool = False, lexical_weight: float | None = None,
-                  db_url: str | None = None, notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (),
+                  db_url: str | None = None, reranker: str | None = None, rerank_top_n: int | None = None,
+                  notes: Callable[[CorpusReport], Sequence[str]] = lambda _: (),
                   **anchors: Any) -> Any:
     """Index the corpus in a temporary store, rank and score retrieval for every question, then
     (unless ``retrieval_only``) score the reader on the gold contexts and the whole pipeline.
     ``always_answer``: score the best span even where the reader says "no answer" (the protocol
     for data without unanswerable questions, such as SQuAD v1.1). ``lexical_weight``: hybrid
     retrieval's weight (None: the setting's; 0: dense alone). ``db_url``: an empty database to
-    index into instead of a temporary SQLite file (``temporary_system``). Returns an `EvalResult`;
+    index into instead of a temporary SQLite file (``temporary_system``). ``reranker``: a
+    cross-encoder folder that re-ranks the first ``rerank_top_n`` passages (None: the settings').
+    Returns an `EvalResult`;
     ``anchors`` are its published-figure fields."""
     from .reader_eval import run_reader, score_run
     from .report import EvalResult, per_question_records
@@ -303,7 +308,8 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
     questions = list(data.questions)
     read = questions if data.read_ids is None else [q for q in questions if q.id in data.read_ids]
     with temporary_system(reader_model=reader_model, embedding_model=embedding_model,
-                          lexical_weight=lexical_weight, db_url=db_url) as qa:
+                          lexical_weight=lexical_weight, db_url=db_url, reranker=reranker,
+                          rerank_top_n=rerank_top_n) as qa:
         corpus = index_corpus(qa, data.corpus, source_prefix=data.source_prefix)
         seconds["index"] = corpus.report.seconds
         began = time.perf_counter()
@@ -329,6 +335,9 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
             seconds["pipeline"] = time.perf_counter() - began
         used_reader = None if retrieval_only else qa.settings.resolved_reader_model
         used_weight = qa.settings.lexical_weight
+        reranked = () if qa.settings.reranker is None else (
+            f"re-ranked: the first {qa.settings.rerank_top_n} retrieved passages by the cross-encoder "
+            f"{qa.settings.reranker}.",)
         database = qa.store.db_url if db_url is not None else "temporary SQLite file"
     return EvalResult(
         benchmark=benchmark, title=title, dataset=data.source, questions=len(questions),
@@ -341,7 +350,7 @@ def run_benchmark(data: BenchmarkData, *, benchmark: str, title: str, retrieval_
         reader_pairs=len(data.pairs), pipeline=pipeline, top_k_retriever=top_k_retriever,
         top_k_reader=top_k_reader, seconds=seconds,
         per_question=per_question_records(questions, retrieval.ranks, predictions),
-        notes=tuple(notes(corpus.report)), **anchors,
+        notes=tuple(notes(corpus.report)) + reranked, **anchors,
     )
 
 

@@ -100,6 +100,8 @@ class ServiceState:
             system.load()
             system.load_embedder()  # both models now, so that ready means "can answer"
             system.load_reader()
+            if hasattr(system, "load_reranker"):  # a custom system (factory) may have none
+                system.load_reranker()
             self._system = system
             self._loaded = True
             logger.info("qa_system service ready: models loaded and store open in %.1fs",

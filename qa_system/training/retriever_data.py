@@ -189,11 +189,11 @@ def mine_hard_negatives(pairs: Sequence[Pair], all_pairs: Sequence[Pair], encode
     return out
 
 
-def heldout_ranks(held: HeldOutSet, encode: Encode, *, max_questions: int | None, seed: int = 0) -> list[int | None]:
-    """1-based rank of each question's own passage (its set's passages deduplicated), searched in
-    the set's scope; at most ``max_questions`` questions (a seeded sample; every passage stays)."""
+def _heldout_scores(held: HeldOutSet, encode: Encode, *, max_questions: int | None,
+                    seed: int) -> tuple[list[str], list[Pair], np.ndarray]:
+    """The set's distinct passages, the questions scored (at most ``max_questions``: a seeded
+    sample; every passage stays) and their cosines, -inf outside a question's scope."""
     texts = list(dict.fromkeys(p.passage for p in held.pairs))
-    index = {t: i for i, t in enumerate(texts)}
     pairs = list(held.pairs)
     if max_questions is not None and len(pairs) > max_questions:
         pairs = random.Random(seed).sample(pairs, max_questions)
@@ -207,11 +207,31 @@ def heldout_ranks(held: HeldOutSet, encode: Encode, *, max_questions: int | None
         groups = np.array([group_of[t] for t in texts], dtype=object)
         for row, p in enumerate(pairs):
             scores[row, groups != p.group] = -np.inf
+    return texts, pairs, scores
+
+
+def heldout_ranks(held: HeldOutSet, encode: Encode, *, max_questions: int | None, seed: int = 0) -> list[int | None]:
+    """1-based rank of each question's own passage (its set's passages deduplicated), searched in
+    the set's scope; at most ``max_questions`` questions (a seeded sample; every passage stays)."""
+    texts, pairs, scores = _heldout_scores(held, encode, max_questions=max_questions, seed=seed)
+    index = {t: i for i, t in enumerate(texts)}
     ranks: list[int | None] = []
     for row, p in enumerate(pairs):
         gold = scores[row, index[p.passage]]
         ranks.append(int((scores[row] > gold).sum()) + 1)
     return ranks
+
+
+def heldout_candidates(held: HeldOutSet, encode: Encode, *, depth: int, max_questions: int | None,
+                       seed: int = 0) -> list[tuple[Pair, list[str]]]:
+    """Each question (sampled as by `heldout_ranks`) with the top ``depth`` passages of its scope
+    by the encoder, best first: what a re-ranker re-scores."""
+    texts, pairs, scores = _heldout_scores(held, encode, max_questions=max_questions, seed=seed)
+    out = []
+    for row, p in enumerate(pairs):
+        order = np.argsort(-scores[row], kind="stable")[:depth]
+        out.append((p, [texts[j] for j in order if np.isfinite(scores[row, j])]))
+    return out
 
 
 def write_pairs(pairs: Iterable[Pair], path: Path) -> None:

@@ -16,12 +16,6 @@ folder). Running the same command again resumes from the checkpoint.
 
 from __future__ import annotations
 
-import json
-import math
-import random
-import shutil
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from .pair_loop import CHECKPOINT, CONFIG_FILE, HISTORY_FILE, pick_device  # noqa: F401 (re-exported)
 from .retriever_data import HeldOutSet, Pair, heldout_ranks
 
-CONFIG_FILE = "train_config.json"
 PAIRS_FILE = "pairs.jsonl"
-HISTORY_FILE = "history.jsonl"
-CHECKPOINT = "checkpoint"
 #: Options that must match to resume a run (the rest, e.g. the time budget, may change).
 RESUME_KEYS = ("base_model", "batch_size", "lr", "scale", "seed", "max_query_tokens", "max_passage_tokens",
                "hard_negatives", "train", "dev", "heldout_percent", "max_pairs", "per_group", "epochs")
@@ -60,16 +51,6 @@ class TrainOptions:
     eval_every: int = 200
     eval_questions: int | None = 1000
     seed: int = 13
-
-
-def pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: torch sees no CUDA GPU")
-    return device
 
 
 class Encoder:
@@ -147,42 +128,6 @@ def batch_loss(model: Any, batch: Sequence[Pair], opts: TrainOptions, prompts: t
     return F.cross_entropy(scores, labels)
 
 
-def _order(n: int, epoch: int, seed: int) -> list[int]:
-    order = list(range(n))
-    random.Random(seed * 1000 + epoch).shuffle(order)
-    return order
-
-
-def _batches_of(pairs: Sequence[Pair], batch_size: int, epoch: int, seed: int) -> list[list[int]]:
-    order = _order(len(pairs), epoch, seed)
-    return [order[i: i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
-
-
-def _log(folder: Path, record: dict[str, Any]) -> None:
-    with (folder / HISTORY_FILE).open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def _save_checkpoint(folder: Path, model: Any, optimizer: Any, schedule: Any, step: int, planned: int) -> None:
-    import torch
-
-    tmp = folder / (CHECKPOINT + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state(),
-                "step": step, "planned": planned}, tmp / "state.pt")
-    target = folder / CHECKPOINT
-    old = folder / (CHECKPOINT + ".old")
-    if target.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        target.replace(old)
-    tmp.replace(target)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 def _format_scores(scores: dict[str, Any]) -> str:
     return "; ".join(f"{name}: R@1 {s['recall@1']:.3f} R@5 {s['recall@5']:.3f} R@10 {s['recall@10']:.3f} "
                      f"MRR {s['mrr@10']:.3f} ({s['questions']} q)" for name, s in scores.items())
@@ -193,83 +138,18 @@ def train(folder: Path, model: Any, pairs: Sequence[Pair], heldout: Sequence[Hel
     """Train ``model`` (a loaded SentenceTransformer on its device) on ``pairs``, resuming from
     ``folder/checkpoint`` when there is one; evaluate on ``heldout`` before, every
     ``eval_every`` steps, and after; return the final held-out scores and the run's figures."""
-    import torch
-    from tqdm.auto import tqdm
-
     from ..hardware import resolve_precision
-    from .schedule import BudgetProbe, LrSchedule
+    from .pair_loop import run_steps
 
     device = str(next(model.parameters()).device)
     autocast = resolve_precision(opts.precision, device) == "bf16"
-    per_epoch = len(pairs) // opts.batch_size
-    if per_epoch == 0:
-        raise ConfigError(f"{len(pairs)} pairs make no batch of {opts.batch_size}")
-    planned = opts.max_steps or max(1, math.ceil(per_epoch * opts.epochs))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.01)
-    schedule = LrSchedule(planned, opts.warmup_fraction)
-    step = 0
-    state_path = folder / CHECKPOINT / "state.pt"
-    if state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.restore(state["schedule"])
-        step = int(state["step"])
-        if int(state.get("planned", planned)) != planned:  # a changed --max-steps / --epochs: plan afresh
-            schedule.move(max(planned, step), step)
-        print(f"resuming at step {step} of {schedule.total}", file=sys.stderr)
     encode = Encoder(model, prompts)
-    if step == 0 and heldout:
-        scores = evaluate_heldout(encode, heldout, opts.eval_questions)
-        _log(folder, {"step": 0, "heldout": scores, "elapsed_s": round(time.perf_counter() - began, 1)})
-        print(f"held out, before training: {_format_scores(scores)}", file=sys.stderr)
-    probe = BudgetProbe(opts.time_budget_min * 60, torch.device(device), began) if opts.time_budget_min else None
-    model.train()
-    bar = tqdm(total=schedule.total, initial=step, desc="train-retriever", unit="step", disable=not progress,
-               dynamic_ncols=True)
-    done = 0
-    losses: list[float] = []
-    train_began = time.perf_counter()
-    while step < schedule.total:
-        if probe is not None:
-            moved = probe.steps_that_fit(done, step, schedule.total, planned)
-            if moved is not None:
-                schedule.move(max(moved, step + 1), step)
-                bar.total = schedule.total
-                bar.refresh()
-        epoch, index = divmod(step, per_epoch)
-        batch = [pairs[i] for i in _batches_of(pairs, opts.batch_size, epoch, opts.seed)[index]]
-        for group in optimizer.param_groups:
-            group["lr"] = opts.lr * schedule.factor(step)
-        loss = batch_loss(model, batch, opts, prompts, device, autocast)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        done += 1
-        losses.append(float(loss.detach()))
-        bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        _log(folder, {"step": step, "loss": round(losses[-1], 4),
-                      "lr": optimizer.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - began, 1)})
-        if step % opts.checkpoint_every == 0 or step == schedule.total:
-            _save_checkpoint(folder, model, optimizer, schedule, step, planned)
-        if heldout and opts.eval_every and step % opts.eval_every == 0 and step < schedule.total:
-            scores = evaluate_heldout(encode, heldout, opts.eval_questions)
-            _log(folder, {"step": step, "heldout": scores, "elapsed_s": round(time.perf_counter() - began, 1)})
-            bar.write(f"held out at step {step}: {_format_scores(scores)}")
-            model.train()
-    bar.close()
-    train_s = time.perf_counter() - train_began
-    final = evaluate_heldout(encode, heldout, opts.eval_questions) if heldout else {}
-    if heldout:
-        _log(folder, {"step": step, "heldout": final, "final": True,
-                      "elapsed_s": round(time.perf_counter() - began, 1)})
-        print(f"held out, after training (step {step}): {_format_scores(final)}", file=sys.stderr)
-    return {"steps": step, "planned_steps": planned, "train_seconds_this_run": round(train_s, 1),
-            "seconds_per_step": round(train_s / done, 3) if done else None, "bf16_autocast": autocast,
-            "device": device, "heldout": final}
+    result = run_steps(
+        folder, model, len(pairs), opts,
+        step_loss=lambda batch: batch_loss(model, [pairs[i] for i in batch], opts, prompts, device, autocast),
+        evaluate=(lambda: evaluate_heldout(encode, heldout, opts.eval_questions)) if heldout else None,
+        describe=_format_scores, began=began, desc="train-retriever", progress=progress)
+    return {**result, "bf16_autocast": autocast}
 
 
 def export_fp16(model: Any, target: Path) -> None:
