@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 IMAGE = os.environ.get("QA_IMAGE", "qa-system:local")
 BASE_IMAGE = os.environ.get("QA_BASE_IMAGE", "qa-system-base:bookworm")
-#: The base image, the wheelhouse and the project's image from nothing took about 5.5 minutes here (2 cores).
+#: The base image, the wheelhouse and the project's image from nothing took 4.6-5.5 minutes here (2 cores).
 BUILD_TIMEOUT_S = 1800
 READY_TIMEOUT_S = 300
 
