@@ -168,8 +168,22 @@ def vector(text: str) -> np.ndarray:
     return EMBEDDER.encode([text])
 
 
-def result_ids(results: list[list[Any]]) -> list[list[int]]:
-    return [[p.chunk_id for p in row] for row in results]
+def result_ids(results: list[list[Any]], tie: float = 1e-5) -> list[list[int]]:
+    """Each row's chunk ids in rank order, passages whose scores tie (within ``tie``) by id.
+
+    The suite's corpus repeats vectors (a document's chunks, equal texts), and which of two equal
+    vectors comes first depends on the last bit of a float sum: FAISS's SIMD kernels differ between
+    CPUs (AVX2 / AVX-512, Intel / AMD) and between a flat index and a segment search."""
+    ids = []
+    for row in results:
+        groups: list[list[Any]] = []
+        for p in sorted(row, key=lambda p: -p.score):
+            if groups and groups[-1][-1].score - p.score < tie:
+                groups[-1].append(p)
+            else:
+                groups.append([p])
+        ids.append([chunk_id for group in groups for chunk_id in sorted(p.chunk_id for p in group)])
+    return ids
 
 
 @dataclass(frozen=True)
