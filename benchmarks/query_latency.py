@@ -14,7 +14,8 @@ hybrid weight), so hybrid retrieval's cost shows as a ratio against dense retrie
 and once per ``--first-passages`` value (reading the best passages first; 0: all at once).
 ``--reranker DIR`` adds, for each of those, a row with the passages re-ranked by that cross-encoder
 (``qa-system train-reranker``; its first ``--rerank-top-n`` re-scored), so that the re-ranker's cost
-shows against the same store and questions in the same run:
+shows against the same store and questions in the same run (the systems take turns on each
+question):
 
     .venv/bin/python benchmarks/query_latency.py --top-k 10 --lexical-weights 0.3 --first-passages 5 \
         --reranker RUN_DIR/model
@@ -58,33 +59,38 @@ def build_store(store_dir: Path, paragraphs: list, batch: int = 1000):
     return qa
 
 
-def measure(qa, reader, questions, top_k: int, top_n: int, warmup: int, lexical_weight: float) -> dict:
-    """``reader`` None: retrieval only (reading counts 0 ms)."""
+def measure(systems: dict, reader, questions, top_k: int, top_n: int, warmup: int, lexical_weight: float) -> list:
+    """One row per system (name -> QASystem), the systems taking turns on each question, so that a
+    machine that slows down or speeds up meanwhile weighs on every row alike. ``reader`` None:
+    retrieval only (reading counts 0 ms)."""
     def read(question, passages):
         if reader is not None:
             reader.read(question, passages, top_n=top_n)
 
-    for q in questions[:warmup]:
-        read(q.question, qa.retrieve(q.question, top_k=top_k, lexical_weight=lexical_weight))
-    retrieve, read_s, total, found = [], [], [], 0
+    for qa in systems.values():
+        for q in questions[:warmup]:
+            read(q.question, qa.retrieve(q.question, top_k=top_k, lexical_weight=lexical_weight))
+    times = {name: ([], [], [], [0]) for name in systems}
     for q in questions:
-        t0 = time.perf_counter()
-        passages = qa.retrieve(q.question, top_k=top_k, lexical_weight=lexical_weight)
-        t1 = time.perf_counter()
-        read(q.question, passages)
-        t2 = time.perf_counter()
-        retrieve.append(t1 - t0)
-        read_s.append(t2 - t1)
-        total.append(t2 - t0)
-        found += any(p.text == q.context or p.text in q.context for p in passages)
+        for name, qa in systems.items():
+            retrieve, read_s, total, found = times[name]
+            t0 = time.perf_counter()
+            passages = qa.retrieve(q.question, top_k=top_k, lexical_weight=lexical_weight)
+            t1 = time.perf_counter()
+            read(q.question, passages)
+            t2 = time.perf_counter()
+            retrieve.append(t1 - t0)
+            read_s.append(t2 - t1)
+            total.append(t2 - t0)
+            found[0] += any(p.text == q.context or p.text in q.context for p in passages)
     ms = lambda xs, p: 1000 * percentile(xs, p)  # noqa: E731
-    return {
-        "top_k": top_k, "lexical_weight": lexical_weight, "questions": len(questions),
+    return [{
+        "top_k": top_k, "lexical_weight": lexical_weight, "questions": len(questions), "reranker": name,
         "retrieve_p50_ms": ms(retrieve, 50), "retrieve_p95_ms": ms(retrieve, 95),
         "read_p50_ms": ms(read_s, 50), "read_p95_ms": ms(read_s, 95),
         "total_p50_ms": ms(total, 50), "total_p95_ms": ms(total, 95),
-        "gold_passage_retrieved": found / max(1, len(questions)),
-    }
+        "gold_passage_retrieved": found[0] / max(1, len(questions)),
+    } for name, (retrieve, read_s, total, found) in times.items()]
 
 
 def main() -> None:
@@ -135,9 +141,8 @@ def main() -> None:
                            rerank_top_n=args.rerank_top_n or qa.settings.rerank_top_n)
         systems[f"top {reranked.rerank_top_n}"] = QASystem(reranked, embedder=qa.embedder).load()
         systems[f"top {reranked.rerank_top_n}"].load_reranker()
-    rows = [measure(system, readers[f], questions, k, args.top_n, args.warmup, w)
-            | {"first_passages": f, "reranker": name}
-            for k in args.top_k for w in weights for f in firsts for name, system in systems.items()]
+    rows = [row | {"first_passages": f} for k in args.top_k for w in weights for f in firsts
+            for row in measure(systems, readers[f], questions, k, args.top_n, args.warmup, w)]
     for system in systems.values():
         system.close()
 

@@ -92,3 +92,11 @@ def test_a_store_answers_with_the_reranker(trained: Path, tmp_path: Path) -> Non
     assert [p.score for p in result.passages] == sorted((p.score for p in result.passages), reverse=True)
     # the passages are the re-ranked best 4 of the retriever's top 6
     assert {p.chunk_id for p in result.passages} <= {p.chunk_id for p in six}
+
+
+def test_eval_re_ranks_with_the_model(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    assert cli_main(["eval", "subjqa", "--csv", SUBJ, "--retrieval-only", "--limit", "4", "--no-progress",
+                     "--reranker", str(trained / "model"), "--rerank-top-n", "3", "--out", str(out)]) == 0
+    result = json.loads((out / "subjqa-tiny_subjqa-limit4-rerank3.json").read_text())
+    assert any("re-ranked: the first 3 retrieved passages" in note for note in result["notes"])
