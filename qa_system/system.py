@@ -311,9 +311,10 @@ class QASystem:
         return self.store.compact(force=force)
 
     def describe_models(self) -> LoadedModels:
-        """The embedding model and the reader as loaded, each with the precision it computes in
-        (``auto`` resolved for this machine), the reader's window and no-answer threshold, and
-        the retriever's lexical weight (with the embedder)."""
+        """The embedding model, the reader and the re-ranker (when one is set) as loaded, each
+        with the precision it computes in (``auto`` resolved for this machine), the reader's window
+        and no-answer threshold, the retriever's lexical weight (with the embedder) and what the
+        re-ranker re-scores."""
         embedder = self._embedder
         reader = self._reader
         reader_info = None
@@ -328,11 +329,16 @@ class QASystem:
             reader_info = LoadedModel(str(getattr(reader, "model_name", type(reader).__name__)),
                                       getattr(reader, "precision", None), getattr(reader, "runtime", None),
                                       **window)
+        reranker = self._reranker
         return LoadedModels(
             embedder=(LoadedModel(embedder.model_name, getattr(embedder, "precision", None),
                                   getattr(embedder, "runtime", None), lexical_weight=self.settings.lexical_weight)
                       if embedder is not None else None),
             reader=reader_info,
+            reranker=(LoadedModel(str(reranker.folder), reranker.loaded_precision, reranker.runtime,
+                                  rerank_top_n=self.settings.rerank_top_n,
+                                  retrieval_weight=reranker.retrieval_weight)
+                      if reranker is not None and reranker.loaded else None),
         )
 
     def get_document(self, document_id: str) -> Any:

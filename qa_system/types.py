@@ -159,7 +159,9 @@ class LoadedModel:
     window length, stride, no-answer thresholds (the second for answers from passages read in
     several windows) and retrieval weight (answers rank by ``score + retrieval_weight *
     passage_score``) are set for the reader only; the lexical weight of hybrid retrieval
-    (``qa_system.retrieval.fusion``; 0: dense alone) for the embedder only."""
+    (``qa_system.retrieval.fusion``; 0: dense alone) for the embedder only. A re-ranker reports
+    how many passages it re-scores (``rerank_top_n``) and its own retrieval weight (passages order
+    by ``rerank_score + retrieval_weight * passage_score``)."""
 
     model: str
     precision: str | None
@@ -170,6 +172,7 @@ class LoadedModel:
     doc_stride: int | None = None
     retrieval_weight: float | None = None
     lexical_weight: float | None = None
+    rerank_top_n: int | None = None
 
 
 # What each role reports of its LoadedModel (``LoadedModels.as_dict``): the other role's fields do
@@ -178,6 +181,7 @@ EMBEDDER_FIELDS = ("model", "precision", "runtime", "lexical_weight")
 READER_FIELDS = ("model", "precision", "runtime", "no_answer_threshold",
                  "long_passage_no_answer_threshold", "max_seq_length",
                  "doc_stride", "retrieval_weight")
+RERANKER_FIELDS = ("model", "precision", "runtime", "rerank_top_n", "retrieval_weight")
 
 
 @dataclass(frozen=True)
@@ -186,11 +190,14 @@ class LoadedModels:
 
     embedder: LoadedModel | None = None
     reader: LoadedModel | None = None
+    reranker: LoadedModel | None = None
 
     def as_dict(self) -> dict[str, dict[str, object]]:
         """The JSON shape (``ask --json``, ``/readyz``): each loaded model under its role
-        (``embedder``, ``reader``) with that role's fields only (``EMBEDDER_FIELDS``,
-        ``READER_FIELDS``; a field the model does not set is None); a model not loaded is left out."""
-        roles = (("embedder", self.embedder, EMBEDDER_FIELDS), ("reader", self.reader, READER_FIELDS))
+        (``embedder``, ``reader``, ``reranker``) with that role's fields only (``EMBEDDER_FIELDS``,
+        ``READER_FIELDS``, ``RERANKER_FIELDS``; a field the model does not set is None); a model
+        not loaded (or not used, as the re-ranker by default) is left out."""
+        roles = (("embedder", self.embedder, EMBEDDER_FIELDS), ("reader", self.reader, READER_FIELDS),
+                 ("reranker", self.reranker, RERANKER_FIELDS))
         return {role: {name: getattr(model, name) for name in names}
                 for role, model, names in roles if model is not None}

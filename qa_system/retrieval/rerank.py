@@ -75,6 +75,20 @@ class CrossEncoder:
     def loaded(self) -> bool:
         return self._model is not None
 
+    @property
+    def loaded_precision(self) -> str | None:
+        """``bf16`` or ``fp32`` once loaded (``auto`` resolved for this machine), else None."""
+        return None if self._model is None else ("bf16" if self._bf16 else "fp32")
+
+    @property
+    def runtime(self) -> str | None:
+        """The library that computes it, once loaded."""
+        if self._model is None:
+            return None
+        import torch
+
+        return f"torch {torch.__version__}: {self._model.dtype} weights" + (", bf16 autocast" if self._bf16 else "")
+
     def load(self) -> CrossEncoder:
         if self._model is not None:
             return self

@@ -290,11 +290,22 @@ class ReaderOut(BaseModel):
         None, description="Answers rank by score + retrieval_weight x passage_score.")
 
 
+class RerankerOut(BaseModel):
+    model: str = Field(description="The cross-encoder's folder.")
+    precision: str | None = Field(None, description="How it computes on this machine: fp32 or bf16.")
+    runtime: str | None = Field(None, description="What computes it: library and version.")
+    rerank_top_n: int | None = Field(None, description="How many of the retrieved passages it re-scores.")
+    retrieval_weight: float | None = Field(
+        None, description="Re-scored passages order by rerank_score + retrieval_weight x passage_score.")
+
+
 class LoadedModelsOut(BaseModel):
     """The loaded models; a model still loading is left out (``LoadedModels.as_dict``)."""
 
     embedder: EmbedderOut | None = Field(None, description="The embedding model (retrieval).")
     reader: ReaderOut | None = Field(None, description="The extractive reader.")
+    reranker: RerankerOut | None = Field(
+        None, description="The re-ranking cross-encoder, when one is set (QA_SYSTEM_RERANKER).")
 
     # no return annotation on purpose: pydantic then keeps this model's own schema in the spec
     @model_serializer(mode="wrap")

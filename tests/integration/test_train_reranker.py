@@ -84,6 +84,9 @@ def test_a_store_answers_with_the_reranker(trained: Path, tmp_path: Path) -> Non
         question = sample_questions()[0]["question"]
         six = qa.retrieve(question, top_k=6)
         result = qa.ask(question, top_k_retriever=4)
+        models = qa.describe_models().as_dict()  # what ask --json and /readyz report
+    assert models["reranker"]["model"] == str(trained / "model") and models["reranker"]["rerank_top_n"] == 6
+    assert models["reranker"]["precision"] in {"fp32", "bf16"}
     assert result.answers and len(result.passages) == 4
     scores = [p.rerank_score for p in result.passages]
     assert all(s is not None for s in scores)

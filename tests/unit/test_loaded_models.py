@@ -9,7 +9,15 @@ from dataclasses import fields
 import pytest
 
 from qa_system.cli import _answer_json
-from qa_system.types import EMBEDDER_FIELDS, READER_FIELDS, Answer, AskResult, LoadedModel, LoadedModels
+from qa_system.types import (
+    EMBEDDER_FIELDS,
+    READER_FIELDS,
+    RERANKER_FIELDS,
+    Answer,
+    AskResult,
+    LoadedModel,
+    LoadedModels,
+)
 
 RUNTIME = "torch 2.13.0+cpu: bfloat16 weights, sdpa attention"
 EMBEDDER = LoadedModel("all-MiniLM-L6-v2", "bf16", RUNTIME, lexical_weight=0.3)
@@ -38,8 +46,20 @@ def test_a_reader_field_left_unset_stays_as_null_and_a_model_not_loaded_is_left_
 
 
 def test_the_roles_fields_cover_every_field_of_a_loaded_model() -> None:
-    assert set(EMBEDDER_FIELDS) | set(READER_FIELDS) == {f.name for f in fields(LoadedModel)}
+    assert set(EMBEDDER_FIELDS) | set(READER_FIELDS) | set(RERANKER_FIELDS) == {f.name for f in fields(LoadedModel)}
     assert set(EMBEDDER_FIELDS) & set(READER_FIELDS) == {"model", "precision", "runtime"}
+    assert set(EMBEDDER_FIELDS) & set(RERANKER_FIELDS) == {"model", "precision", "runtime"}
+
+
+def test_a_reranker_reports_what_it_rescores_and_nothing_of_the_reader() -> None:
+    reranker = LoadedModel("runs/reranker/model", "fp32", "torch 2.13.0+cpu: torch.float32 weights",
+                           rerank_top_n=10, retrieval_weight=10.0)
+    shaped = LoadedModels(embedder=EMBEDDER, reader=READER, reranker=reranker).as_dict()
+    assert list(shaped) == ["embedder", "reader", "reranker"]
+    assert shaped["reranker"] == {"model": "runs/reranker/model", "precision": "fp32",
+                                  "runtime": "torch 2.13.0+cpu: torch.float32 weights", "rerank_top_n": 10,
+                                  "retrieval_weight": 10.0}
+    assert "rerank_top_n" not in shaped["reader"]
 
 
 def test_ask_json_models_entry_has_no_reader_keys_on_the_embedder() -> None:

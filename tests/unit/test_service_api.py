@@ -142,12 +142,13 @@ def test_openapi_lists_the_versioned_api(client: TestClient) -> None:
 
 
 def test_openapi_describes_each_model_with_its_own_fields(client: TestClient) -> None:
-    from qa_system.types import EMBEDDER_FIELDS, READER_FIELDS
+    from qa_system.types import EMBEDDER_FIELDS, READER_FIELDS, RERANKER_FIELDS
 
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
-    assert set(schemas["LoadedModelsOut"]["properties"]) == {"embedder", "reader"}
+    assert set(schemas["LoadedModelsOut"]["properties"]) == {"embedder", "reader", "reranker"}
     assert set(schemas["EmbedderOut"]["properties"]) == set(EMBEDDER_FIELDS)
     assert set(schemas["ReaderOut"]["properties"]) == set(READER_FIELDS)
+    assert set(schemas["RerankerOut"]["properties"]) == set(RERANKER_FIELDS)
 
 
 # ------------------------------------------------------------------------------------ ask
