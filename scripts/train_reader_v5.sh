@@ -8,16 +8,18 @@
 #   scripts/train_reader_v5.sh OUT_DIR
 #
 # Environment:
-#   TEACHER_BASE  the assembled all-mpnet-base-v2 folder (scripts/assemble_teacher.py; required)
+#   TEACHER_BASE  the assembled all-mpnet-base-v2 folder (scripts/assemble_teacher.py; required), or
+#                 `none`: no teacher stage, the student learns from the gold labels alone
 #   BASE          the student's start (default all-MiniLM-L6-v2, the packaged encoder)
 #   DATASETS      the public datasets (default ../shared/datasets)
-#   QA            the qa-system command (default .venv/bin/qa-system)
+#   QA            the qa-system command, words split on spaces (default .venv/bin/qa-system; on a
+#                 machine where the project is not installed: "python3 -m qa_system.cli")
 #   BUDGET        minutes of training steps per stage (default 6; e.g. 5 + 6 + 2 on an H200)
 #   SMOKE=1       tiny data from data/eval and 2 steps per stage instead of the recipes: checks the
 #                 chain on a CPU in minutes
 set -euo pipefail
 out=${1:?usage: scripts/train_reader_v5.sh OUT_DIR}
-qa=${QA:-.venv/bin/qa-system}
+read -r -a qa <<< "${QA:-.venv/bin/qa-system}"
 data=${DATASETS:-../shared/datasets}
 teacher_base=${TEACHER_BASE:?set TEACHER_BASE to the all-mpnet-base-v2 folder (scripts/assemble_teacher.py)}
 budget=${BUDGET:-6}
@@ -38,14 +40,18 @@ stage() {  # stage NAME OPTIONS...: train unless NAME/model is there already
     echo "$name: done ($out/$name/model)"
     return
   fi
-  "$qa" train-reader --output "$out/$name" "${window[@]}" "$@"
+  "${qa[@]}" train-reader --output "$out/$name" "${window[@]}" "$@"
 }
 
-stage teacher --base-model "$teacher_base" "${squad[@]}" --lr 3e-5 --epochs 2 --negative-keep 0.4
+distill=()
+if [ "$teacher_base" != none ]; then
+  stage teacher --base-model "$teacher_base" "${squad[@]}" --lr 3e-5 --epochs 2 --negative-keep 0.4
+  distill=(--teacher "$out/teacher/model" --distill-weight 0.5 --temperature 2)
+fi
 stage student --base-model "${BASE:-all-MiniLM-L6-v2}" "${squad[@]}" --lr 1e-4 --epochs 3 --negative-keep 0.4 \
-  --teacher "$out/teacher/model" --distill-weight 0.5 --temperature 2
+  "${distill[@]}"
 stage reviews --base-model "$out/student/model" "${reviews[@]}" --lr 5e-5 --epochs 1 --negative-keep 0.4
 if [ "${SMOKE:-0}" != 1 ]; then
-  "$qa" fit-threshold "$out/reviews/model" --recipe reviews-heldout --datasets "$data"
+  "${qa[@]}" fit-threshold "$out/reviews/model" --recipe reviews-heldout --datasets "$data"
 fi
 echo "reader v5 candidate: $out/reviews/model"
