@@ -117,15 +117,14 @@ class QASystem:
         return self
 
     def _new_reranker(self) -> Any:
-        from .errors import ConfigError
+        """The cross-encoder of ``settings.reranker``, its folder checked (ConfigError) but not loaded."""
         from .retrieval.rerank import CrossEncoder
 
-        folder = Path(str(self.settings.reranker))
-        if not folder.is_dir() or not (folder / "config.json").is_file():
-            raise ConfigError(f"reranker {folder}: not a model folder (make one with qa-system train-reranker)")
         precision = self.settings.embedding_precision
-        return CrossEncoder(folder, device=self.settings.device,
-                            precision=precision if precision in ("fp32", "bf16") else "auto")
+        reranker = CrossEncoder(Path(str(self.settings.reranker)), device=self.settings.device,
+                                precision=precision if precision in ("fp32", "bf16") else "auto")
+        reranker.check()
+        return reranker
 
     def load_reranker(self) -> Any:
         """The re-ranking cross-encoder (``settings.reranker``), loaded now if it is not yet;

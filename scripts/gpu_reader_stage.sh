@@ -20,7 +20,6 @@ mkdir -p "$work"
 [ -d "$data" ] || "$python" scripts/gpu_kit.py unpack-data "${KIT:-.gpu_kit}" "$data"
 "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
-set -o pipefail
 QA="$python -m qa_system.cli" DATASETS=$data TEACHER_BASE=${TEACHER_BASE:-none} \
   BASE=${BASE:-qa_system/models/reader} BUDGET=${BUDGET:-5} \
   scripts/train_reader_v5.sh "$work/run" 2>&1 | tr '\r' '\n' | tee "$out/train.log"

@@ -89,14 +89,19 @@ class CrossEncoder:
 
         return f"torch {torch.__version__}: {self._model.dtype} weights" + (", bf16 autocast" if self._bf16 else "")
 
-    def load(self) -> CrossEncoder:
-        if self._model is not None:
-            return self
+    def check(self) -> None:
+        """ConfigError unless the folder holds a model (its config.json); reads no weights."""
         if not self.folder.is_dir():
-            raise ConfigError(f"reranker {self.folder}: no such folder")
+            raise ConfigError(f"reranker {self.folder}: no such folder, so not a model folder; make one with "
+                              "qa-system train-reranker")
         if not (self.folder / "config.json").is_file():
             raise ConfigError(f"reranker {self.folder}: not a model folder (no config.json); make one with "
                               "qa-system train-reranker")
+
+    def load(self) -> CrossEncoder:
+        if self._model is not None:
+            return self
+        self.check()
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from ..hardware import resolve_precision

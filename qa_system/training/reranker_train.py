@@ -114,15 +114,11 @@ def batch_loss(model: Any, tokenizer: Any, batch: Sequence[Pair], opts: RerankOp
 
 def gold_scores(ranks: Sequence[int | None]) -> dict[str, Any]:
     """gold@1/@5/@10 and MRR@10 of 1-based ranks (None: not among the candidates)."""
-    n = len(ranks)
-    if not n:
-        return {"gold@1": 0.0, "gold@5": 0.0, "gold@10": 0.0, "mrr@10": 0.0, "questions": 0}
+    from ..evaluation.retrieval_metrics import retrieval_scores
 
-    def at(k: int) -> float:
-        return round(sum(1 for r in ranks if r is not None and r <= k) / n, 4)
-
-    mrr = sum(1.0 / r for r in ranks if r is not None and r <= 10) / n
-    return {"gold@1": at(1), "gold@5": at(5), "gold@10": at(10), "mrr@10": round(mrr, 4), "questions": n}
+    scores = retrieval_scores(ranks, (1, 5, 10))
+    return {**{f"gold@{k}": round(v, 4) for k, v in scores.recall.items()}, "mrr@10": round(scores.mrr, 4),
+            "questions": scores.questions}
 
 
 class HeldOutReranking:
@@ -166,7 +162,9 @@ class HeldOutReranking:
 
 
 def _rank(gold: str, ranked: Sequence[str]) -> int | None:
-    return ranked.index(gold) + 1 if gold in ranked else None
+    from ..evaluation.retrieval_metrics import strict_rank
+
+    return strict_rank(ranked, (gold,))
 
 
 def format_scores(scores: dict[str, Any]) -> str:
