@@ -93,16 +93,20 @@ def read_pieces(folder: Path, name: str) -> tuple[bytes, dict]:
     manifest_path = folder / f"{name}.{MANIFEST}"
     if not manifest_path.is_file():
         raise KitError(f"{manifest_path}: no manifest (is {folder} the folder the pieces came to?)")
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        listed = [(p["file"], p["bytes"], p["sha256"]) for p in manifest["pieces"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise KitError(f"{manifest_path}: not a manifest of gpu_kit.py ({e})") from e
     parts = []
-    for piece in manifest["pieces"]:
-        path = folder / piece["file"]
+    for file, size, digest in listed:
+        path = folder / file
         if not path.is_file():
-            raise KitError(f"{path}: missing (expected {len(manifest['pieces'])} pieces)")
+            raise KitError(f"{path}: missing (expected {len(listed)} pieces)")
         data = path.read_bytes()
-        if len(data) != piece["bytes"] or sha256(data) != piece["sha256"]:
+        if len(data) != size or sha256(data) != digest:
             raise KitError(f"{path}: {len(data)} bytes that do not match the manifest "
-                           f"({piece['bytes']} bytes, sha256 {piece['sha256'][:12]}...)")
+                           f"({size} bytes, sha256 {digest[:12]}...)")
         parts.append(data)
     whole = b"".join(parts)
     if sha256(whole) != manifest["sha256"]:

@@ -62,6 +62,12 @@ def test_a_damaged_piece_is_refused_and_nothing_is_written(tmp_path: Path, damag
     assert not (tmp_path / "m").exists()
 
 
+def test_a_manifest_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "blob.manifest.json").write_text("{not json")
+    with pytest.raises(gpu_kit.KitError, match="not a manifest"):
+        gpu_kit.read_pieces(tmp_path, "blob")
+
+
 def test_pack_data_names_what_the_folder_lacks(tmp_path: Path) -> None:
     (tmp_path / "squad").mkdir()
     with pytest.raises(gpu_kit.KitError, match="squadshifts, policyqa, subjqa"):
